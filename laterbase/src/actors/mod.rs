@@ -1,0 +1,40 @@
+//! The ractor actors that own a node's state, and the handles callers use.
+//!
+//! ```text
+//! NodeActor                   root supervisor; owns the storage engine and
+//! │                           the set of databases; restarts a crashed child
+//! ├── DatabaseActor "a"       the only writer of database "a": checks, assigns
+//! ├── DatabaseActor "b"       ids and logical clocks, writes, group-commits
+//! └── ...
+//! ```
+//!
+//! Callers hold a [`Node`] or a [`Database`]: typed handles whose async
+//! methods time out. Writes go through the database actor's mailbox; reads go
+//! straight to the storage engine, bounded by the durable watermark, so they
+//! never queue behind writes nor show an event that is not yet durable.
+
+pub(crate) mod database;
+pub(crate) mod node;
+
+pub use database::{Database, DatabaseInfo, DatabaseStats};
+pub use node::Node;
+
+use crate::error::{Error, Result};
+
+/// Runs storage work on the blocking pool when the engine may block, inline
+/// when it never does. A panic in the work is resumed in the caller, so that
+/// an actor crashes the same way with either engine.
+pub(crate) async fn run_storage<T, F>(may_block: bool, work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    if !may_block {
+        return work();
+    }
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(_) => Err(Error::Unavailable("the runtime is shutting down")),
+    }
+}

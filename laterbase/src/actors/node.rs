@@ -1,0 +1,480 @@
+//! The node actor, root of a node's supervision tree, and the [`Node`] handle.
+//!
+//! Opening a node loads everything that can fail (the engine, the node's
+//! record, every database's record and clock floor) before any actor starts,
+//! so that a bad data directory is a plain error. The node actor then spawns
+//! one linked database actor per database, creates new databases (it is the
+//! only writer of the set), and restarts a database actor that crashes while
+//! the others go on serving.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
+
+use super::database::{Database, DatabaseActor, DatabaseArgs, DatabaseShared};
+use super::run_storage;
+use crate::clock::{Hlc, Random};
+use crate::config::{Config, Engine};
+use crate::error::{Error, Result, StorageError};
+use crate::event::{EventId, Timestamp, validate_name};
+use crate::limits::{DATABASE_RESTARTS_MAX, DATABASES_MAX};
+use crate::storage::fjall::FjallStorage;
+use crate::storage::{DatabaseRecord, DatabaseStore, FORMAT_VERSION, NodeRecord, Storage};
+
+/// A running node: the handle an application embeds.
+///
+/// Cheap to clone. Stop it with [`Node::shutdown`], which makes everything
+/// durable and closes the data directory.
+#[derive(Clone)]
+pub struct Node {
+    actor: ActorRef<NodeMsg>,
+    shared: Arc<NodeShared>,
+}
+
+/// State shared by the node actor and its handles.
+pub(crate) struct NodeShared {
+    node_id: EventId,
+    may_block: bool,
+    call_timeout_ms: u64,
+    hlc: Arc<Hlc>,
+    random: Arc<Random>,
+    /// The engine; `None` once the node has shut down.
+    storage: RwLock<Option<Arc<dyn Storage>>>,
+    /// Every database by name. Only the node actor adds to it.
+    databases: RwLock<BTreeMap<String, Arc<DatabaseShared>>>,
+}
+
+impl NodeShared {
+    fn storage(&self) -> Result<Arc<dyn Storage>> {
+        let storage = self.storage.read().unwrap_or_else(PoisonError::into_inner);
+        storage
+            .clone()
+            .ok_or(Error::Unavailable("the node has shut down"))
+    }
+
+    fn database(&self, name: &str) -> Option<Arc<DatabaseShared>> {
+        let databases = self
+            .databases
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        databases.get(name).cloned()
+    }
+}
+
+impl Node {
+    /// Opens the node described by `config` and starts its actors.
+    ///
+    /// Fails with [`Error::DataDirLocked`] when another node holds the data
+    /// directory and [`Error::UnknownFormat`] when it was written by an
+    /// unknown format version.
+    pub async fn open(config: Config) -> Result<Node> {
+        Node::start(config, None).await
+    }
+
+    /// Opens the node as [`Node::open`] does, with its root actor linked
+    /// under `supervisor`, for an application with its own supervision tree.
+    pub async fn spawn_linked(config: Config, supervisor: ActorCell) -> Result<Node> {
+        Node::start(config, Some(supervisor)).await
+    }
+
+    async fn start(config: Config, supervisor: Option<ActorCell>) -> Result<Node> {
+        let shared = Arc::new(load(config).await?);
+        let spawned = match supervisor {
+            Some(supervisor) => {
+                Actor::spawn_linked(None, NodeActor, shared.clone(), supervisor).await
+            }
+            None => Actor::spawn(None, NodeActor, shared.clone()).await,
+        };
+        let (actor, _) = spawned.map_err(|error| {
+            tracing::error!(%error, "the node actor failed to start");
+            Error::Unavailable("the node actor failed to start")
+        })?;
+        tracing::info!(node = %shared.node_id, databases = shared.databases.read().unwrap_or_else(PoisonError::into_inner).len(), "node started");
+        Ok(Node { actor, shared })
+    }
+
+    /// The node's id, made when its data directory was.
+    pub fn id(&self) -> EventId {
+        self.shared.node_id
+    }
+
+    /// The node's root actor, to link or monitor from an application's tree.
+    pub fn actor(&self) -> ActorCell {
+        self.actor.get_cell()
+    }
+
+    /// The names of all databases, sorted.
+    pub fn databases(&self) -> Vec<String> {
+        let databases = self
+            .shared
+            .databases
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        databases.keys().cloned().collect()
+    }
+
+    /// The database `name`, or [`Error::DatabaseNotFound`].
+    pub fn database(&self, name: &str) -> Result<Database> {
+        validate_name(name)?;
+        match self.shared.database(name) {
+            Some(shared) => Ok(Database { shared }),
+            None => Err(Error::DatabaseNotFound(name.to_owned())),
+        }
+    }
+
+    /// The database `name`, created (durably) if it does not exist.
+    pub async fn create_database(&self, name: &str) -> Result<Database> {
+        Ok(self.ensure_database(name).await?.0)
+    }
+
+    /// The database `name`, and whether this call created it.
+    pub async fn ensure_database(&self, name: &str) -> Result<(Database, bool)> {
+        validate_name(name)?;
+        if let Some(shared) = self.shared.database(name) {
+            return Ok((Database { shared }, false));
+        }
+        let name = name.to_owned();
+        let (shared, created) = self
+            .call("create_database", |reply| NodeMsg::CreateDatabase {
+                name,
+                reply,
+            })
+            .await??;
+        Ok((Database { shared }, created))
+    }
+
+    /// Stops the node: lets every database finish what is in its mailbox,
+    /// makes everything durable, stops the actors and closes the storage.
+    /// Handles still held afterwards answer [`Error::Unavailable`].
+    pub async fn shutdown(self) -> Result<()> {
+        let timeout = Duration::from_millis(self.shared.call_timeout_ms);
+        self.call("shutdown", |reply| NodeMsg::Stopping { reply })
+            .await?;
+        self.actor.drain_children_and_wait(Some(timeout)).await;
+        let stopped = self.actor.stop_and_wait(None, Some(timeout)).await;
+        let storage = self.shared.storage()?;
+        let persisted = run_storage(self.shared.may_block, move || Ok(storage.persist()?)).await;
+        for database in self
+            .shared
+            .databases
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+        {
+            *database
+                .store
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = None;
+            database.set_actor(None);
+        }
+        *self
+            .shared
+            .storage
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        persisted?;
+        stopped.map_err(|_| Error::Timeout {
+            operation: "shutdown",
+            timeout_ms: self.shared.call_timeout_ms,
+        })?;
+        tracing::info!(node = %self.shared.node_id, "node stopped");
+        Ok(())
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        message: impl FnOnce(RpcReplyPort<T>) -> NodeMsg,
+    ) -> Result<T> {
+        let timeout_ms = self.shared.call_timeout_ms;
+        match self
+            .actor
+            .call(message, Some(Duration::from_millis(timeout_ms)))
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(answer)) => Ok(answer),
+            Ok(ractor::rpc::CallResult::Timeout) => Err(Error::Timeout {
+                operation,
+                timeout_ms,
+            }),
+            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => {
+                Err(Error::Unavailable("the node has shut down"))
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.shared.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the engine and reads everything a node starts from.
+async fn load(config: Config) -> Result<NodeShared> {
+    let random = Arc::new(config.seed.map_or_else(Random::from_os, Random::from_seed));
+    let storage: Arc<dyn Storage> = match config.engine {
+        Engine::Memory(storage) => Arc::new(storage),
+        Engine::Fjall(dir) => {
+            let shown = dir.display().to_string();
+            run_storage(true, move || match FjallStorage::open(&dir) {
+                Ok(storage) => Ok(Arc::new(storage) as Arc<dyn Storage>),
+                Err(StorageError::Fjall(fjall::Error::Locked)) => Err(Error::DataDirLocked(shown)),
+                Err(error) => Err(error.into()),
+            })
+            .await?
+        }
+    };
+    let may_block = storage.may_block();
+    let clock = config.clock.clone();
+    let loader = (storage.clone(), random.clone());
+    let (node, databases, floor) = run_storage(may_block, move || {
+        let (storage, random) = loader;
+        let node = match storage.load_node()? {
+            Some(node) if node.format_version != FORMAT_VERSION => {
+                return Err(Error::UnknownFormat {
+                    found: node.format_version,
+                    supported: FORMAT_VERSION,
+                });
+            }
+            Some(node) => node,
+            None => {
+                let node = NodeRecord {
+                    format_version: FORMAT_VERSION,
+                    node_id: EventId::from_parts(clock.now_ms(), random.next_u128()),
+                };
+                storage.save_node(&node)?;
+                node
+            }
+        };
+        let mut floor = EventId::from_u128(0);
+        let mut databases = Vec::new();
+        for record in storage.databases()? {
+            let store: Arc<dyn DatabaseStore> = storage.open_database(&record.name)?.into();
+            floor = floor.max(store.hlc_floor()?.unwrap_or(floor));
+            databases.push((record, store));
+        }
+        Ok((node, databases, floor))
+    })
+    .await?;
+    let hlc = Arc::new(Hlc::new(
+        config.clock,
+        random.clone(),
+        config.clock_skew_ms,
+        floor,
+    ));
+    let databases = databases
+        .into_iter()
+        .map(|(record, store)| {
+            let name = record.name.clone();
+            let shared = DatabaseShared::new(
+                record,
+                store,
+                node.node_id,
+                may_block,
+                config.call_timeout_ms,
+            );
+            (name, Arc::new(shared))
+        })
+        .collect();
+    Ok(NodeShared {
+        node_id: node.node_id,
+        may_block,
+        call_timeout_ms: config.call_timeout_ms,
+        hlc,
+        random,
+        storage: RwLock::new(Some(storage)),
+        databases: RwLock::new(databases),
+    })
+}
+
+/// The node actor's behaviour.
+pub(crate) struct NodeActor;
+
+/// Messages the node actor takes.
+pub(crate) enum NodeMsg {
+    /// Create a database unless it exists; answers whether this created it.
+    CreateDatabase {
+        name: String,
+        reply: RpcReplyPort<Result<(Arc<DatabaseShared>, bool)>>,
+    },
+    /// The node is stopping: children that stop now are not restarted.
+    Stopping { reply: RpcReplyPort<()> },
+}
+
+pub(crate) struct NodeState {
+    shared: Arc<NodeShared>,
+    /// Which database each running child actor serves.
+    children: HashMap<ActorId, String>,
+    /// Restarts of crashed database actors so far, bounded.
+    restarts: u32,
+    /// Set at shutdown: stopping children are then not restarted.
+    stopping: bool,
+}
+
+impl Actor for NodeActor {
+    type Msg = NodeMsg;
+    type State = NodeState;
+    type Arguments = Arc<NodeShared>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<NodeMsg>,
+        shared: Arc<NodeShared>,
+    ) -> Result<NodeState, ActorProcessingErr> {
+        let mut state = NodeState {
+            shared,
+            children: HashMap::new(),
+            restarts: 0,
+            stopping: false,
+        };
+        let databases: Vec<_> = {
+            let databases = state
+                .shared
+                .databases
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            databases.values().cloned().collect()
+        };
+        for database in databases {
+            spawn_database(&myself, &mut state, database, false).await?;
+        }
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<NodeMsg>,
+        message: NodeMsg,
+        state: &mut NodeState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            NodeMsg::CreateDatabase { name, reply } => {
+                let answer = create_database(&myself, state, name).await;
+                let _ = reply.send(answer);
+            }
+            NodeMsg::Stopping { reply } => {
+                state.stopping = true;
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<NodeMsg>,
+        event: SupervisionEvent,
+        state: &mut NodeState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, reason) = match event {
+            SupervisionEvent::ActorFailed(cell, error) => (cell, error.to_string()),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell, reason.unwrap_or_else(|| "stopped".to_owned()))
+            }
+            _ => return Ok(()),
+        };
+        let Some(name) = state.children.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        let Some(database) = state.shared.database(&name) else {
+            return Ok(());
+        };
+        database.set_actor(None);
+        if state.stopping {
+            return Ok(());
+        }
+        if state.restarts >= DATABASE_RESTARTS_MAX {
+            tracing::error!(database = %name, %reason, restarts = state.restarts, "database actor stopped; restart budget spent, the database stays unavailable");
+            return Ok(());
+        }
+        state.restarts += 1;
+        tracing::error!(database = %name, %reason, "database actor stopped; restarting it");
+        if let Err(error) = spawn_database(&myself, state, database, true).await {
+            tracing::error!(database = %name, %error, "database actor failed to restart; the database stays unavailable");
+        }
+        Ok(())
+    }
+}
+
+async fn spawn_database(
+    myself: &ActorRef<NodeMsg>,
+    state: &mut NodeState,
+    database: Arc<DatabaseShared>,
+    restarted: bool,
+) -> Result<(), ActorProcessingErr> {
+    let args = DatabaseArgs {
+        shared: database.clone(),
+        storage: state.shared.storage()?,
+        hlc: state.shared.hlc.clone(),
+        restarted,
+    };
+    let (actor, _) = Actor::spawn_linked(None, DatabaseActor, args, myself.get_cell()).await?;
+    state
+        .children
+        .insert(actor.get_id(), database.record.name.clone());
+    database.set_actor(Some(actor));
+    Ok(())
+}
+
+async fn create_database(
+    myself: &ActorRef<NodeMsg>,
+    state: &mut NodeState,
+    name: String,
+) -> Result<(Arc<DatabaseShared>, bool)> {
+    validate_name(&name)?;
+    if let Some(existing) = state.shared.database(&name) {
+        return Ok((existing, false));
+    }
+    let count = state
+        .shared
+        .databases
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .len();
+    if count >= DATABASES_MAX {
+        return Err(Error::LimitReached {
+            what: "databases",
+            limit: DATABASES_MAX,
+        });
+    }
+    let record = DatabaseRecord {
+        name: name.clone(),
+        incarnation: state.shared.random.next_u128(),
+        created_at: Timestamp(state.shared.hlc.wall_ms()),
+    };
+    let storage = state.shared.storage()?;
+    let creating = record.clone();
+    let store: Arc<dyn DatabaseStore> = run_storage(state.shared.may_block, move || {
+        Ok(storage.create_database(&creating)?)
+    })
+    .await?
+    .into();
+    let shared = Arc::new(DatabaseShared::new(
+        record,
+        store,
+        state.shared.node_id,
+        state.shared.may_block,
+        state.shared.call_timeout_ms,
+    ));
+    spawn_database(myself, state, shared.clone(), false)
+        .await
+        .map_err(|error| {
+            tracing::error!(database = %name, %error, "database actor failed to start");
+            Error::Unavailable("the database actor failed to start")
+        })?;
+    state
+        .shared
+        .databases
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(name.clone(), shared.clone());
+    tracing::info!(database = %name, "database created");
+    Ok((shared, true))
+}

@@ -1,0 +1,327 @@
+//! The event model: ids, times, events, and the pages reads return.
+//!
+//! An [`EventId`] is a ULID: 48 bits of milliseconds (the event's valid time)
+//! and 80 more bits. It is stored as 16 bytes big-endian, so key order, id
+//! order and valid-time order are one order. This module does no I/O.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::Bytes;
+
+/// An event's id: a ULID whose time is the event's valid time.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventId(u128);
+
+/// Why a text is not an event id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdError {
+    /// Not 26 characters long.
+    #[error("an id has 26 characters, this one has {0}")]
+    Length(usize),
+    /// A character outside Crockford's base32 alphabet.
+    #[error("character {0:?} is not in Crockford's base32 alphabet")]
+    Character(char),
+    /// The first character is above 7, so the value overflows 128 bits.
+    #[error("the first character must be 0 to 7, or the id overflows 128 bits")]
+    Overflow,
+}
+
+impl EventId {
+    /// The id made of a millisecond time and 80 further bits.
+    pub fn from_parts(time_ms: u64, rest: u128) -> EventId {
+        EventId(ulid::Ulid::from_parts(time_ms, rest).0)
+    }
+
+    /// The id from its 16-byte big-endian form.
+    pub fn from_bytes(bytes: [u8; 16]) -> EventId {
+        EventId(u128::from_be_bytes(bytes))
+    }
+
+    /// The 16-byte big-endian form: the stored key.
+    pub fn to_bytes(self) -> [u8; 16] {
+        self.0.to_be_bytes()
+    }
+
+    /// The valid time: milliseconds since the Unix epoch.
+    pub fn time_ms(self) -> u64 {
+        ulid::Ulid(self.0).timestamp_ms()
+    }
+
+    /// The 80 bits after the time.
+    pub fn rest(self) -> u128 {
+        ulid::Ulid(self.0).random()
+    }
+
+    /// The id as one number.
+    pub fn to_u128(self) -> u128 {
+        self.0
+    }
+
+    /// The id of a number.
+    pub fn from_u128(value: u128) -> EventId {
+        EventId(value)
+    }
+}
+
+impl FromStr for EventId {
+    type Err = IdError;
+
+    fn from_str(text: &str) -> Result<EventId, IdError> {
+        let length = text.chars().count();
+        if length != ulid::ULID_LEN {
+            return Err(IdError::Length(length));
+        }
+        if let Some(bad) = text.chars().find(|c| !is_crockford(*c)) {
+            return Err(IdError::Character(bad));
+        }
+        // The ulid crate shifts an overflowing first character out silently.
+        if !matches!(text.as_bytes()[0], b'0'..=b'7') {
+            return Err(IdError::Overflow);
+        }
+        let ulid = ulid::Ulid::from_string(text).map_err(|_| IdError::Length(length))?;
+        Ok(EventId(ulid.0))
+    }
+}
+
+fn is_crockford(c: char) -> bool {
+    let upper = c.to_ascii_uppercase();
+    upper.is_ascii_digit()
+        || (upper.is_ascii_uppercase() && !matches!(upper, 'I' | 'L' | 'O' | 'U'))
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buffer = [0; ulid::ULID_LEN];
+        f.write_str(ulid::Ulid(self.0).array_to_str(&mut buffer))
+    }
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl serde::Serialize for EventId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut buffer = [0; ulid::ULID_LEN];
+        serializer.serialize_str(ulid::Ulid(self.0).array_to_str(&mut buffer))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EventId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A moment in transaction time: milliseconds since the Unix epoch, shown as
+/// RFC 3339 UTC with milliseconds (`2026-11-29T13:10:07.123Z`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub struct Timestamp(pub u64);
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.0);
+        write!(f, "{}", humantime::format_rfc3339_millis(time))
+    }
+}
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// An event to append: its bytes, and its id when the writer chooses it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEvent {
+    /// The writer's id, or `None` for one the node assigns.
+    pub id: Option<EventId>,
+    /// The value, stored byte for byte.
+    pub data: Bytes,
+}
+
+impl NewEvent {
+    /// An event whose id the node assigns.
+    pub fn new(data: impl Into<Bytes>) -> NewEvent {
+        NewEvent {
+            id: None,
+            data: data.into(),
+        }
+    }
+
+    /// An event with the writer's own id: retrying it is always safe.
+    pub fn with_id(id: EventId, data: impl Into<Bytes>) -> NewEvent {
+        NewEvent {
+            id: Some(id),
+            data: data.into(),
+        }
+    }
+
+    /// An event whose value is `value` as JSON, with an id the node assigns.
+    pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<NewEvent> {
+        Ok(NewEvent::new(serde_json::to_vec(value)?))
+    }
+}
+
+/// An event as stored on this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Its id; the id's time is the valid time.
+    pub id: EventId,
+    /// Its value, as written.
+    pub data: Bytes,
+    /// When the first node to store it stored it.
+    pub recorded_at: Timestamp,
+    /// This node's logical clock for it: the n-th event this node stored.
+    pub lc: u64,
+}
+
+/// The answer to an append, sent once the batch is durable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The ids of the batch, in request order.
+    pub ids: Vec<EventId>,
+    /// The database's logical clock right after this batch.
+    pub lc: u64,
+}
+
+/// A page of the changes feed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangesPage {
+    /// Events in `lc` order.
+    pub events: Vec<Event>,
+    /// The `lc` of the last event returned, or the one asked from: read on from here.
+    pub lc: u64,
+    /// Whether further events follow.
+    pub more: bool,
+}
+
+/// The answer to a read by ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeysPage {
+    /// The events found, in the order asked.
+    pub events: Vec<Event>,
+    /// The ids not stored.
+    pub missing: Vec<EventId>,
+}
+
+/// A page of a read by id range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RangePage {
+    /// Events in id order.
+    pub events: Vec<Event>,
+    /// Whether further events lie in the range.
+    pub more: bool,
+}
+
+/// Checks a database name against `^[a-z][a-z0-9_-]{0,63}$` and the reserved names.
+pub fn validate_name(name: &str) -> crate::Result<()> {
+    let reason = if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > crate::limits::NAME_LENGTH_MAX {
+        Some("it is longer than 64 characters")
+    } else if !name.as_bytes()[0].is_ascii_lowercase() {
+        Some("it must start with a lower-case letter")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        Some("only a-z, 0-9, '_' and '-' are allowed")
+    } else if name == "db" {
+        Some("the name 'db' is reserved")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(crate::Error::InvalidName {
+            name: name.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_parse_case_insensitively_and_print_upper_case() {
+        let id: EventId = "01jdq8z4y4m5v6t4q2w3e8r9ta".parse().expect("valid id");
+        assert_eq!(id.to_string(), "01JDQ8Z4Y4M5V6T4Q2W3E8R9TA");
+        assert_eq!(EventId::from_bytes(id.to_bytes()), id);
+    }
+
+    #[test]
+    fn ids_that_overflow_or_use_foreign_characters_are_refused() {
+        assert_eq!(
+            "81JDQ8Z4Y4M5V6T4Q2W3E8R9TA".parse::<EventId>(),
+            Err(IdError::Overflow)
+        );
+        assert_eq!(
+            "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"
+                .parse::<EventId>()
+                .map(|id| id.to_u128()),
+            Ok(u128::MAX)
+        );
+        assert_eq!(
+            "01JDQ8Z4Y4M5V6T4Q2W3E8R9TU".parse::<EventId>(),
+            Err(IdError::Character('U'))
+        );
+        assert_eq!(
+            "01JDQ8Z4Y4M5V6T4Q2W3E8R9Tl".parse::<EventId>(),
+            Err(IdError::Character('l'))
+        );
+        assert_eq!(
+            "01JDQ8Z4Y4M5V6T4Q2W3E8R9T".parse::<EventId>(),
+            Err(IdError::Length(25))
+        );
+        assert_eq!(
+            "01JDQ8Z4Y4M5V6T4Q2W3E8R9Té".parse::<EventId>(),
+            Err(IdError::Character('é'))
+        );
+    }
+
+    #[test]
+    fn byte_order_is_id_order_is_time_order() {
+        let early = EventId::from_parts(1_000, u128::MAX >> 48);
+        let late = EventId::from_parts(1_001, 0);
+        assert!(early < late);
+        assert!(early.to_bytes() < late.to_bytes());
+        assert_eq!(late.time_ms(), 1_001);
+    }
+
+    #[test]
+    fn timestamps_print_as_rfc3339_with_milliseconds() {
+        assert_eq!(
+            Timestamp(1_795_957_807_123).to_string(),
+            "2026-11-29T13:10:07.123Z"
+        );
+        assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn names_follow_the_contract() {
+        for good in ["a", "shipments", "farm-gate_2", &"a".repeat(64)] {
+            assert!(validate_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "db",
+            "Shipments",
+            "1a",
+            "_a",
+            "a.b",
+            "a/b",
+            &"a".repeat(65),
+            "é",
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+}

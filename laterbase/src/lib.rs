@@ -1,0 +1,54 @@
+//! Laterbase: an offline-first event store that syncs.
+//!
+//! Every node keeps a grow-only map of events: key an [`EventId`] (a ULID,
+//! whose time is when the event happened in the world), value bytes, plus when
+//! a node first recorded it. Writes are atomic per batch and durable before
+//! they are acknowledged; reads never show an event before it is durable.
+//!
+//! # Quick start
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> laterbase::Result<()> {
+//! # let dir = tempfile::tempdir().map_err(laterbase::StorageError::from)?;
+//! use laterbase::{Config, NewEvent, Node};
+//!
+//! let node = Node::open(Config::new(dir.path())).await?;
+//! let db = node.create_database("shipments").await?;
+//!
+//! let loaded = serde_json::json!({"shipment": "S-1", "status": "loaded"});
+//! let receipt = db.append(vec![NewEvent::json(&loaded).expect("serialises")]).await?;
+//! assert_eq!(receipt.lc, 1);
+//!
+//! let page = db.changes(0, 1000).await?;
+//! assert_eq!(page.events[0].id, receipt.ids[0]);
+//! assert_eq!(page.events[0].data, serde_json::to_vec(&loaded).expect("serialises"));
+//!
+//! node.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Modules
+//!
+//! - [`event`]: ids, times, events, and the pages reads return.
+//! - [`clock`]: the clock and random interfaces, and the hybrid logical clock.
+//! - [`storage`]: the storage trait and its fjall and in-memory engines.
+//! - [`limits`]: every bound, named.
+//! - the actors behind [`Node`] and [`Database`], and [`Config`] to open a node.
+
+#![warn(missing_docs)]
+
+mod actors;
+pub mod clock;
+mod config;
+mod error;
+pub mod event;
+pub mod limits;
+pub mod storage;
+
+pub use actors::{Database, DatabaseInfo, DatabaseStats, Node};
+pub use config::Config;
+pub use error::{Error, Result, StorageError};
+pub use event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Receipt, Timestamp};
+pub use storage::memory::MemoryStorage;

@@ -1,0 +1,51 @@
+//! Every bound of the system, named, in one place.
+//!
+//! Names end in their unit. Defaults of configurable values live here too, and
+//! the compile-time checks at the bottom keep related bounds consistent.
+
+/// The most events one append may carry.
+pub const BATCH_EVENTS_MAX: usize = 10_000;
+
+/// The most data bytes one append may carry (the sum over its events).
+pub const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// The longest database name, in characters.
+pub const NAME_LENGTH_MAX: usize = 64;
+
+/// The most databases one node holds.
+pub const DATABASES_MAX: usize = 10_000;
+
+/// The default bound on how far an id's time may be ahead of the wall clock.
+pub const CLOCK_SKEW_MS_DEFAULT: u64 = 60_000;
+
+/// The default timeout of every call to an actor.
+pub const CALL_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+
+/// Data bytes of appends in flight (queued or waiting for their fsync) per
+/// database, in KiB. Appends beyond it wait before they enter the mailbox, so
+/// that memory stays bounded however many writers there are.
+pub const APPEND_KIB_IN_FLIGHT_MAX: u32 = 64 * 1024;
+
+/// The most events one page of a read returns.
+pub const PAGE_EVENTS_MAX: usize = 10_000;
+
+/// The most ids one `get` may ask for.
+pub const GET_IDS_MAX: usize = 10_000;
+
+/// ids a node assigns carry a counter within each millisecond in their top
+/// bits after the time; this many bits of it.
+pub const ID_COUNTER_BITS: u32 = 16;
+
+/// The most times a database actor is restarted after crashing within one
+/// node's life before the node gives up on it.
+pub const DATABASE_RESTARTS_MAX: u32 = 100;
+
+/// fjall's memtable size per keyspace, so that many databases fit in memory.
+pub const MEMTABLE_BYTES_MAX: u64 = 8 * 1024 * 1024;
+
+/// fjall's block cache.
+pub const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+const _: () = assert!(BATCH_BYTES_MAX / 1024 <= APPEND_KIB_IN_FLIGHT_MAX as usize);
+const _: () = assert!(PAGE_EVENTS_MAX >= BATCH_EVENTS_MAX);
+const _: () = assert!(ID_COUNTER_BITS > 0 && ID_COUNTER_BITS < 80);

@@ -1,0 +1,292 @@
+//! The in-memory engine: for tests, simulations and ephemeral embedded use.
+//!
+//! It keeps two copies of the data: what was written, and what was persisted.
+//! [`MemoryStorage::crash_copy`] returns the persisted copy alone, which is
+//! what a power loss at that instant would leave on a disk: tests use it to
+//! prove that every acknowledged write had been persisted. It also counts
+//! persists and can be told to fail, to exercise the error paths.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::{
+    DatabaseRecord, DatabaseStore, NodeRecord, Storage, StorageResult, StoredEvent, WriteBatch,
+};
+use crate::error::StorageError;
+use crate::event::{Event, EventId};
+
+/// An engine that keeps everything in memory. Clones share the same data.
+#[derive(Clone, Default)]
+pub struct MemoryStorage(Arc<Mutex<State>>);
+
+#[derive(Default)]
+struct State {
+    /// Everything written, persisted or not: what reads see.
+    live: Disk,
+    /// What the last persist covered: what survives a power loss.
+    durable: Disk,
+    /// Writes since the last persist, in order, to apply to `durable`.
+    unpersisted: Vec<(String, WriteBatch)>,
+    persists: u64,
+    fail_next_persist: bool,
+    panic_next_write: bool,
+    /// Set by a failed persist: every later write and persist fails.
+    poisoned: bool,
+}
+
+#[derive(Clone, Default)]
+struct Disk {
+    node: Option<NodeRecord>,
+    databases: BTreeMap<String, Database>,
+}
+
+#[derive(Clone)]
+struct Database {
+    record: DatabaseRecord,
+    log: BTreeMap<u64, StoredEvent>,
+    ids: BTreeMap<EventId, u64>,
+    hlc_floor: Option<EventId>,
+}
+
+impl Database {
+    fn apply(&mut self, batch: &WriteBatch) {
+        for (lc, event) in (batch.first_lc..).zip(&batch.events) {
+            self.ids.insert(event.id, lc);
+            self.log.insert(lc, event.clone());
+        }
+        self.hlc_floor = Some(batch.hlc_floor);
+    }
+}
+
+impl MemoryStorage {
+    /// An empty store.
+    pub fn new() -> MemoryStorage {
+        MemoryStorage::default()
+    }
+
+    /// A new store holding only what this one has persisted: the disk after
+    /// a power loss at this instant.
+    pub fn crash_copy(&self) -> MemoryStorage {
+        let state = self.lock();
+        MemoryStorage(Arc::new(Mutex::new(State {
+            live: state.durable.clone(),
+            durable: state.durable.clone(),
+            ..State::default()
+        })))
+    }
+
+    /// How many persists (fsyncs) the store has done.
+    pub fn persist_count(&self) -> u64 {
+        self.lock().persists
+    }
+
+    /// Makes the next persist fail, as an fsync that reports an I/O error.
+    pub fn fail_next_persist(&self) {
+        self.lock().fail_next_persist = true;
+    }
+
+    /// Makes the next write panic, as a bug in the engine would.
+    pub fn panic_next_write(&self) {
+        self.lock().panic_next_write = true;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for MemoryStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStorage").finish_non_exhaustive()
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn may_block(&self) -> bool {
+        false
+    }
+
+    fn load_node(&self) -> StorageResult<Option<NodeRecord>> {
+        Ok(self.lock().live.node)
+    }
+
+    fn save_node(&self, record: &NodeRecord) -> StorageResult<()> {
+        let mut state = self.lock();
+        state.live.node = Some(*record);
+        state.durable.node = Some(*record);
+        Ok(())
+    }
+
+    fn databases(&self) -> StorageResult<Vec<DatabaseRecord>> {
+        let state = self.lock();
+        Ok(state
+            .live
+            .databases
+            .values()
+            .map(|db| db.record.clone())
+            .collect())
+    }
+
+    fn create_database(&self, record: &DatabaseRecord) -> StorageResult<Box<dyn DatabaseStore>> {
+        let mut state = self.lock();
+        if state.poisoned {
+            return Err(StorageError::Poisoned);
+        }
+        let database = Database {
+            record: record.clone(),
+            log: BTreeMap::new(),
+            ids: BTreeMap::new(),
+            hlc_floor: None,
+        };
+        state
+            .live
+            .databases
+            .insert(record.name.clone(), database.clone());
+        state
+            .durable
+            .databases
+            .insert(record.name.clone(), database);
+        drop(state);
+        self.open_database(&record.name)
+    }
+
+    fn open_database(&self, name: &str) -> StorageResult<Box<dyn DatabaseStore>> {
+        if !self.lock().live.databases.contains_key(name) {
+            return Err(StorageError::Corrupt {
+                what: "database record",
+                detail: format!("no database {name:?}"),
+            });
+        }
+        Ok(Box::new(MemoryDatabase {
+            storage: self.clone(),
+            name: name.to_owned(),
+        }))
+    }
+
+    fn persist(&self) -> StorageResult<()> {
+        let mut state = self.lock();
+        if state.poisoned {
+            return Err(StorageError::Poisoned);
+        }
+        if state.fail_next_persist {
+            state.fail_next_persist = false;
+            state.poisoned = true;
+            return Err(StorageError::Injected("fsync failed"));
+        }
+        let state = &mut *state;
+        for (name, batch) in state.unpersisted.drain(..) {
+            if let Some(database) = state.durable.databases.get_mut(&name) {
+                database.apply(&batch);
+            }
+        }
+        state.persists += 1;
+        Ok(())
+    }
+}
+
+struct MemoryDatabase {
+    storage: MemoryStorage,
+    name: String,
+}
+
+impl MemoryDatabase {
+    fn read<T>(&self, read: impl FnOnce(&Database) -> T) -> StorageResult<T> {
+        let state = self.storage.lock();
+        let database = state
+            .live
+            .databases
+            .get(&self.name)
+            .ok_or(StorageError::Corrupt {
+                what: "database record",
+                detail: format!("database {:?} vanished", self.name),
+            })?;
+        Ok(read(database))
+    }
+}
+
+fn to_event(lc: u64, stored: &StoredEvent) -> Event {
+    Event {
+        id: stored.id,
+        data: stored.data.clone(),
+        recorded_at: stored.recorded_at,
+        lc,
+    }
+}
+
+impl DatabaseStore for MemoryDatabase {
+    fn last_lc(&self) -> StorageResult<u64> {
+        self.read(|db| db.log.keys().next_back().copied().unwrap_or(0))
+    }
+
+    fn last_id(&self) -> StorageResult<Option<EventId>> {
+        self.read(|db| db.ids.keys().next_back().copied())
+    }
+
+    fn hlc_floor(&self) -> StorageResult<Option<EventId>> {
+        self.read(|db| db.hlc_floor)
+    }
+
+    fn lc_of(&self, id: EventId) -> StorageResult<Option<u64>> {
+        self.read(|db| db.ids.get(&id).copied())
+    }
+
+    fn event_at(&self, lc: u64) -> StorageResult<Option<Event>> {
+        self.read(|db| db.log.get(&lc).map(|stored| to_event(lc, stored)))
+    }
+
+    fn scan_log(&self, after_lc: u64, up_to_lc: u64, limit: usize) -> StorageResult<Vec<Event>> {
+        if after_lc >= up_to_lc {
+            return Ok(Vec::new());
+        }
+        self.read(|db| {
+            db.log
+                .range(after_lc + 1..=up_to_lc)
+                .take(limit)
+                .map(|(lc, stored)| to_event(*lc, stored))
+                .collect()
+        })
+    }
+
+    fn scan_ids(
+        &self,
+        after: Option<EventId>,
+        before: Option<EventId>,
+        up_to_lc: u64,
+        limit: usize,
+    ) -> StorageResult<Vec<u64>> {
+        let Some((low, high)) = super::id_bounds(after, before) else {
+            return Ok(Vec::new());
+        };
+        self.read(|db| {
+            db.ids
+                .range(EventId::from_u128(low)..=EventId::from_u128(high))
+                .map(|(_, lc)| *lc)
+                .filter(|lc| *lc <= up_to_lc)
+                .take(limit)
+                .collect()
+        })
+    }
+
+    fn write(&self, batch: &WriteBatch) -> StorageResult<()> {
+        let mut state = self.storage.lock();
+        if state.panic_next_write {
+            state.panic_next_write = false;
+            drop(state);
+            panic!("injected panic in the in-memory engine's write");
+        }
+        if state.poisoned {
+            return Err(StorageError::Poisoned);
+        }
+        let database = state
+            .live
+            .databases
+            .get_mut(&self.name)
+            .ok_or(StorageError::Corrupt {
+                what: "database record",
+                detail: format!("database {:?} vanished", self.name),
+            })?;
+        database.apply(batch);
+        state.unpersisted.push((self.name.clone(), batch.clone()));
+        Ok(())
+    }
+}

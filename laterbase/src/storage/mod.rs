@@ -1,0 +1,145 @@
+//! Durable state behind one trait, with two engines.
+//!
+//! A node's [`Storage`] holds its metadata (node id, format version) and the
+//! set of its databases; each database is a [`DatabaseStore`] with its events
+//! by logical clock (the log, which the changes feed scans) and an index from
+//! id to logical clock. [`fjall`](self::fjall) is the durable default;
+//! [`memory`] serves tests, simulations and ephemeral use, and can lose what
+//! was not persisted as a power loss would.
+//!
+//! Engines store and read; they decide nothing. Which events are new, which
+//! conflict, and which logical clock each gets is the database actor's work.
+//! Writes are atomic but not durable until [`Storage::persist`] returns.
+
+pub mod fjall;
+pub mod memory;
+
+use bytes::Bytes;
+
+use crate::error::StorageError;
+use crate::event::{Event, EventId, Timestamp};
+
+/// The on-disk format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What an engine call returns.
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// The node's own record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// The format the data was written in.
+    pub format_version: u32,
+    /// The node's id, made when its data directory was.
+    pub node_id: EventId,
+}
+
+/// A database's record, made once when it is created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatabaseRecord {
+    /// Its name.
+    pub name: String,
+    /// Random, made at creation, never reused: tells a recreated database
+    /// from the one before it.
+    pub incarnation: u128,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// One event of a write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Its id.
+    pub id: EventId,
+    /// When the first node to store it stored it.
+    pub recorded_at: Timestamp,
+    /// Its bytes.
+    pub data: Bytes,
+}
+
+/// An atomic write of new events with contiguous logical clocks.
+#[derive(Clone, Debug)]
+pub struct WriteBatch {
+    /// The logical clock of the first event; the others follow by one.
+    pub first_lc: u64,
+    /// The new events.
+    pub events: Vec<StoredEvent>,
+    /// The node's clock floor to persist with the events.
+    pub hlc_floor: EventId,
+}
+
+/// A node's storage engine.
+pub trait Storage: Send + Sync + 'static {
+    /// Whether calls may block the thread (then they run on the blocking
+    /// pool) or always return at once (then they run inline).
+    fn may_block(&self) -> bool;
+
+    /// The node's record, if the store was initialised.
+    fn load_node(&self) -> StorageResult<Option<NodeRecord>>;
+
+    /// Stores the node's record durably.
+    fn save_node(&self, record: &NodeRecord) -> StorageResult<()>;
+
+    /// Every database's record.
+    fn databases(&self) -> StorageResult<Vec<DatabaseRecord>>;
+
+    /// Creates a database durably and opens it.
+    fn create_database(&self, record: &DatabaseRecord) -> StorageResult<Box<dyn DatabaseStore>>;
+
+    /// Opens an existing database.
+    fn open_database(&self, name: &str) -> StorageResult<Box<dyn DatabaseStore>>;
+
+    /// Makes every write that returned before this call durable (an fsync).
+    fn persist(&self) -> StorageResult<()>;
+}
+
+/// One database's events.
+///
+/// Reads take an upper bound on the logical clock, so that callers never see
+/// an event that is written but not yet durable.
+pub trait DatabaseStore: Send + Sync + 'static {
+    /// The highest logical clock written (durable or not).
+    fn last_lc(&self) -> StorageResult<u64>;
+
+    /// The highest id stored.
+    fn last_id(&self) -> StorageResult<Option<EventId>>;
+
+    /// The clock floor persisted with the last write.
+    fn hlc_floor(&self) -> StorageResult<Option<EventId>>;
+
+    /// The logical clock of `id`, if stored.
+    fn lc_of(&self, id: EventId) -> StorageResult<Option<u64>>;
+
+    /// The event at logical clock `lc`.
+    fn event_at(&self, lc: u64) -> StorageResult<Option<Event>>;
+
+    /// Events with `after_lc < lc <= up_to_lc`, in order, at most `limit`.
+    fn scan_log(&self, after_lc: u64, up_to_lc: u64, limit: usize) -> StorageResult<Vec<Event>>;
+
+    /// Logical clocks of the ids strictly between `after` and `before`, in id
+    /// order, skipping those above `up_to_lc`, at most `limit`.
+    fn scan_ids(
+        &self,
+        after: Option<EventId>,
+        before: Option<EventId>,
+        up_to_lc: u64,
+        limit: usize,
+    ) -> StorageResult<Vec<u64>>;
+
+    /// Writes a batch atomically: all of it or none. Not durable until
+    /// [`Storage::persist`].
+    fn write(&self, batch: &WriteBatch) -> StorageResult<()>;
+}
+
+/// The keys of an id range, both bounds exclusive, as big-endian bytes.
+fn id_bounds(after: Option<EventId>, before: Option<EventId>) -> Option<(u128, u128)> {
+    let low = match after {
+        Some(id) => id.to_u128().checked_add(1)?,
+        None => 0,
+    };
+    let high = match before {
+        Some(id) => id.to_u128().checked_sub(1)?,
+        None => u128::MAX,
+    };
+    (low <= high).then_some((low, high))
+}
