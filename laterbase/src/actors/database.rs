@@ -68,6 +68,17 @@ pub struct DatabaseStats {
     pub events: u64,
 }
 
+/// Where a database's actor stands.
+#[derive(Clone)]
+pub(crate) enum ActorSlot {
+    /// Not started yet, or crashed and being restarted: calls wait.
+    Restarting,
+    /// Serving.
+    Running(ActorRef<DatabaseMsg>),
+    /// Stopped for good (shutdown, or restarts exhausted): calls fail.
+    Stopped,
+}
+
 /// State shared by a database's actor, its handles and its supervisor.
 pub(crate) struct DatabaseShared {
     pub(crate) record: DatabaseRecord,
@@ -77,7 +88,7 @@ pub(crate) struct DatabaseShared {
     /// The engine's handle; `None` once the node has shut down.
     pub(crate) store: RwLock<Option<Arc<dyn DatabaseStore>>>,
     /// The running actor; replaced when the supervisor restarts it.
-    pub(crate) actor: RwLock<Option<ActorRef<DatabaseMsg>>>,
+    actor: tokio::sync::watch::Sender<ActorSlot>,
     /// The highest logical clock that an fsync has covered.
     pub(crate) durable_lc: AtomicU64,
     /// Bounds the bytes of appends in flight, in KiB.
@@ -101,7 +112,7 @@ impl DatabaseShared {
             may_block,
             call_timeout_ms,
             store: RwLock::new(Some(store)),
-            actor: RwLock::new(None),
+            actor: tokio::sync::watch::Sender::new(ActorSlot::Restarting),
             durable_lc: AtomicU64::new(0),
             in_flight_kib: Semaphore::new(APPEND_KIB_IN_FLIGHT_MAX as usize),
             appends: AtomicU64::new(0),
@@ -117,15 +128,27 @@ impl DatabaseShared {
             .ok_or(Error::Unavailable("the node has shut down"))
     }
 
-    pub(crate) fn set_actor(&self, actor: Option<ActorRef<DatabaseMsg>>) {
-        *self.actor.write().unwrap_or_else(PoisonError::into_inner) = actor;
+    pub(crate) fn set_actor(&self, slot: ActorSlot) {
+        self.actor.send_replace(slot);
     }
 
-    fn actor(&self) -> Result<ActorRef<DatabaseMsg>> {
-        let actor = self.actor.read().unwrap_or_else(PoisonError::into_inner);
-        actor
-            .clone()
-            .ok_or(Error::Unavailable("the database is restarting or stopped"))
+    /// The running actor; while the supervisor restarts it, waits for the
+    /// new one, up to the call timeout.
+    async fn actor(&self) -> Result<ActorRef<DatabaseMsg>> {
+        let mut slot = self.actor.subscribe();
+        let timeout = Duration::from_millis(self.call_timeout_ms);
+        let ready = slot.wait_for(|slot| !matches!(slot, ActorSlot::Restarting));
+        match tokio::time::timeout(timeout, ready).await {
+            Ok(Ok(slot)) => match &*slot {
+                ActorSlot::Running(actor) => Ok(actor.clone()),
+                _ => Err(Error::Unavailable("the database is stopped")),
+            },
+            Ok(Err(_)) => Err(Error::Unavailable("the database is stopped")),
+            Err(_) => Err(Error::Timeout {
+                operation: "append",
+                timeout_ms: self.call_timeout_ms,
+            }),
+        }
     }
 }
 
@@ -182,7 +205,7 @@ impl Database {
             .acquire_many(kib.min(APPEND_KIB_IN_FLIGHT_MAX))
             .await
             .map_err(|_| Error::Unavailable("the database is closed"))?;
-        let actor = self.shared.actor()?;
+        let actor = self.shared.actor().await?;
         let timeout = Duration::from_millis(self.shared.call_timeout_ms);
         let answer = actor
             .call(|reply| DatabaseMsg::Append { events, reply }, Some(timeout))

@@ -15,7 +15,7 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
 
-use super::database::{Database, DatabaseActor, DatabaseArgs, DatabaseShared};
+use super::database::{ActorSlot, Database, DatabaseActor, DatabaseArgs, DatabaseShared};
 use super::run_storage;
 use crate::clock::{Hlc, Random};
 use crate::config::{Config, Engine};
@@ -169,7 +169,7 @@ impl Node {
                 .store
                 .write()
                 .unwrap_or_else(PoisonError::into_inner) = None;
-            database.set_actor(None);
+            database.set_actor(ActorSlot::Stopped);
         }
         *self
             .shared
@@ -386,17 +386,20 @@ impl Actor for NodeActor {
         let Some(database) = state.shared.database(&name) else {
             return Ok(());
         };
-        database.set_actor(None);
         if state.stopping {
+            database.set_actor(ActorSlot::Stopped);
             return Ok(());
         }
         if state.restarts >= DATABASE_RESTARTS_MAX {
+            database.set_actor(ActorSlot::Stopped);
             tracing::error!(database = %name, %reason, restarts = state.restarts, "database actor stopped; restart budget spent, the database stays unavailable");
             return Ok(());
         }
         state.restarts += 1;
+        database.set_actor(ActorSlot::Restarting);
         tracing::error!(database = %name, %reason, "database actor stopped; restarting it");
-        if let Err(error) = spawn_database(&myself, state, database, true).await {
+        if let Err(error) = spawn_database(&myself, state, database.clone(), true).await {
+            database.set_actor(ActorSlot::Stopped);
             tracing::error!(database = %name, %error, "database actor failed to restart; the database stays unavailable");
         }
         Ok(())
@@ -419,7 +422,7 @@ async fn spawn_database(
     state
         .children
         .insert(actor.get_id(), database.record.name.clone());
-    database.set_actor(Some(actor));
+    database.set_actor(ActorSlot::Running(actor));
     Ok(())
 }
 

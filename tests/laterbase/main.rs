@@ -1,0 +1,8 @@
+//! Integration tests of Laterbase through its public interfaces.
+
+mod clock;
+
+mod durability;
+mod model;
+mod supervision;
+mod support;
