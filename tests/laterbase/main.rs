@@ -1,6 +1,7 @@
 //! Integration tests of Laterbase through its public interfaces.
 
 mod clock;
+mod crash;
 
 mod durability;
 mod model;
