@@ -40,8 +40,17 @@ pub const ID_COUNTER_BITS: u32 = 16;
 /// node's life before the node gives up on it.
 pub const DATABASE_RESTARTS_MAX: u32 = 100;
 
+/// The most events one chunk of the fjall log holds. The log stores events in
+/// chunks of consecutive logical clocks, so that a write inserts one log key
+/// per chunk rather than one per event; a read of one event decodes its chunk.
+pub const LOG_CHUNK_EVENTS_MAX: usize = 64;
+
+/// The most bytes of event data one log chunk holds (an event larger than
+/// this is a chunk of its own).
+pub const LOG_CHUNK_BYTES_MAX: usize = 64 * 1024;
+
 /// fjall's memtable size per keyspace, so that many databases fit in memory.
-pub const MEMTABLE_BYTES_MAX: u64 = 8 * 1024 * 1024;
+pub const MEMTABLE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 /// fjall's block cache.
 pub const CACHE_BYTES: u64 = 32 * 1024 * 1024;

@@ -41,7 +41,10 @@ fn writer_id(round: u64, writer: u64, batch: u64, index: u64) -> Option<EventId>
 #[test]
 fn acknowledged_events_survive_sigkill() {
     if let Some(dir) = std::env::var_os(CHILD_DIR_ENV) {
-        let round = std::env::var(CHILD_ROUND_ENV).expect("round").parse().expect("round");
+        let round = std::env::var(CHILD_ROUND_ENV)
+            .expect("round")
+            .parse()
+            .expect("round");
         return run_writer(Path::new(&dir), round);
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -51,7 +54,11 @@ fn acknowledged_events_survive_sigkill() {
     for round in 0..ROUNDS {
         let kill_after = 5 + rng.next_u64() % 60;
         let acks = run_and_kill(dir.path(), round, kill_after);
-        assert!(acks.len() as u64 >= kill_after, "the child acknowledged {} batches", acks.len());
+        assert!(
+            acks.len() as u64 >= kill_after,
+            "the child acknowledged {} batches",
+            acks.len()
+        );
         let mut round_assigned = Vec::new();
         for (writer, batch, ids) in acks {
             for (index, id) in (0..).zip(ids) {
@@ -62,7 +69,10 @@ fn acknowledged_events_survive_sigkill() {
             }
         }
         if let (Some(before), Some(first)) = (newest_assigned, round_assigned.iter().min()) {
-            assert!(*first > before, "ids assigned after a restart are larger than before it");
+            assert!(
+                *first > before,
+                "ids assigned after a restart are larger than before it"
+            );
         }
         newest_assigned = round_assigned.into_iter().max().or(newest_assigned);
         runtime().block_on(check_store(dir.path(), &acknowledged));
@@ -73,7 +83,12 @@ fn acknowledged_events_survive_sigkill() {
 /// batches, and returns every batch it acknowledged: (writer, batch, ids).
 fn run_and_kill(dir: &Path, round: u64, kill_after: u64) -> Vec<(u64, u64, Vec<EventId>)> {
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["crash::acknowledged_events_survive_sigkill", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "crash::acknowledged_events_survive_sigkill",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_DIR_ENV, dir)
         .env(CHILD_ROUND_ENV, round.to_string())
         .stdout(Stdio::piped())
@@ -85,12 +100,17 @@ fn run_and_kill(dir: &Path, round: u64, kill_after: u64) -> Vec<(u64, u64, Vec<E
     let mut killed = false;
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("read");
-        let Some(ack) = line.strip_prefix("ACK ") else { continue };
+        let Some(ack) = line.strip_prefix("ACK ") else {
+            continue;
+        };
         let mut fields = ack.split(' ');
         let mut number = || fields.next().expect("field").to_owned();
         let writer: u64 = number().parse().expect("writer");
         let batch: u64 = number().parse().expect("batch");
-        let ids = number().split(',').map(|id| id.parse().expect("id")).collect();
+        let ids = number()
+            .split(',')
+            .map(|id| id.parse().expect("id"))
+            .collect();
         acks.push((writer, batch, ids));
         if !killed && acks.len() as u64 >= kill_after {
             child.kill().expect("SIGKILL");
@@ -103,14 +123,20 @@ fn run_and_kill(dir: &Path, round: u64, kill_after: u64) -> Vec<(u64, u64, Vec<E
 }
 
 async fn check_store(dir: &Path, acknowledged: &BTreeMap<EventId, String>) {
-    let node = Node::open(Config::new(dir)).await.expect("reopen after SIGKILL");
+    let node = Node::open(Config::new(dir))
+        .await
+        .expect("reopen after SIGKILL");
     let db = node.database("crash").expect("the database survives");
     let feed = read_feed(&db, 1000).await;
     assert_contiguous(&feed);
     let stored: BTreeMap<EventId, &[u8]> = feed.iter().map(|e| (e.id, &e.data[..])).collect();
     assert_eq!(stored.len(), feed.len(), "no id is stored twice");
     for (id, data) in acknowledged {
-        assert_eq!(stored.get(id).copied(), Some(data.as_bytes()), "acknowledged event {id}");
+        assert_eq!(
+            stored.get(id).copied(),
+            Some(data.as_bytes()),
+            "acknowledged event {id}"
+        );
     }
     node.shutdown().await.expect("shutdown");
 }
@@ -139,7 +165,8 @@ fn run_writer(dir: &Path, round: u64) {
                             })
                             .collect();
                         let receipt = db.append(events).await.expect("append");
-                        let ids: Vec<String> = receipt.ids.iter().map(ToString::to_string).collect();
+                        let ids: Vec<String> =
+                            receipt.ids.iter().map(ToString::to_string).collect();
                         let mut stdout = std::io::stdout().lock();
                         writeln!(stdout, "ACK {writer} {batch} {}", ids.join(",")).expect("print");
                         stdout.flush().expect("flush");

@@ -221,3 +221,60 @@ proptest! {
         runtime().block_on(check(Config::new(dir.path()), batches, page));
     }
 }
+
+/// Batches larger than a log chunk, and events larger than a chunk's bytes,
+/// read back whole through every read, from any starting point.
+async fn check_large_batches(config: Config) {
+    let node = Node::open(config).await.expect("open");
+    let db = node.create_database("large").await.expect("create");
+    let mut written: Vec<(EventId, Vec<u8>)> = Vec::new();
+    for batch in 0..6_usize {
+        let events: Vec<NewEvent> = (0..150_usize)
+            .map(|index| {
+                let size = if index == 70 {
+                    100 * 1024
+                } else {
+                    (batch * 31 + index * 7) % 300
+                };
+                NewEvent::new(vec![b'a' + (index % 26) as u8; size])
+            })
+            .collect();
+        let sizes: Vec<Vec<u8>> = events.iter().map(|event| event.data.to_vec()).collect();
+        let receipt = db.append(events).await.expect("append");
+        written.extend(receipt.ids.into_iter().zip(sizes));
+    }
+    for page in [1, 7, 64, 65, 1000] {
+        let feed = read_feed(&db, page).await;
+        assert_contiguous(&feed);
+        let read: Vec<(EventId, Vec<u8>)> = feed.iter().map(|e| (e.id, e.data.to_vec())).collect();
+        assert_eq!(read, written, "pages of {page}");
+    }
+    for after in [0, 1, 63, 64, 65, 149, 150, 899] {
+        let page = db.changes(after, 3).await.expect("changes");
+        let lcs: Vec<u64> = page.events.iter().map(|e| e.lc).collect();
+        assert_eq!(
+            lcs,
+            (after + 1..=(after + 3).min(900)).collect::<Vec<_>>(),
+            "from lc {after}"
+        );
+    }
+    let ids: Vec<EventId> = written.iter().map(|(id, _)| *id).rev().collect();
+    let keys = db.get(&ids).await.expect("get");
+    assert!(keys.missing.is_empty());
+    let by_key: Vec<Vec<u8>> = keys.events.iter().map(|e| e.data.to_vec()).collect();
+    let expected: Vec<Vec<u8>> = written.iter().rev().map(|(_, data)| data.clone()).collect();
+    assert_eq!(by_key, expected);
+    assert_eq!(read_range(&db, 100).await.len(), written.len());
+    node.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn large_batches_read_back_whole_in_memory() {
+    check_large_batches(Config::in_memory()).await;
+}
+
+#[tokio::test]
+async fn large_batches_read_back_whole_on_fjall() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    check_large_batches(Config::new(dir.path())).await;
+}

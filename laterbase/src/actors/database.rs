@@ -432,7 +432,7 @@ impl Actor for DatabaseActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             DatabaseMsg::Append { events, reply } => {
-                match append(state, events).await {
+                match append(&myself, state, events).await {
                     Ok(receipt) => state.waiters.push_back(Waiter { receipt, reply }),
                     Err(error) => ignore_closed(reply.send(Err(error))),
                 }
@@ -470,7 +470,11 @@ impl Actor for DatabaseActor {
 
 /// Checks, assigns and writes one batch; returns its receipt, to be sent
 /// once an fsync covers `receipt.lc`.
-async fn append(state: &mut DatabaseState, events: Vec<NewEvent>) -> Result<Receipt> {
+async fn append(
+    myself: &ActorRef<DatabaseMsg>,
+    state: &mut DatabaseState,
+    events: Vec<NewEvent>,
+) -> Result<Receipt> {
     if let Some(reason) = &state.poisoned {
         return Err(Error::Poisoned(reason.clone()));
     }
@@ -503,7 +507,7 @@ async fn append(state: &mut DatabaseState, events: Vec<NewEvent>) -> Result<Rece
         }
     }
     batch.hlc_floor = state.hlc.floor();
-    write(state, batch).await?;
+    write(myself, state, batch).await?;
     Ok(Receipt {
         ids,
         lc: state.written_lc,
@@ -511,13 +515,16 @@ async fn append(state: &mut DatabaseState, events: Vec<NewEvent>) -> Result<Rece
 }
 
 fn check_future_ids(hlc: &Hlc, events: &[NewEvent]) -> Result<()> {
+    // One reading of the clock serves the whole batch.
+    let wall_ms = hlc.wall_ms();
+    let limit_ms = wall_ms.saturating_add(hlc.skew_ms());
     for (index, event) in events.iter().enumerate() {
         let Some(id) = event.id else { continue };
-        if let Some(ahead_ms) = hlc.too_far_ahead(id) {
+        if id.time_ms() > limit_ms {
             return Err(Error::FutureEvent {
                 index,
                 id,
-                ahead_ms,
+                ahead_ms: id.time_ms() - wall_ms,
                 skew_ms: hlc.skew_ms(),
             });
         }
@@ -556,6 +563,14 @@ async fn stored_data(
 
 /// Which events of the batch are new; an error at the first conflict.
 fn select_new(events: &[NewEvent], known: &HashMap<EventId, Bytes>) -> Result<Vec<bool>> {
+    // Writer ids in increasing order (the common case) cannot repeat within
+    // the batch, so only a batch out of order needs to remember earlier ids.
+    let mut previous = None;
+    let ordered = events.iter().filter_map(|event| event.id).all(|id| {
+        let increasing = previous.is_none_or(|previous| id > previous);
+        previous = Some(id);
+        increasing
+    });
     let mut earlier: HashMap<EventId, &Bytes> = HashMap::new();
     let mut new = Vec::with_capacity(events.len());
     for (index, event) in events.iter().enumerate() {
@@ -568,7 +583,9 @@ fn select_new(events: &[NewEvent], known: &HashMap<EventId, Bytes>) -> Result<Ve
             Some(data) if *data == event.data => new.push(false),
             Some(_) => return Err(Error::Conflict { index, id }),
             None => {
-                earlier.insert(id, &event.data);
+                if !ordered {
+                    earlier.insert(id, &event.data);
+                }
                 new.push(true);
             }
         }
@@ -593,7 +610,14 @@ async fn fresh_id(state: &DatabaseState) -> Result<EventId> {
     }
 }
 
-async fn write(state: &mut DatabaseState, batch: WriteBatch) -> Result<()> {
+/// Writes a batch. When no fsync is running, the same blocking job goes on
+/// to persist it, which saves a round through the runtime on the common path
+/// of one writer; the fsync's end arrives as [`DatabaseMsg::Persisted`].
+async fn write(
+    myself: &ActorRef<DatabaseMsg>,
+    state: &mut DatabaseState,
+    batch: WriteBatch,
+) -> Result<()> {
     if batch.events.is_empty() {
         return Ok(());
     }
@@ -604,8 +628,14 @@ async fn write(state: &mut DatabaseState, batch: WriteBatch) -> Result<()> {
     );
     let count = batch.events.len() as u64;
     let max_id = batch.events.iter().map(|event| event.id).max();
-    let store = state.store.clone();
-    let result = run_storage(state.shared.may_block, move || Ok(store.write(&batch)?)).await;
+    let result = if state.shared.may_block {
+        let persist = !state.persisting;
+        let result = write_and_persist(myself, state, batch, persist).await;
+        state.persisting |= persist && result.is_ok();
+        result
+    } else {
+        state.store.write(&batch).map_err(Error::from)
+    };
     if let Err(error) = result {
         if !matches!(&error, Error::Storage(inner) if inner.is_storage_full()) {
             state.poisoned = Some(error.to_string());
@@ -616,6 +646,37 @@ async fn write(state: &mut DatabaseState, batch: WriteBatch) -> Result<()> {
     state.max_id = state.max_id.max(max_id);
     state.shared.events.fetch_add(count, Ordering::Relaxed);
     Ok(())
+}
+
+/// Writes on the blocking pool and answers once written; then, if `persist`,
+/// fsyncs and reports to the actor.
+async fn write_and_persist(
+    myself: &ActorRef<DatabaseMsg>,
+    state: &DatabaseState,
+    batch: WriteBatch,
+    persist: bool,
+) -> Result<()> {
+    let (written_tx, written_rx) = tokio::sync::oneshot::channel();
+    let store = state.store.clone();
+    let storage = state.storage.clone();
+    let myself = myself.clone();
+    let lc = batch.first_lc + batch.events.len() as u64 - 1;
+    tokio::task::spawn_blocking(move || {
+        let written = store.write(&batch).map_err(Error::from);
+        let ok = written.is_ok();
+        let _ = written_tx.send(written);
+        if ok && persist {
+            let result = storage
+                .persist()
+                .map_err(|error| storage_error(error.into()));
+            let _ = myself.send_message(DatabaseMsg::Persisted { lc, result });
+        }
+    });
+    // A dropped sender means the engine panicked while writing: crash the
+    // actor, as an inline engine's panic would, and let the supervisor act.
+    written_rx
+        .await
+        .expect("the storage engine panicked while writing")
 }
 
 fn storage_error(error: Error) -> Error {

@@ -6,22 +6,28 @@
 //! keyspaces of its own:
 //!
 //! ```text
-//! {name}.log   lc (u64 BE)  -> id (16 bytes) | recorded_at ms (u64 BE) | data
+//! {name}.log   first lc of a chunk (u64 BE) -> count (u32 BE), then per event:
+//!                  id (16 bytes) | recorded_at ms (u64 BE) | length (u32 BE) | data
 //! {name}.ids   id (16 bytes) -> lc (u64 BE)
 //! ```
 //!
-//! The changes feed is a range scan of the log; a read by id is one lookup in
-//! `ids` and one in the log. Writes go through one fjall batch, which is
+//! The log holds events in chunks of consecutive logical clocks (at most
+//! [`LOG_CHUNK_EVENTS_MAX`] events and about [`LOG_CHUNK_BYTES_MAX`] bytes), so a
+//! write inserts one log key per chunk and one index key per event. The
+//! changes feed is a range scan of the log; a read by id is one lookup in
+//! `ids` and one seek in the log. Writes go through one fjall batch, which is
 //! atomic across keyspaces.
 
 use std::path::Path;
 
 use fjall::{Keyspace, KeyspaceCreateOptions, PersistMode};
 
-use super::{DatabaseRecord, DatabaseStore, NodeRecord, Storage, StorageResult, WriteBatch};
+use super::{
+    DatabaseRecord, DatabaseStore, NodeRecord, Storage, StorageResult, StoredEvent, WriteBatch,
+};
 use crate::error::StorageError;
 use crate::event::{Event, EventId, Timestamp};
-use crate::limits::{CACHE_BYTES, MEMTABLE_BYTES_MAX};
+use crate::limits::{CACHE_BYTES, LOG_CHUNK_BYTES_MAX, LOG_CHUNK_EVENTS_MAX, MEMTABLE_BYTES_MAX};
 
 const NODE_KEY: &[u8] = b"node";
 const DATABASE_PREFIX: &str = "db/";
@@ -138,10 +144,25 @@ struct FjallDatabase {
     ids: Keyspace,
 }
 
+impl FjallDatabase {
+    /// The chunk holding `lc`, if any: its first lc and its bytes.
+    fn chunk_of(&self, lc: u64) -> StorageResult<Option<(u64, bytes::Bytes)>> {
+        let Some(guard) = self.log.range(..=lc.to_be_bytes()).next_back() else {
+            return Ok(None);
+        };
+        let (key, value) = guard.into_inner()?;
+        Ok(Some((decode_lc(&key)?, value.into())))
+    }
+}
+
 impl DatabaseStore for FjallDatabase {
     fn last_lc(&self) -> StorageResult<u64> {
         match self.log.last_key_value() {
-            Some(guard) => decode_lc(&guard.key()?),
+            Some(guard) => {
+                let (key, value) = guard.into_inner()?;
+                let count = Chunk::new(decode_lc(&key)?, value.into())?.count;
+                Ok(decode_lc(&key)? + u64::from(count) - 1)
+            }
             None => Ok(0),
         }
     }
@@ -168,22 +189,36 @@ impl DatabaseStore for FjallDatabase {
     }
 
     fn event_at(&self, lc: u64) -> StorageResult<Option<Event>> {
-        match self.log.get(lc.to_be_bytes())? {
-            Some(value) => Ok(Some(decode_event(lc, value.into())?)),
-            None => Ok(None),
-        }
+        let Some((first_lc, bytes)) = self.chunk_of(lc)? else {
+            return Ok(None);
+        };
+        Chunk::new(first_lc, bytes)?
+            .find(|event| event.as_ref().map_or(true, |event| event.lc == lc))
+            .transpose()
     }
 
     fn scan_log(&self, after_lc: u64, up_to_lc: u64, limit: usize) -> StorageResult<Vec<Event>> {
-        if after_lc >= up_to_lc {
+        if after_lc >= up_to_lc || limit == 0 {
             return Ok(Vec::new());
         }
-        let range = (after_lc + 1).to_be_bytes()..=up_to_lc.to_be_bytes();
-        let mut events =
-            Vec::with_capacity(limit.min(usize::try_from(up_to_lc - after_lc).unwrap_or(limit)));
-        for guard in self.log.range(range).take(limit) {
+        // Start at the chunk holding the first wanted lc, which may begin before it.
+        let start = match self.chunk_of(after_lc + 1)? {
+            Some((first_lc, _)) => first_lc,
+            None => after_lc + 1,
+        };
+        let wanted = usize::try_from(up_to_lc - after_lc).unwrap_or(usize::MAX);
+        let mut events = Vec::with_capacity(limit.min(wanted));
+        for guard in self.log.range(start.to_be_bytes()..=up_to_lc.to_be_bytes()) {
             let (key, value) = guard.into_inner()?;
-            events.push(decode_event(decode_lc(&key)?, value.into())?);
+            for event in Chunk::new(decode_lc(&key)?, value.into())? {
+                let event = event?;
+                if event.lc > up_to_lc || events.len() == limit {
+                    return Ok(events);
+                }
+                if event.lc > after_lc {
+                    events.push(event);
+                }
+            }
         }
         Ok(events)
     }
@@ -200,12 +235,12 @@ impl DatabaseStore for FjallDatabase {
         };
         let mut lcs = Vec::new();
         for guard in self.ids.range(low.to_be_bytes()..=high.to_be_bytes()) {
+            if lcs.len() == limit {
+                break;
+            }
             let lc = decode_lc(&guard.value()?)?;
             if lc <= up_to_lc {
                 lcs.push(lc);
-                if lcs.len() == limit {
-                    break;
-                }
             }
         }
         Ok(lcs)
@@ -213,13 +248,23 @@ impl DatabaseStore for FjallDatabase {
 
     fn write(&self, batch: &WriteBatch) -> StorageResult<()> {
         let mut writes = self.db.batch();
-        for (lc, event) in (batch.first_lc..).zip(&batch.events) {
-            let mut value = Vec::with_capacity(24 + event.data.len());
-            value.extend_from_slice(&event.id.to_bytes());
-            value.extend_from_slice(&event.recorded_at.0.to_be_bytes());
-            value.extend_from_slice(&event.data);
-            writes.insert(&self.log, lc.to_be_bytes(), value);
-            writes.insert(&self.ids, event.id.to_bytes(), lc.to_be_bytes());
+        let mut first_lc = batch.first_lc;
+        for chunk in chunks(&batch.events) {
+            let data_bytes: usize = chunk.iter().map(|event| event.data.len()).sum();
+            let mut value = Vec::with_capacity(4 + chunk.len() * EVENT_HEADER_BYTES + data_bytes);
+            let count = u32::try_from(chunk.len()).map_err(|_| corrupt("chunk size", &[]))?;
+            value.extend_from_slice(&count.to_be_bytes());
+            for (lc, event) in (first_lc..).zip(chunk) {
+                let length =
+                    u32::try_from(event.data.len()).map_err(|_| corrupt("event size", &[]))?;
+                value.extend_from_slice(&event.id.to_bytes());
+                value.extend_from_slice(&event.recorded_at.0.to_be_bytes());
+                value.extend_from_slice(&length.to_be_bytes());
+                value.extend_from_slice(&event.data);
+                writes.insert(&self.ids, event.id.to_bytes(), lc.to_be_bytes());
+            }
+            writes.insert(&self.log, first_lc.to_be_bytes(), value);
+            first_lc += chunk.len() as u64;
         }
         writes.insert(
             &self.meta,
@@ -230,20 +275,92 @@ impl DatabaseStore for FjallDatabase {
     }
 }
 
-fn decode_lc(bytes: &[u8]) -> StorageResult<u64> {
-    Ok(u64::from_be_bytes(array(bytes, "logical clock")?))
+/// id, recorded_at and length before each event's data in a chunk.
+const EVENT_HEADER_BYTES: usize = 16 + 8 + 4;
+
+/// Splits a batch into log chunks: at most [`LOG_CHUNK_EVENTS_MAX`] events,
+/// and no more data than [`LOG_CHUNK_BYTES_MAX`] unless one event is larger.
+fn chunks(events: &[StoredEvent]) -> impl Iterator<Item = &[StoredEvent]> {
+    let mut rest = events;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let mut count = 0;
+        for event in rest.iter().take(LOG_CHUNK_EVENTS_MAX) {
+            if count > 0 && bytes + event.data.len() > LOG_CHUNK_BYTES_MAX {
+                break;
+            }
+            bytes += event.data.len();
+            count += 1;
+        }
+        let (chunk, tail) = rest.split_at(count);
+        rest = tail;
+        Some(chunk)
+    })
 }
 
-fn decode_event(lc: u64, value: bytes::Bytes) -> StorageResult<Event> {
-    if value.len() < 24 {
-        return Err(corrupt("event", &value));
+/// The events of one log chunk, decoded as they are iterated.
+struct Chunk {
+    next_lc: u64,
+    count: u32,
+    bytes: bytes::Bytes,
+    offset: usize,
+}
+
+impl Chunk {
+    fn new(first_lc: u64, bytes: bytes::Bytes) -> StorageResult<Chunk> {
+        let count = u32::from_be_bytes(array(bytes.get(..4).unwrap_or_default(), "chunk count")?);
+        if count == 0 {
+            return Err(corrupt("log chunk", &bytes));
+        }
+        Ok(Chunk {
+            next_lc: first_lc,
+            count,
+            bytes,
+            offset: 4,
+        })
     }
-    Ok(Event {
-        id: EventId::from_bytes(array(&value[..16], "event id")?),
-        recorded_at: Timestamp(u64::from_be_bytes(array(&value[16..24], "event time")?)),
-        data: value.slice(24..),
-        lc,
-    })
+
+    fn decode(&mut self) -> StorageResult<Event> {
+        let header = self
+            .bytes
+            .get(self.offset..self.offset + EVENT_HEADER_BYTES)
+            .ok_or_else(|| corrupt("log chunk", &self.bytes))?;
+        let id = EventId::from_bytes(array(&header[..16], "event id")?);
+        let recorded_at = Timestamp(u64::from_be_bytes(array(&header[16..24], "event time")?));
+        let length = u32::from_be_bytes(array(&header[24..], "event length")?) as usize;
+        let start = self.offset + EVENT_HEADER_BYTES;
+        if self.bytes.len() < start + length {
+            return Err(corrupt("log chunk", &self.bytes));
+        }
+        let event = Event {
+            id,
+            recorded_at,
+            data: self.bytes.slice(start..start + length),
+            lc: self.next_lc,
+        };
+        self.offset = start + length;
+        self.next_lc += 1;
+        Ok(event)
+    }
+}
+
+impl Iterator for Chunk {
+    type Item = StorageResult<Event>;
+
+    fn next(&mut self) -> Option<StorageResult<Event>> {
+        if self.count == 0 {
+            return None;
+        }
+        self.count -= 1;
+        Some(self.decode())
+    }
+}
+
+fn decode_lc(bytes: &[u8]) -> StorageResult<u64> {
+    Ok(u64::from_be_bytes(array(bytes, "logical clock")?))
 }
 
 fn array<const N: usize>(bytes: &[u8], what: &'static str) -> StorageResult<[u8; N]> {
