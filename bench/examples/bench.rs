@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use laterbase::{Config, NewEvent, Node};
-use laterbase_bench::{Item, increasing, median_of, report, scattered, timed};
+use laterbase_bench::{Item, increasing, report, scattered, timed};
 
 #[derive(Parser)]
 #[command(about = "Laterbase benchmarks: figures beside baselines from the same run")]
@@ -48,6 +48,12 @@ const BATCH_EVENTS: usize = 1_000;
 const WRITERS: usize = 64;
 const WRITER_BATCH_EVENTS: usize = 10;
 
+// With glibc's allocator, memory freed on another thread than the one that
+// allocated it (as a commit's batches are) cost a fifth of the ingest rate on
+// the 2-core machine this was measured on; every case runs on mimalloc alike.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     match Args::parse().workload {
         Workload::Ingest {
@@ -76,85 +82,112 @@ impl Ingest {
         self.only.is_empty() || self.only.iter().any(|only| only == case)
     }
 
-    /// The median time of the case's runs, each on a fresh directory.
-    fn measure(&self, mut run: impl FnMut(&Path) -> Duration) -> Duration {
-        median_of(self.runs, || {
-            let dir = match &self.parent {
-                Some(parent) => tempfile::tempdir_in(parent),
-                None => tempfile::tempdir(),
-            }
-            .expect("a fresh directory");
-            run(dir.path())
-        })
+    /// A fresh directory for one run.
+    fn fresh_dir(&self) -> tempfile::TempDir {
+        match &self.parent {
+            Some(parent) => tempfile::tempdir_in(parent),
+            None => tempfile::tempdir(),
+        }
+        .expect("a fresh directory")
     }
+}
+
+/// One run of a case: its time and, for some cases, one more figure.
+type RunFn<'a> = Box<dyn FnMut(&Path) -> (Duration, f64) + 'a>;
+
+fn case<'a>(name: &'static str, label: &'static str, run: RunFn<'a>) -> Case<'a> {
+    Case {
+        name,
+        label,
+        run,
+        times: Vec::new(),
+        figure: 0.0,
+    }
+}
+
+/// One case of a workload: what it prints and how one run goes. A run
+/// returns its time and, for some cases, one more figure.
+struct Case<'a> {
+    name: &'static str,
+    label: &'static str,
+    run: RunFn<'a>,
+    times: Vec<Duration>,
+    figure: f64,
 }
 
 fn ingest(args: &Ingest) {
     let events = args.events;
     let batches = increasing(events, BATCH_EVENTS, VALUE_BYTES, 1);
+    let small = increasing(events, WRITER_BATCH_EVENTS, VALUE_BYTES, 2);
+    let backdated = scattered(events, BATCH_EVENTS, VALUE_BYTES, 3);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
+    let runtime = &runtime;
+    let mut cases = vec![
+        case(
+            "fjall",
+            "raw fjall, batches of 1,000",
+            Box::new(|dir| (raw_fjall(&batches, dir), 0.0)),
+        ),
+        case(
+            "layout",
+            "raw fjall, laterbase's key layout",
+            Box::new(|dir| (raw_fjall_layout(&batches, dir), 0.0)),
+        ),
+        case(
+            "lmdb",
+            "raw LMDB (heed), batches of 1,000",
+            Box::new(|dir| (raw_lmdb(&batches, dir), 0.0)),
+        ),
+        case(
+            "batches",
+            "laterbase, batches of 1,000",
+            Box::new(|dir| (runtime.block_on(laterbase_batches(&batches, dir)), 0.0)),
+        ),
+        case(
+            "writers",
+            "laterbase, 64 writers x 10 events",
+            Box::new(|dir| runtime.block_on(laterbase_writers(&small, dir))),
+        ),
+        case(
+            "backdated",
+            "laterbase, backdated random ids",
+            Box::new(|dir| (runtime.block_on(laterbase_batches(&backdated, dir)), 0.0)),
+        ),
+    ];
+    cases.retain(|case| args.wants(case.name));
     println!(
-        "ingest: {events} events of {VALUE_BYTES} bytes, durable (fsync before acknowledging), median of {}",
+        "ingest: {events} events of {VALUE_BYTES} bytes, durable (fsync before acknowledging), \
+         median of {} runs, cases interleaved",
         args.runs
     );
-    let mut fjall = None;
-    if args.wants("fjall") {
-        let elapsed = args.measure(|dir| raw_fjall(&batches, dir));
-        report("raw fjall, batches of 1,000", events, elapsed, "baseline");
-        fjall = Some(elapsed);
+    // Round-robin, so that a drifting machine weighs on every case alike.
+    for _ in 0..args.runs.max(1) {
+        for case in &mut cases {
+            let dir = args.fresh_dir();
+            let (time, figure) = (case.run)(dir.path());
+            case.times.push(time);
+            case.figure = figure;
+        }
     }
-    if args.wants("layout") {
-        let elapsed = args.measure(|dir| raw_fjall_layout(&batches, dir));
-        report(
-            "raw fjall, laterbase's key layout",
-            events,
-            elapsed,
-            &ratio(fjall, elapsed, "raw fjall"),
-        );
-    }
-    if args.wants("lmdb") {
-        let elapsed = args.measure(|dir| raw_lmdb(&batches, dir));
-        report(
-            "raw LMDB (heed), batches of 1,000",
-            events,
-            elapsed,
-            &ratio(fjall, elapsed, "raw fjall"),
-        );
-    }
-    let mut in_order = None;
-    if args.wants("batches") {
-        let elapsed = args.measure(|dir| runtime.block_on(laterbase_batches(&batches, dir)));
-        report(
-            "laterbase, batches of 1,000",
-            events,
-            elapsed,
-            &ratio(fjall, elapsed, "raw fjall"),
-        );
-        in_order = Some(elapsed);
-    }
-    if args.wants("writers") {
-        let small = increasing(events, WRITER_BATCH_EVENTS, VALUE_BYTES, 2);
-        let mut fsyncs_per_batch = 0.0;
-        let elapsed = args.measure(|dir| {
-            let (elapsed, per_batch) = runtime.block_on(laterbase_writers(&small, dir));
-            fsyncs_per_batch = per_batch;
-            elapsed
-        });
-        let note = format!("{fsyncs_per_batch:.3} fsyncs per acknowledged batch");
-        report("laterbase, 64 writers x 10 events", events, elapsed, &note);
-    }
-    if args.wants("backdated") {
-        let backdated = scattered(events, BATCH_EVENTS, VALUE_BYTES, 3);
-        let elapsed = args.measure(|dir| runtime.block_on(laterbase_batches(&backdated, dir)));
-        report(
-            "laterbase, backdated random ids",
-            events,
-            elapsed,
-            &ratio(in_order, elapsed, "in-order ids"),
-        );
+    let median = |name: &str| {
+        cases.iter().find(|case| case.name == name).map(|case| {
+            let mut times = case.times.clone();
+            times.sort();
+            times[times.len() / 2]
+        })
+    };
+    for case in &cases {
+        let time = median(case.name).expect("the case ran");
+        let note = match case.name {
+            "fjall" => "baseline".to_owned(),
+            "writers" => format!("{:.3} fsyncs per acknowledged batch", case.figure),
+            "backdated" => ratio(median("batches"), time, "in-order ids"),
+            _ => ratio(median("fjall"), time, "raw fjall"),
+        };
+        report(case.label, events, time, &note);
     }
 }
 

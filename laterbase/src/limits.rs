@@ -49,8 +49,13 @@ pub const LOG_CHUNK_EVENTS_MAX: usize = 64;
 /// this is a chunk of its own).
 pub const LOG_CHUNK_BYTES_MAX: usize = 64 * 1024;
 
-/// fjall's memtable size per keyspace, so that many databases fit in memory.
-pub const MEMTABLE_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// fjall's memtable size for a database's log.
+pub const LOG_MEMTABLE_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// fjall's memtable size for a database's id index: its entries are small
+/// and looked up at random (backdated writes), and a smaller skiplist is a
+/// faster one.
+pub const INDEX_MEMTABLE_BYTES_MAX: u64 = 32 * 1024 * 1024;
 
 /// fjall's block cache.
 pub const CACHE_BYTES: u64 = 32 * 1024 * 1024;

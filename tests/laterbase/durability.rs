@@ -258,3 +258,44 @@ async fn names_are_checked_and_unknown_databases_reported() {
     );
     node.shutdown().await.expect("shutdown");
 }
+
+async fn racing_appends_of_one_id(config: Config) {
+    let node = Node::open(config).await.expect("open");
+    let db = node.create_database("race").await.expect("create");
+    let id = EventId::from_parts(1_700_000_000_000, 9);
+    let appends: Vec<_> = [&b"\"left\""[..], b"\"right\"", b"\"left\""]
+        .into_iter()
+        .map(|data| {
+            let db = db.clone();
+            tokio::spawn(async move { db.append(vec![NewEvent::with_id(id, data)]).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for append in appends {
+        answers.push(append.await.expect("task"));
+    }
+    assert!(answers[0].is_ok(), "{:?}", answers[0]);
+    assert!(
+        matches!(answers[1], Err(Error::Conflict { index: 0, .. })),
+        "{:?}",
+        answers[1]
+    );
+    assert!(
+        answers[2].is_ok(),
+        "the same bytes again are accepted: {:?}",
+        answers[2]
+    );
+    assert_eq!(db.lc(), 1, "the id is stored once");
+    node.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn racing_appends_of_one_id_store_it_once_in_memory() {
+    racing_appends_of_one_id(Config::in_memory()).await;
+}
+
+#[tokio::test]
+async fn racing_appends_of_one_id_store_it_once_on_fjall() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    racing_appends_of_one_id(Config::new(dir.path())).await;
+}

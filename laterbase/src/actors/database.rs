@@ -1,38 +1,36 @@
 //! The database actor, the only writer of one database, and its handle.
 //!
-//! An append flows through the actor in one pass: check the batch (future
-//! ids, duplicates, conflicts), assign ids and logical clocks, write it, and
-//! park the reply until an fsync covers it. One fsync runs at a time, on the
-//! blocking pool, while the actor goes on writing the next batches; when it
-//! completes, every batch it covered is answered at once (group commit), and
-//! the next fsync starts if more wait.
+//! Appends travel through the actor's mailbox; the actor queues them and
+//! hands everything queued to one commit at a time (see `commit`), so that
+//! appends arriving while an fsync runs share the next one. With fjall the
+//! commit runs on the blocking pool and the actor stays free to queue;
+//! with the in-memory engine it runs inline, which keeps a simulation
+//! deterministic.
 //!
 //! ```text
-//! append -> check -> write -> wait ... fsync done -> durable_lc -> reply
+//! Database::append -> mailbox -> queue -> Flush -> commit (blocking pool)
+//!                                                    -> durable_lc -> replies
+//!                                                    -> Committed -> next commit
 //! ```
 //!
-//! The durable watermark (`durable_lc`) moves only after an fsync: reads
-//! stop at it, so nothing is shown that a power loss could take back.
+//! Reads skip the actor: they go to the engine, bounded by the durable
+//! watermark (`durable_lc`), which moves only after an fsync, so nothing is
+//! shown that a power loss could take back.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use bytes::Bytes;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::Semaphore;
 
+use super::commit::{PendingAppend, Writer, check_batch_size, event_at};
 use super::run_storage;
 use crate::clock::Hlc;
 use crate::error::{Error, Result};
-use crate::event::{
-    ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Receipt, Timestamp,
-};
-use crate::limits::{
-    APPEND_KIB_IN_FLIGHT_MAX, BATCH_BYTES_MAX, BATCH_EVENTS_MAX, GET_IDS_MAX, PAGE_EVENTS_MAX,
-};
-use crate::storage::{DatabaseRecord, DatabaseStore, Storage, StoredEvent, WriteBatch};
+use crate::event::{ChangesPage, EventId, KeysPage, NewEvent, RangePage, Receipt};
+use crate::limits::{APPEND_KIB_IN_FLIGHT_MAX, BATCH_EVENTS_MAX, GET_IDS_MAX, PAGE_EVENTS_MAX};
+use crate::storage::{DatabaseRecord, DatabaseStore, Storage};
 
 /// A handle to one database: append and read its events.
 ///
@@ -93,9 +91,9 @@ pub(crate) struct DatabaseShared {
     pub(crate) durable_lc: AtomicU64,
     /// Bounds the bytes of appends in flight, in KiB.
     in_flight_kib: Semaphore,
-    appends: AtomicU64,
-    persists: AtomicU64,
-    events: AtomicU64,
+    pub(crate) appends: AtomicU64,
+    pub(crate) persists: AtomicU64,
+    pub(crate) events: AtomicU64,
 }
 
 impl DatabaseShared {
@@ -121,7 +119,7 @@ impl DatabaseShared {
         }
     }
 
-    fn store(&self) -> Result<Arc<dyn DatabaseStore>> {
+    pub(crate) fn store(&self) -> Result<Arc<dyn DatabaseStore>> {
         let store = self.store.read().unwrap_or_else(PoisonError::into_inner);
         store
             .clone()
@@ -314,35 +312,6 @@ impl std::fmt::Debug for Database {
     }
 }
 
-fn check_batch_size(events: &[NewEvent]) -> Result<()> {
-    if events.len() > BATCH_EVENTS_MAX {
-        return Err(Error::BatchTooLarge {
-            what: "events",
-            actual: events.len(),
-            limit: BATCH_EVENTS_MAX,
-        });
-    }
-    let bytes: usize = events.iter().map(|event| event.data.len()).sum();
-    if bytes > BATCH_BYTES_MAX {
-        return Err(Error::BatchTooLarge {
-            what: "bytes",
-            actual: bytes,
-            limit: BATCH_BYTES_MAX,
-        });
-    }
-    Ok(())
-}
-
-/// An event the log must hold: its absence below the watermark is corruption.
-fn event_at(store: &dyn DatabaseStore, lc: u64) -> Result<Event> {
-    store.event_at(lc)?.ok_or_else(|| {
-        Error::Storage(crate::error::StorageError::Corrupt {
-            what: "log",
-            detail: format!("the id index points at lc {lc}, which the log lacks"),
-        })
-    })
-}
-
 /// The database actor's behaviour.
 pub(crate) struct DatabaseActor;
 
@@ -363,30 +332,24 @@ pub(crate) enum DatabaseMsg {
         events: Vec<NewEvent>,
         reply: RpcReplyPort<Result<Receipt>>,
     },
-    /// An fsync that covered everything up to `lc` has finished.
-    Persisted { lc: u64, result: Result<()> },
+    /// Commit what has queued up, unless a commit runs.
+    Flush,
+    /// A commit on the blocking pool has finished.
+    Committed,
+    /// A commit on the blocking pool panicked: the writer's state is unknown.
+    CommitPanicked(String),
 }
 
 pub(crate) struct DatabaseState {
     shared: Arc<DatabaseShared>,
-    store: Arc<dyn DatabaseStore>,
-    storage: Arc<dyn Storage>,
-    hlc: Arc<Hlc>,
-    /// The highest logical clock written, durable or not.
-    written_lc: u64,
-    /// The highest id stored: ids above it need no lookup to be known new.
-    max_id: Option<EventId>,
-    /// Appends written and waiting for an fsync, in logical-clock order.
-    waiters: VecDeque<Waiter>,
-    /// Whether an fsync is running.
-    persisting: bool,
-    /// Why writes are refused, once a write or an fsync failed.
-    poisoned: Option<String>,
-}
-
-struct Waiter {
-    receipt: Receipt,
-    reply: RpcReplyPort<Result<Receipt>>,
+    /// The writer, lent to one commit at a time.
+    writer: Arc<tokio::sync::Mutex<Writer>>,
+    /// Appends waiting for the next commit.
+    queue: Vec<PendingAppend>,
+    /// Whether a `Flush` is in the mailbox.
+    flush_queued: bool,
+    /// Whether a commit runs on the blocking pool.
+    committing: bool,
 }
 
 impl Actor for DatabaseActor {
@@ -399,28 +362,23 @@ impl Actor for DatabaseActor {
         _myself: ActorRef<DatabaseMsg>,
         args: DatabaseArgs,
     ) -> Result<DatabaseState, ActorProcessingErr> {
-        let store = args.shared.store()?;
-        let storage = args.storage.clone();
-        let restarted = args.restarted;
-        let reader = store.clone();
-        let (written_lc, max_id) = run_storage(args.shared.may_block, move || {
-            if restarted {
-                storage.persist()?;
-            }
-            Ok((reader.last_lc()?, reader.last_id()?))
+        let DatabaseArgs {
+            shared,
+            storage,
+            hlc,
+            restarted,
+        } = args;
+        let opening = shared.clone();
+        let writer = run_storage(shared.may_block, move || {
+            Writer::open(opening, storage, hlc, restarted)
         })
         .await?;
-        args.shared.durable_lc.store(written_lc, Ordering::Release);
         Ok(DatabaseState {
-            shared: args.shared,
-            store,
-            storage: args.storage,
-            hlc: args.hlc,
-            written_lc,
-            max_id,
-            waiters: VecDeque::new(),
-            persisting: false,
-            poisoned: None,
+            shared,
+            writer: Arc::new(tokio::sync::Mutex::new(writer)),
+            queue: Vec::new(),
+            flush_queued: false,
+            committing: false,
         })
     }
 
@@ -432,19 +390,24 @@ impl Actor for DatabaseActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             DatabaseMsg::Append { events, reply } => {
-                match append(&myself, state, events).await {
-                    Ok(receipt) => state.waiters.push_back(Waiter { receipt, reply }),
-                    Err(error) => ignore_closed(reply.send(Err(error))),
+                state.queue.push(PendingAppend { events, reply });
+                // Appends already in the mailbox join this one's commit: the
+                // flush comes after them.
+                if !state.flush_queued && !state.committing {
+                    state.flush_queued = true;
+                    myself.send_message(DatabaseMsg::Flush)?;
                 }
-                start_persist(&myself, state);
             }
-            DatabaseMsg::Persisted { lc, result } => {
-                state.persisting = false;
-                match result {
-                    Ok(()) => acknowledge(state, lc),
-                    Err(error) => poison(state, &error),
-                }
-                start_persist(&myself, state);
+            DatabaseMsg::Flush => {
+                state.flush_queued = false;
+                start_commit(&myself, state);
+            }
+            DatabaseMsg::Committed => {
+                state.committing = false;
+                start_commit(&myself, state);
+            }
+            DatabaseMsg::CommitPanicked(reason) => {
+                return Err(format!("a commit panicked: {reason}").into());
             }
         }
         Ok(())
@@ -455,298 +418,77 @@ impl Actor for DatabaseActor {
         _myself: ActorRef<DatabaseMsg>,
         state: &mut DatabaseState,
     ) -> Result<(), ActorProcessingErr> {
-        if state.waiters.is_empty() {
+        // Waits for a running commit, then commits what is still queued.
+        let appends = std::mem::take(&mut state.queue);
+        if appends.is_empty() {
             return Ok(());
         }
-        let storage = state.storage.clone();
-        let lc = state.written_lc;
-        match run_storage(state.shared.may_block, move || Ok(storage.persist()?)).await {
-            Ok(()) => acknowledge(state, lc),
-            Err(error) => poison(state, &error),
-        }
+        let mut writer = state.writer.clone().lock_owned().await;
+        run_storage(state.shared.may_block, move || {
+            writer.commit(appends);
+            Ok(())
+        })
+        .await?;
         Ok(())
     }
 }
 
-/// Checks, assigns and writes one batch; returns its receipt, to be sent
-/// once an fsync covers `receipt.lc`.
-async fn append(
-    myself: &ActorRef<DatabaseMsg>,
-    state: &mut DatabaseState,
-    events: Vec<NewEvent>,
-) -> Result<Receipt> {
-    if let Some(reason) = &state.poisoned {
-        return Err(Error::Poisoned(reason.clone()));
+/// Starts a commit of the queued appends unless one runs. With the fjall
+/// engine it runs on the blocking pool and reports back; with the in-memory
+/// engine, which never blocks, it runs inline.
+fn start_commit(myself: &ActorRef<DatabaseMsg>, state: &mut DatabaseState) {
+    if state.committing || state.queue.is_empty() {
+        return;
     }
-    check_batch_size(&events)?;
-    check_future_ids(&state.hlc, &events)?;
-    let known = stored_data(state, &events).await?;
-    let new = select_new(&events, &known)?;
-    if let Some(max) = events.iter().filter_map(|event| event.id).max() {
-        state.hlc.observe(max);
-    }
-    let recorded_at = Timestamp(state.hlc.wall_ms());
-    let mut ids = Vec::with_capacity(events.len());
-    let mut batch = WriteBatch {
-        first_lc: state.written_lc + 1,
-        events: Vec::with_capacity(new.len()),
-        hlc_floor: EventId::from_u128(0),
+    let appends = take_commit(&mut state.queue);
+    let Ok(mut writer) = state.writer.clone().try_lock_owned() else {
+        unreachable!("only one commit runs at a time, and none runs now");
     };
-    for (index, event) in events.into_iter().enumerate() {
-        let id = match event.id {
-            Some(id) => id,
-            None => fresh_id(state).await?,
-        };
-        ids.push(id);
-        if new.get(index).copied().unwrap_or(false) {
-            batch.events.push(StoredEvent {
-                id,
-                recorded_at,
-                data: event.data,
-            });
+    if !state.shared.may_block {
+        writer.commit(appends);
+        if !state.queue.is_empty() {
+            state.flush_queued = true;
+            let _ = myself.send_message(DatabaseMsg::Flush);
         }
+        return;
     }
-    batch.hlc_floor = state.hlc.floor();
-    write(myself, state, batch).await?;
-    Ok(Receipt {
-        ids,
-        lc: state.written_lc,
-    })
-}
-
-fn check_future_ids(hlc: &Hlc, events: &[NewEvent]) -> Result<()> {
-    // One reading of the clock serves the whole batch.
-    let wall_ms = hlc.wall_ms();
-    let limit_ms = wall_ms.saturating_add(hlc.skew_ms());
-    for (index, event) in events.iter().enumerate() {
-        let Some(id) = event.id else { continue };
-        if id.time_ms() > limit_ms {
-            return Err(Error::FutureEvent {
-                index,
-                id,
-                ahead_ms: id.time_ms() - wall_ms,
-                skew_ms: hlc.skew_ms(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// The stored bytes of every id in the batch that may be stored already.
-async fn stored_data(
-    state: &DatabaseState,
-    events: &[NewEvent],
-) -> Result<HashMap<EventId, Bytes>> {
-    let Some(max_id) = state.max_id else {
-        return Ok(HashMap::new());
-    };
-    let candidates: Vec<EventId> = events
-        .iter()
-        .filter_map(|event| event.id)
-        .filter(|id| *id <= max_id)
-        .collect();
-    if candidates.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let store = state.store.clone();
-    run_storage(state.shared.may_block, move || {
-        let mut known = HashMap::new();
-        for id in candidates {
-            if let Some(lc) = store.lc_of(id)? {
-                known.insert(id, event_at(store.as_ref(), lc)?.data);
-            }
-        }
-        Ok(known)
-    })
-    .await
-}
-
-/// Which events of the batch are new; an error at the first conflict.
-fn select_new(events: &[NewEvent], known: &HashMap<EventId, Bytes>) -> Result<Vec<bool>> {
-    // Writer ids in increasing order (the common case) cannot repeat within
-    // the batch, so only a batch out of order needs to remember earlier ids.
-    let mut previous = None;
-    let ordered = events.iter().filter_map(|event| event.id).all(|id| {
-        let increasing = previous.is_none_or(|previous| id > previous);
-        previous = Some(id);
-        increasing
-    });
-    let mut earlier: HashMap<EventId, &Bytes> = HashMap::new();
-    let mut new = Vec::with_capacity(events.len());
-    for (index, event) in events.iter().enumerate() {
-        let Some(id) = event.id else {
-            new.push(true);
-            continue;
-        };
-        let stored = known.get(&id).or_else(|| earlier.get(&id).copied());
-        match stored {
-            Some(data) if *data == event.data => new.push(false),
-            Some(_) => return Err(Error::Conflict { index, id }),
-            None => {
-                if !ordered {
-                    earlier.insert(id, &event.data);
-                }
-                new.push(true);
-            }
-        }
-    }
-    Ok(new)
-}
-
-/// An id from the node's clock that this database does not hold. Only an id
-/// at or below the largest stored one (which sync can bring from a node whose
-/// clock runs ahead) needs a lookup.
-async fn fresh_id(state: &DatabaseState) -> Result<EventId> {
-    loop {
-        let id = state.hlc.next_id();
-        if state.max_id.is_none_or(|max| id > max) {
-            return Ok(id);
-        }
-        let store = state.store.clone();
-        let stored = run_storage(state.shared.may_block, move || Ok(store.lc_of(id)?)).await?;
-        if stored.is_none() {
-            return Ok(id);
-        }
-    }
-}
-
-/// Writes a batch. When no fsync is running, the same blocking job goes on
-/// to persist it, which saves a round through the runtime on the common path
-/// of one writer; the fsync's end arrives as [`DatabaseMsg::Persisted`].
-async fn write(
-    myself: &ActorRef<DatabaseMsg>,
-    state: &mut DatabaseState,
-    batch: WriteBatch,
-) -> Result<()> {
-    if batch.events.is_empty() {
-        return Ok(());
-    }
-    assert_eq!(
-        batch.first_lc,
-        state.written_lc + 1,
-        "logical clocks are contiguous"
-    );
-    let count = batch.events.len() as u64;
-    let max_id = batch.events.iter().map(|event| event.id).max();
-    let result = if state.shared.may_block {
-        let persist = !state.persisting;
-        let result = write_and_persist(myself, state, batch, persist).await;
-        state.persisting |= persist && result.is_ok();
-        result
-    } else {
-        state.store.write(&batch).map_err(Error::from)
-    };
-    if let Err(error) = result {
-        if !matches!(&error, Error::Storage(inner) if inner.is_storage_full()) {
-            state.poisoned = Some(error.to_string());
-        }
-        return Err(storage_error(error));
-    }
-    state.written_lc += count;
-    state.max_id = state.max_id.max(max_id);
-    state.shared.events.fetch_add(count, Ordering::Relaxed);
-    Ok(())
-}
-
-/// Writes on the blocking pool and answers once written; then, if `persist`,
-/// fsyncs and reports to the actor.
-async fn write_and_persist(
-    myself: &ActorRef<DatabaseMsg>,
-    state: &DatabaseState,
-    batch: WriteBatch,
-    persist: bool,
-) -> Result<()> {
-    let (written_tx, written_rx) = tokio::sync::oneshot::channel();
-    let store = state.store.clone();
-    let storage = state.storage.clone();
+    state.committing = true;
     let myself = myself.clone();
-    let lc = batch.first_lc + batch.events.len() as u64 - 1;
     tokio::task::spawn_blocking(move || {
-        let written = store.write(&batch).map_err(Error::from);
-        let ok = written.is_ok();
-        let _ = written_tx.send(written);
-        if ok && persist {
-            let result = storage
-                .persist()
-                .map_err(|error| storage_error(error.into()));
-            let _ = myself.send_message(DatabaseMsg::Persisted { lc, result });
-        }
+        let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            writer.commit(appends);
+        }));
+        drop(writer);
+        let report = match committed {
+            Ok(()) => DatabaseMsg::Committed,
+            Err(panic) => DatabaseMsg::CommitPanicked(panic_message(&panic)),
+        };
+        // After a stop, post_stop commits what is left on its own.
+        let _ = myself.send_message(report);
     });
-    // A dropped sender means the engine panicked while writing: crash the
-    // actor, as an inline engine's panic would, and let the supervisor act.
-    written_rx
-        .await
-        .expect("the storage engine panicked while writing")
 }
 
-fn storage_error(error: Error) -> Error {
-    match error {
-        Error::Storage(inner) if inner.is_storage_full() => Error::StorageFull(inner.to_string()),
-        Error::Storage(inner) if inner.is_poisoned() => Error::Poisoned(inner.to_string()),
-        other => other,
-    }
+/// The queued appends for one commit: all of them, up to a batch's worth of
+/// events (always at least one append).
+fn take_commit(queue: &mut Vec<PendingAppend>) -> Vec<PendingAppend> {
+    let mut events = 0;
+    let count = queue
+        .iter()
+        .take_while(|append| {
+            events += append.events.len();
+            events <= BATCH_EVENTS_MAX
+        })
+        .count()
+        .max(1);
+    queue.drain(..count.min(queue.len())).collect()
 }
 
-/// Starts an fsync for everything written, unless one runs or none is needed.
-fn start_persist(myself: &ActorRef<DatabaseMsg>, state: &mut DatabaseState) {
-    if state.persisting || state.waiters.is_empty() {
-        return;
-    }
-    let lc = state.written_lc;
-    if lc <= state.shared.durable_lc.load(Ordering::Acquire) {
-        acknowledge(state, lc);
-        return;
-    }
-    state.persisting = true;
-    let storage = state.storage.clone();
-    let may_block = state.shared.may_block;
-    if may_block {
-        let myself = myself.clone();
-        tokio::spawn(async move {
-            let result = run_storage(true, move || Ok(storage.persist()?))
-                .await
-                .map_err(storage_error);
-            // The actor may have stopped; its post_stop persists on its own.
-            let _ = myself.send_message(DatabaseMsg::Persisted { lc, result });
-        });
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(message) = panic.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = panic.downcast_ref::<String>() {
+        message.clone()
     } else {
-        // The in-memory engine never blocks: persisting inline keeps a
-        // simulation deterministic, and the message still lets appends that
-        // are already queued share the next fsync.
-        let result = storage
-            .persist()
-            .map_err(|error| storage_error(error.into()));
-        let _ = myself.send_message(DatabaseMsg::Persisted { lc, result });
+        "a panic without a message".to_owned()
     }
 }
-
-/// Moves the durable watermark to `lc` and answers every append it covers.
-fn acknowledge(state: &mut DatabaseState, lc: u64) {
-    let previous = state.shared.durable_lc.fetch_max(lc, Ordering::AcqRel);
-    if lc > previous {
-        state.shared.persists.fetch_add(1, Ordering::Relaxed);
-    }
-    while state
-        .waiters
-        .front()
-        .is_some_and(|waiter| waiter.receipt.lc <= lc)
-    {
-        if let Some(waiter) = state.waiters.pop_front() {
-            state.shared.appends.fetch_add(1, Ordering::Relaxed);
-            ignore_closed(waiter.reply.send(Ok(waiter.receipt)));
-        }
-    }
-}
-
-/// Refuses every later write and fails every append waiting for an fsync.
-fn poison(state: &mut DatabaseState, error: &Error) {
-    tracing::error!(database = %state.shared.record.name, %error, "fsync failed; the database refuses writes from now on");
-    let reason = error.to_string();
-    state.poisoned = Some(reason.clone());
-    for waiter in state.waiters.drain(..) {
-        ignore_closed(waiter.reply.send(Err(Error::Poisoned(reason.clone()))));
-    }
-}
-
-/// A caller that gave up (timed out) no longer listens; that is its choice.
-fn ignore_closed<E>(_sent: std::result::Result<(), E>) {}

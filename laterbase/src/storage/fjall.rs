@@ -27,7 +27,10 @@ use super::{
 };
 use crate::error::StorageError;
 use crate::event::{Event, EventId, Timestamp};
-use crate::limits::{CACHE_BYTES, LOG_CHUNK_BYTES_MAX, LOG_CHUNK_EVENTS_MAX, MEMTABLE_BYTES_MAX};
+use crate::limits::{
+    CACHE_BYTES, INDEX_MEMTABLE_BYTES_MAX, LOG_CHUNK_BYTES_MAX, LOG_CHUNK_EVENTS_MAX,
+    LOG_MEMTABLE_BYTES_MAX,
+};
 
 const NODE_KEY: &[u8] = b"node";
 const DATABASE_PREFIX: &str = "db/";
@@ -46,19 +49,23 @@ impl FjallStorage {
         let db = fjall::Database::builder(dir)
             .cache_size(CACHE_BYTES)
             .open()?;
-        let meta = db.keyspace("node", keyspace_options)?;
+        let meta = db.keyspace("node", || keyspace_options(INDEX_MEMTABLE_BYTES_MAX))?;
         Ok(FjallStorage { db, meta })
     }
 
     fn keyspaces(&self, name: &str) -> StorageResult<(Keyspace, Keyspace)> {
-        let log = self.db.keyspace(&format!("{name}.log"), keyspace_options)?;
-        let ids = self.db.keyspace(&format!("{name}.ids"), keyspace_options)?;
+        let log = self.db.keyspace(&format!("{name}.log"), || {
+            keyspace_options(LOG_MEMTABLE_BYTES_MAX)
+        })?;
+        let ids = self.db.keyspace(&format!("{name}.ids"), || {
+            keyspace_options(INDEX_MEMTABLE_BYTES_MAX)
+        })?;
         Ok((log, ids))
     }
 }
 
-fn keyspace_options() -> KeyspaceCreateOptions {
-    KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES_MAX)
+fn keyspace_options(memtable_bytes: u64) -> KeyspaceCreateOptions {
+    KeyspaceCreateOptions::default().max_memtable_size(memtable_bytes)
 }
 
 impl std::fmt::Debug for FjallStorage {
