@@ -11,8 +11,8 @@
 //! appends -> stage each (check, assign) -> one write -> one fsync -> durable_lc -> replies
 //! ```
 //!
-//! Nothing here is async or touches the actor: the actor runs a commit on the
-//! blocking pool (fjall) or inline (the in-memory engine).
+//! Nothing here is async or touches the actor: the actor runs each commit
+//! off the async runtime's hands (fjall) or inline (the in-memory engine).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,8 +34,7 @@ pub(crate) struct PendingAppend {
     pub(crate) reply: RpcReplyPort<Result<Receipt>>,
 }
 
-/// The only writer of one database: owned by its actor, lent to one commit
-/// at a time.
+/// The only writer of one database, owned by its actor.
 pub(crate) struct Writer {
     shared: Arc<DatabaseShared>,
     store: Arc<dyn DatabaseStore>,

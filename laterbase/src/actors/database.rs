@@ -1,16 +1,14 @@
 //! The database actor, the only writer of one database, and its handle.
 //!
-//! Appends travel through the actor's mailbox; the actor queues them and
-//! hands everything queued to one commit at a time (see `commit`), so that
-//! appends arriving while an fsync runs share the next one. With fjall the
-//! commit runs on the blocking pool and the actor stays free to queue;
-//! with the in-memory engine it runs inline, which keeps a simulation
-//! deterministic.
+//! Appends travel through the actor's mailbox. The actor queues each one and
+//! sends itself a `Flush` behind whatever else waits in the mailbox, so that
+//! every append that arrived while the last commit ran joins the next one
+//! (see `commit`): one fsync serves them all.
 //!
 //! ```text
-//! Database::append -> mailbox -> queue -> Flush -> commit (blocking pool)
+//! Database::append -> mailbox -> queue -> Flush -> Writer::commit
+//!                                                    -> one write, one fsync
 //!                                                    -> durable_lc -> replies
-//!                                                    -> Committed -> next commit
 //! ```
 //!
 //! Reads skip the actor: they go to the engine, bounded by the durable
@@ -332,24 +330,19 @@ pub(crate) enum DatabaseMsg {
         events: Vec<NewEvent>,
         reply: RpcReplyPort<Result<Receipt>>,
     },
-    /// Commit what has queued up, unless a commit runs.
+    /// Commit what has queued up.
     Flush,
-    /// A commit on the blocking pool has finished.
-    Committed,
-    /// A commit on the blocking pool panicked: the writer's state is unknown.
-    CommitPanicked(String),
 }
 
 pub(crate) struct DatabaseState {
     shared: Arc<DatabaseShared>,
-    /// The writer, lent to one commit at a time.
-    writer: Arc<tokio::sync::Mutex<Writer>>,
+    /// The only writer of the database; `None` only while a commit has
+    /// lent it to the blocking pool.
+    writer: Option<Writer>,
     /// Appends waiting for the next commit.
     queue: Vec<PendingAppend>,
     /// Whether a `Flush` is in the mailbox.
     flush_queued: bool,
-    /// Whether a commit runs on the blocking pool.
-    committing: bool,
 }
 
 impl Actor for DatabaseActor {
@@ -375,10 +368,9 @@ impl Actor for DatabaseActor {
         .await?;
         Ok(DatabaseState {
             shared,
-            writer: Arc::new(tokio::sync::Mutex::new(writer)),
+            writer: Some(writer),
             queue: Vec::new(),
             flush_queued: false,
-            committing: false,
         })
     }
 
@@ -391,23 +383,16 @@ impl Actor for DatabaseActor {
         match message {
             DatabaseMsg::Append { events, reply } => {
                 state.queue.push(PendingAppend { events, reply });
-                // Appends already in the mailbox join this one's commit: the
-                // flush comes after them.
-                if !state.flush_queued && !state.committing {
+                // Appends already in the mailbox (they queued up during the
+                // last commit) join this one's commit: the flush comes after.
+                if !state.flush_queued {
                     state.flush_queued = true;
                     myself.send_message(DatabaseMsg::Flush)?;
                 }
             }
             DatabaseMsg::Flush => {
                 state.flush_queued = false;
-                start_commit(&myself, state);
-            }
-            DatabaseMsg::Committed => {
-                state.committing = false;
-                start_commit(&myself, state);
-            }
-            DatabaseMsg::CommitPanicked(reason) => {
-                return Err(format!("a commit panicked: {reason}").into());
+                commit_queued(state).await?;
             }
         }
         Ok(())
@@ -418,54 +403,40 @@ impl Actor for DatabaseActor {
         _myself: ActorRef<DatabaseMsg>,
         state: &mut DatabaseState,
     ) -> Result<(), ActorProcessingErr> {
-        // Waits for a running commit, then commits what is still queued.
-        let appends = std::mem::take(&mut state.queue);
-        if appends.is_empty() {
-            return Ok(());
-        }
-        let mut writer = state.writer.clone().lock_owned().await;
-        run_storage(state.shared.may_block, move || {
-            writer.commit(appends);
-            Ok(())
-        })
-        .await?;
-        Ok(())
+        commit_queued(state).await
     }
 }
 
-/// Starts a commit of the queued appends unless one runs. With the fjall
-/// engine it runs on the blocking pool and reports back; with the in-memory
-/// engine, which never blocks, it runs inline.
-fn start_commit(myself: &ActorRef<DatabaseMsg>, state: &mut DatabaseState) {
-    if state.committing || state.queue.is_empty() {
-        return;
-    }
-    let appends = take_commit(&mut state.queue);
-    let Ok(mut writer) = state.writer.clone().try_lock_owned() else {
-        unreachable!("only one commit runs at a time, and none runs now");
-    };
-    if !state.shared.may_block {
-        writer.commit(appends);
-        if !state.queue.is_empty() {
-            state.flush_queued = true;
-            let _ = myself.send_message(DatabaseMsg::Flush);
-        }
-        return;
-    }
-    state.committing = true;
-    let myself = myself.clone();
-    tokio::task::spawn_blocking(move || {
-        let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            writer.commit(appends);
-        }));
-        drop(writer);
-        let report = match committed {
-            Ok(()) => DatabaseMsg::Committed,
-            Err(panic) => DatabaseMsg::CommitPanicked(panic_message(&panic)),
+/// Commits every queued append, a batch's worth at a time.
+///
+/// The commit blocks this actor, not the runtime: on a multi-threaded
+/// runtime it runs in place (the worker hands its other tasks over), which
+/// spares a thread switch per commit; on a current-thread runtime it goes to
+/// the blocking pool; with the in-memory engine, which never blocks, it runs
+/// inline. Appends that arrive meanwhile wait in the mailbox and share the
+/// next commit, and so its fsync.
+async fn commit_queued(state: &mut DatabaseState) -> Result<(), ActorProcessingErr> {
+    while !state.queue.is_empty() {
+        let appends = take_commit(&mut state.queue);
+        let Some(mut writer) = state.writer.take() else {
+            return Err("the writer was lost by an earlier commit".into());
         };
-        // After a stop, post_stop commits what is left on its own.
-        let _ = myself.send_message(report);
-    });
+        let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread;
+        if !state.shared.may_block {
+            writer.commit(appends);
+        } else if multi_thread {
+            tokio::task::block_in_place(|| writer.commit(appends));
+        } else {
+            writer = run_storage(true, move || {
+                writer.commit(appends);
+                Ok(writer)
+            })
+            .await?;
+        }
+        state.writer = Some(writer);
+    }
+    Ok(())
 }
 
 /// The queued appends for one commit: all of them, up to a batch's worth of
@@ -481,14 +452,4 @@ fn take_commit(queue: &mut Vec<PendingAppend>) -> Vec<PendingAppend> {
         .count()
         .max(1);
     queue.drain(..count.min(queue.len())).collect()
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(message) = panic.downcast_ref::<&str>() {
-        (*message).to_owned()
-    } else if let Some(message) = panic.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "a panic without a message".to_owned()
-    }
 }
