@@ -140,9 +140,15 @@ impl Hlc {
     /// id further ahead does not move the clock.
     pub fn observe(&self, id: EventId) {
         if self.too_far_ahead(id).is_none() {
-            let mut floor = self.floor.lock().unwrap_or_else(PoisonError::into_inner);
-            *floor = (*floor).max(id.to_u128());
+            self.accept(id);
         }
+    }
+
+    /// Moves the floor up to `id`, which the caller checked with
+    /// [`Hlc::too_far_ahead`] against the same reading of the wall clock.
+    pub fn accept(&self, id: EventId) {
+        let mut floor = self.floor.lock().unwrap_or_else(PoisonError::into_inner);
+        *floor = (*floor).max(id.to_u128());
     }
 
     /// The largest id issued or accepted so far.

@@ -93,6 +93,9 @@ pub enum Error {
         /// The timeout that passed.
         timeout_ms: u64,
     },
+    /// The node's actors failed to start.
+    #[error("the node failed to start: {0}")]
+    Start(String),
     /// The node or database is shutting down or restarting.
     #[error("unavailable: {0}")]
     Unavailable(&'static str),
@@ -119,9 +122,6 @@ pub enum StorageError {
     /// The engine was poisoned by an earlier failed write or fsync.
     #[error("poisoned by an earlier failure")]
     Poisoned,
-    /// A simulated fault of the in-memory engine.
-    #[error("injected fault: {0}")]
-    Injected(&'static str),
 }
 
 impl StorageError {

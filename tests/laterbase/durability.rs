@@ -192,9 +192,18 @@ async fn a_failed_fsync_refuses_later_writes_and_hides_the_unpersisted_batch() {
     let kept = db.append(vec![event(0, 0, 0)]).await.expect("append");
 
     storage.fail_next_persist();
-    let failed = db.append(vec![event(0, 1, 0)]).await;
-    assert!(matches!(failed, Err(Error::Poisoned(_))), "{failed:?}");
-    let later = db.append(vec![event(0, 2, 0)]).await;
+    // Three appends queue up into one commit: its fsync fails for all.
+    let failing: Vec<_> = (1..4)
+        .map(|batch| {
+            let db = db.clone();
+            tokio::spawn(async move { db.append(vec![event(0, batch, 0)]).await })
+        })
+        .collect();
+    for failed in failing {
+        let failed = failed.await.expect("task");
+        assert!(matches!(failed, Err(Error::Poisoned(_))), "{failed:?}");
+    }
+    let later = db.append(vec![event(0, 9, 0)]).await;
     assert!(matches!(later, Err(Error::Poisoned(_))), "{later:?}");
 
     assert_eq!(
@@ -298,4 +307,40 @@ async fn racing_appends_of_one_id_store_it_once_in_memory() {
 async fn racing_appends_of_one_id_store_it_once_on_fjall() {
     let dir = tempfile::tempdir().expect("tempdir");
     racing_appends_of_one_id(Config::new(dir.path())).await;
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_the_write_and_its_retry() {
+    let storage = MemoryStorage::new();
+    let node = Node::open(Config::memory(storage.clone()))
+        .await
+        .expect("open");
+    let db = node.create_database("full").await.expect("create");
+    let kept = EventId::from_parts(1_700_000_000_000, 1);
+    db.append(vec![NewEvent::with_id(kept, "1")])
+        .await
+        .expect("append");
+
+    // A backdated id: the retry's lookup finds the unfsynced first attempt.
+    let retried = EventId::from_parts(1_600_000_000_000, 2);
+    storage.fill_disk();
+    let full = db.append(vec![NewEvent::with_id(retried, "2")]).await;
+    assert!(matches!(full, Err(Error::StorageFull(_))), "{full:?}");
+    let retry = db.append(vec![NewEvent::with_id(retried, "2")]).await;
+    assert!(
+        matches!(retry, Err(Error::StorageFull(_))),
+        "a retry is not acknowledged unfsynced: {retry:?}"
+    );
+
+    let keys = db.get(&[kept, retried]).await.expect("reads go on");
+    assert_eq!(keys.missing, vec![retried]);
+    assert_eq!(db.lc(), 1);
+    let after_power_loss = Node::open(Config::memory(storage.crash_copy()))
+        .await
+        .expect("open");
+    assert_eq!(after_power_loss.database("full").expect("database").lc(), 1);
+    after_power_loss.shutdown().await.expect("shutdown");
+    node.shutdown()
+        .await
+        .expect_err("the final fsync fails too");
 }

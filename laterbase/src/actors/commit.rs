@@ -32,6 +32,8 @@ use crate::storage::{DatabaseStore, Storage, StoredEvent, WriteBatch};
 pub(crate) struct PendingAppend {
     pub(crate) events: Vec<NewEvent>,
     pub(crate) reply: RpcReplyPort<Result<Receipt>>,
+    /// Its share of the bytes in flight, released once it is answered.
+    pub(crate) _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// The only writer of one database, owned by its actor.
@@ -46,7 +48,11 @@ pub(crate) struct Writer {
     /// The highest id stored: ids above it need no lookup to be known new.
     max_id: Option<EventId>,
     /// Why writes are refused, once a write or an fsync failed.
-    poisoned: Option<String>,
+    poisoned: Option<Failure>,
+    /// Held for the writer's life: no other writer of this database can
+    /// open until this one is gone, even if its actor was killed while it
+    /// committed.
+    _lease: tokio::sync::OwnedMutexGuard<()>,
 }
 
 /// One commit's batch while its appends are staged.
@@ -72,6 +78,7 @@ impl Writer {
         storage: Arc<dyn Storage>,
         hlc: Arc<Hlc>,
         restarted: bool,
+        lease: tokio::sync::OwnedMutexGuard<()>,
     ) -> Result<Writer> {
         let store = shared.store()?;
         if restarted {
@@ -88,6 +95,7 @@ impl Writer {
             written_lc,
             max_id,
             poisoned: None,
+            _lease: lease,
         })
     }
 
@@ -109,16 +117,16 @@ impl Writer {
             // Only a later append of this commit needs to find these ids.
             let remember = index + 1 < count;
             let answer = self.stage(&mut staged, append.events, remember);
-            answers.push((append.reply, answer));
+            answers.push((append.reply, append._permit, answer));
         }
         if let Err(failure) = self.write_and_persist(staged) {
-            for (_, answer) in &mut answers {
+            for (_, _, answer) in &mut answers {
                 if answer.is_ok() {
                     *answer = Err(failure.again());
                 }
             }
         }
-        for (reply, answer) in answers {
+        for (reply, _permit, answer) in answers {
             if answer.is_ok() {
                 self.shared.appends.fetch_add(1, Ordering::Relaxed);
             }
@@ -129,32 +137,36 @@ impl Writer {
 
     /// Checks one append and adds its new events to the commit; with
     /// `remember`, records their ids for the later appends of the commit.
+    /// An append that fails adds nothing.
     fn stage(&self, staged: &mut Staged, events: Vec<NewEvent>, remember: bool) -> Result<Receipt> {
-        if let Some(reason) = &self.poisoned {
-            return Err(Error::Poisoned(reason.clone()));
+        if let Some(failure) = &self.poisoned {
+            return Err(failure.again());
         }
         check_batch_size(&events)?;
-        check_future_ids(&self.hlc, &events)?;
+        // One reading of the wall clock serves the whole append.
+        let wall_ms = self.hlc.wall_ms();
+        check_future_ids(&self.hlc, wall_ms, &events)?;
         let known = self.stored_data(staged, &events)?;
         let new = select_new(&events, &known)?;
         if let Some(max) = events.iter().filter_map(|event| event.id).max() {
-            self.hlc.observe(max);
+            self.hlc.accept(max);
         }
-        let recorded_at = Timestamp(self.hlc.wall_ms());
-        let mut ids = Vec::with_capacity(events.len());
-        for (event, is_new) in events.into_iter().zip(new) {
-            let id = match event.id {
-                Some(id) => id,
-                None => self.fresh_id(staged)?,
-            };
-            ids.push(id);
+        let ids = events
+            .iter()
+            .map(|event| match event.id {
+                Some(id) => Ok(id),
+                None => self.fresh_id(staged),
+            })
+            .collect::<Result<Vec<EventId>>>()?;
+        let recorded_at = Timestamp(wall_ms);
+        for ((event, is_new), id) in events.into_iter().zip(new).zip(&ids) {
             if is_new {
                 if remember {
-                    staged.ids.insert(id, event.data.clone());
+                    staged.ids.insert(*id, event.data.clone());
                 }
-                staged.max_id = staged.max_id.max(Some(id));
+                staged.max_id = staged.max_id.max(Some(*id));
                 staged.batch.events.push(StoredEvent {
-                    id,
+                    id: *id,
                     recorded_at,
                     data: event.data,
                 });
@@ -181,6 +193,12 @@ impl Writer {
             if let Some(data) = staged.ids.get(&id) {
                 known.insert(id, data.clone());
             } else if let Some(lc) = self.store.lc_of(id)? {
+                // Every write since this writer opened was fsynced (or
+                // poisoned it), so the index points at nothing unwritten.
+                assert!(
+                    lc <= self.written_lc,
+                    "the id index points past the written log"
+                );
                 known.insert(id, event_at(self.store.as_ref(), lc)?.data);
             }
         }
@@ -213,11 +231,13 @@ impl Writer {
         let written = self.store.write(&staged.batch);
         let persisted = written.and_then(|()| self.storage.persist());
         if let Err(error) = persisted {
+            // What was written may sit in the engine's memory unfsynced: a
+            // retry would find it and be acknowledged without an fsync. So
+            // every later write is refused, until a restart makes the store
+            // whole again.
+            tracing::error!(database = %self.shared.record.name, %error, "write or fsync failed; the database refuses writes until the node restarts");
             let failure = Failure::of(&error);
-            if let Failure::Poisoned(reason) = &failure {
-                tracing::error!(database = %self.shared.record.name, %error, "write or fsync failed; the database refuses writes from now on");
-                self.poisoned = Some(reason.clone());
-            }
+            self.poisoned = Some(failure.clone());
             return Err(failure);
         }
         let count = staged.batch.events.len() as u64;
@@ -230,11 +250,13 @@ impl Writer {
     }
 }
 
-/// Why a commit's write failed, to be told to each of its appends.
+/// Why a commit's write failed, to be told to each of its appends and to
+/// every later one.
+#[derive(Clone)]
 enum Failure {
-    /// The disk is full: nothing was written, later writes may succeed.
+    /// The disk is full.
     StorageFull(String),
-    /// The store refuses writes from now on.
+    /// The write or the fsync failed otherwise.
     Poisoned(String),
 }
 
@@ -275,9 +297,7 @@ pub(crate) fn check_batch_size(events: &[NewEvent]) -> Result<()> {
     Ok(())
 }
 
-fn check_future_ids(hlc: &Hlc, events: &[NewEvent]) -> Result<()> {
-    // One reading of the clock serves the whole batch.
-    let wall_ms = hlc.wall_ms();
+fn check_future_ids(hlc: &Hlc, wall_ms: u64, events: &[NewEvent]) -> Result<()> {
     let limit_ms = wall_ms.saturating_add(hlc.skew_ms());
     for (index, event) in events.iter().enumerate() {
         let Some(id) = event.id else { continue };

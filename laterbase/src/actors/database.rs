@@ -20,7 +20,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::commit::{PendingAppend, Writer, check_batch_size, event_at};
 use super::run_storage;
@@ -88,7 +88,9 @@ pub(crate) struct DatabaseShared {
     /// The highest logical clock that an fsync has covered.
     pub(crate) durable_lc: AtomicU64,
     /// Bounds the bytes of appends in flight, in KiB.
-    in_flight_kib: Semaphore,
+    in_flight_kib: Arc<Semaphore>,
+    /// Held by the database's one writer for its whole life.
+    pub(crate) writer_lease: Arc<tokio::sync::Mutex<()>>,
     pub(crate) appends: AtomicU64,
     pub(crate) persists: AtomicU64,
     pub(crate) events: AtomicU64,
@@ -110,7 +112,8 @@ impl DatabaseShared {
             store: RwLock::new(Some(store)),
             actor: tokio::sync::watch::Sender::new(ActorSlot::Restarting),
             durable_lc: AtomicU64::new(0),
-            in_flight_kib: Semaphore::new(APPEND_KIB_IN_FLIGHT_MAX as usize),
+            in_flight_kib: Arc::new(Semaphore::new(APPEND_KIB_IN_FLIGHT_MAX as usize)),
+            writer_lease: Arc::new(tokio::sync::Mutex::new(())),
             appends: AtomicU64::new(0),
             persists: AtomicU64::new(0),
             events: AtomicU64::new(0),
@@ -128,12 +131,16 @@ impl DatabaseShared {
         self.actor.send_replace(slot);
     }
 
-    /// The running actor; while the supervisor restarts it, waits for the
-    /// new one, up to the call timeout.
-    async fn actor(&self) -> Result<ActorRef<DatabaseMsg>> {
+    /// The running actor other than `dead`; while the supervisor restarts
+    /// it, waits for the new one, up to the call timeout.
+    async fn actor(&self, dead: Option<ractor::ActorId>) -> Result<ActorRef<DatabaseMsg>> {
         let mut slot = self.actor.subscribe();
         let timeout = Duration::from_millis(self.call_timeout_ms);
-        let ready = slot.wait_for(|slot| !matches!(slot, ActorSlot::Restarting));
+        let ready = slot.wait_for(|slot| match slot {
+            ActorSlot::Restarting => false,
+            ActorSlot::Running(actor) => Some(actor.get_id()) != dead,
+            ActorSlot::Stopped => true,
+        });
         match tokio::time::timeout(timeout, ready).await {
             Ok(Ok(slot)) => match &*slot {
                 ActorSlot::Running(actor) => Ok(actor.clone()),
@@ -193,35 +200,58 @@ impl Database {
     /// skew ahead of the clock fails with [`Error::FutureEvent`].
     pub async fn append(&self, events: Vec<NewEvent>) -> Result<Receipt> {
         check_batch_size(&events)?;
+        let timeout = Duration::from_millis(self.shared.call_timeout_ms);
+        let timed_out = || Error::Timeout {
+            operation: "append",
+            timeout_ms: self.shared.call_timeout_ms,
+        };
+        // The permit travels with the append and is released once it is
+        // answered, so the bytes queued in the mailbox stay bounded.
         let bytes: usize = events.iter().map(|event| event.data.len()).sum();
         let kib = u32::try_from(bytes / 1024 + 1).unwrap_or(APPEND_KIB_IN_FLIGHT_MAX);
-        let _permit = self
+        let permit = self
             .shared
             .in_flight_kib
-            .acquire_many(kib.min(APPEND_KIB_IN_FLIGHT_MAX))
+            .clone()
+            .acquire_many_owned(kib.min(APPEND_KIB_IN_FLIGHT_MAX));
+        let permit = tokio::time::timeout(timeout, permit)
             .await
+            .map_err(|_| timed_out())?
             .map_err(|_| Error::Unavailable("the database is closed"))?;
-        let actor = self.shared.actor().await?;
-        let timeout = Duration::from_millis(self.shared.call_timeout_ms);
-        let answer = actor
-            .call(|reply| DatabaseMsg::Append { events, reply }, Some(timeout))
-            .await;
-        match answer {
-            Ok(ractor::rpc::CallResult::Success(result)) => result,
-            Ok(ractor::rpc::CallResult::Timeout) => Err(Error::Timeout {
-                operation: "append",
-                timeout_ms: self.shared.call_timeout_ms,
-            }),
-            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => Err(Error::Unavailable(
-                "the database actor stopped before answering",
-            )),
+        let mut append = DatabaseMsg::Append {
+            events,
+            permit,
+            reply: None,
+        };
+        let mut dead = None;
+        // A message that never reached the mailbox (the actor had just
+        // died) is sent again to its successor; one that did is not, since
+        // it may have been stored.
+        for _ in 0..2 {
+            let actor = self.shared.actor(dead).await?;
+            let answer = actor
+                .call(|reply| append.with_reply(reply), Some(timeout))
+                .await;
+            match answer {
+                Ok(ractor::rpc::CallResult::Success(result)) => return result,
+                Ok(ractor::rpc::CallResult::Timeout) => return Err(timed_out()),
+                Ok(ractor::rpc::CallResult::SenderError) => break,
+                Err(ractor::MessagingErr::SendErr(unsent)) => {
+                    dead = Some(actor.get_id());
+                    append = unsent;
+                }
+                Err(_) => break,
+            }
         }
+        Err(Error::Unavailable(
+            "the database actor stopped before answering",
+        ))
     }
 
     /// The changes feed: durable events with a logical clock above `after_lc`,
-    /// in clock order, at most `limit` (clamped to the page maximum).
+    /// in clock order, at most `limit` (clamped to 1 and the page maximum).
     pub async fn changes(&self, after_lc: u64, limit: usize) -> Result<ChangesPage> {
-        let limit = limit.min(PAGE_EVENTS_MAX);
+        let limit = limit.clamp(1, PAGE_EVENTS_MAX);
         let up_to_lc = self.lc();
         let store = self.shared.store()?;
         let events = self
@@ -264,14 +294,14 @@ impl Database {
     }
 
     /// Durable events with ids strictly between `after` and `before` (each
-    /// bound optional), in id order, at most `limit` (clamped to the page maximum).
+    /// bound optional), in id order, at most `limit` (clamped to 1 and the page maximum).
     pub async fn range(
         &self,
         after: Option<EventId>,
         before: Option<EventId>,
         limit: usize,
     ) -> Result<RangePage> {
-        let limit = limit.min(PAGE_EVENTS_MAX);
+        let limit = limit.clamp(1, PAGE_EVENTS_MAX);
         let up_to_lc = self.lc();
         let store = self.shared.store()?;
         self.read(move || {
@@ -328,10 +358,26 @@ pub(crate) enum DatabaseMsg {
     /// Append a batch; the reply comes once it is durable.
     Append {
         events: Vec<NewEvent>,
-        reply: RpcReplyPort<Result<Receipt>>,
+        /// The append's share of the bytes in flight, held until answered.
+        permit: OwnedSemaphorePermit,
+        /// Always set when sent; `None` only while the message is built.
+        reply: Option<RpcReplyPort<Result<Receipt>>>,
     },
     /// Commit what has queued up.
     Flush,
+}
+
+impl DatabaseMsg {
+    fn with_reply(self, reply: RpcReplyPort<Result<Receipt>>) -> DatabaseMsg {
+        match self {
+            DatabaseMsg::Append { events, permit, .. } => DatabaseMsg::Append {
+                events,
+                permit,
+                reply: Some(reply),
+            },
+            other => other,
+        }
+    }
 }
 
 pub(crate) struct DatabaseState {
@@ -361,9 +407,11 @@ impl Actor for DatabaseActor {
             hlc,
             restarted,
         } = args;
+        // A writer left running by a killed predecessor finishes first.
+        let lease = shared.writer_lease.clone().lock_owned().await;
         let opening = shared.clone();
         let writer = run_storage(shared.may_block, move || {
-            Writer::open(opening, storage, hlc, restarted)
+            Writer::open(opening, storage, hlc, restarted, lease)
         })
         .await?;
         Ok(DatabaseState {
@@ -381,14 +429,25 @@ impl Actor for DatabaseActor {
         state: &mut DatabaseState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            DatabaseMsg::Append { events, reply } => {
-                state.queue.push(PendingAppend { events, reply });
+            DatabaseMsg::Append {
+                events,
+                permit,
+                reply: Some(reply),
+            } => {
+                state.queue.push(PendingAppend {
+                    events,
+                    reply,
+                    _permit: permit,
+                });
                 // Appends already in the mailbox (they queued up during the
                 // last commit) join this one's commit: the flush comes after.
                 if !state.flush_queued {
                     state.flush_queued = true;
                     myself.send_message(DatabaseMsg::Flush)?;
                 }
+            }
+            DatabaseMsg::Append { reply: None, .. } => {
+                unreachable!("appends are sent with a reply port")
             }
             DatabaseMsg::Flush => {
                 state.flush_queued = false;

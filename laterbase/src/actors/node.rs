@@ -89,10 +89,7 @@ impl Node {
             }
             None => Actor::spawn(None, NodeActor, shared.clone()).await,
         };
-        let (actor, _) = spawned.map_err(|error| {
-            tracing::error!(%error, "the node actor failed to start");
-            Error::Unavailable("the node actor failed to start")
-        })?;
+        let (actor, _) = spawned.map_err(|error| Error::Start(error.to_string()))?;
         tracing::info!(node = %shared.node_id, databases = shared.databases.read().unwrap_or_else(PoisonError::into_inner).len(), "node started");
         Ok(Node { actor, shared })
     }
@@ -156,6 +153,22 @@ impl Node {
             .await?;
         self.actor.drain_children_and_wait(Some(timeout)).await;
         let stopped = self.actor.stop_and_wait(None, Some(timeout)).await;
+        // A commit left running by a child that was killed rather than
+        // drained still holds its writer's lease: wait for it.
+        let leases: Vec<_> = {
+            let databases = self
+                .shared
+                .databases
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            databases
+                .values()
+                .map(|database| database.writer_lease.clone())
+                .collect()
+        };
+        for lease in leases {
+            let _ = tokio::time::timeout(timeout, lease.lock_owned()).await;
+        }
         let storage = self.shared.storage()?;
         let persisted = run_storage(self.shared.may_block, move || Ok(storage.persist()?)).await;
         for database in self
@@ -253,6 +266,10 @@ async fn load(config: Config) -> Result<NodeShared> {
                 node
             }
         };
+        // What a crash left written but unfsynced is made durable before
+        // anything is shown: a reader must never see an lc that a power
+        // loss could erase and reuse.
+        storage.persist()?;
         let mut floor = EventId::from_u128(0);
         let mut databases = Vec::new();
         for record in storage.databases()? {
@@ -343,7 +360,12 @@ impl Actor for NodeActor {
             databases.values().cloned().collect()
         };
         for database in databases {
-            spawn_database(&myself, &mut state, database, false).await?;
+            if let Err(error) = spawn_database(&myself, &mut state, database, false).await {
+                // Nothing half-started keeps the data directory open.
+                state.stopping = true;
+                myself.stop_children_and_wait(None, None).await;
+                return Err(error);
+            }
         }
         Ok(state)
     }

@@ -28,7 +28,7 @@ struct State {
     /// Writes since the last persist, in order, to apply to `durable`.
     unpersisted: Vec<(String, WriteBatch)>,
     persists: u64,
-    fail_next_persist: bool,
+    fail_next_persist: Option<std::io::ErrorKind>,
     panic_next_write: bool,
     /// Set by a failed persist: every later write and persist fails.
     poisoned: bool,
@@ -82,10 +82,16 @@ impl MemoryStorage {
 
     /// Makes the next persist fail, as an fsync that reports an I/O error.
     pub fn fail_next_persist(&self) {
-        self.lock().fail_next_persist = true;
+        self.lock().fail_next_persist = Some(std::io::ErrorKind::Other);
     }
 
-    /// Makes the next write panic, as a bug in the engine would.
+    /// Makes the next persist fail as on a full disk.
+    pub fn fill_disk(&self) {
+        self.lock().fail_next_persist = Some(std::io::ErrorKind::StorageFull);
+    }
+
+    /// Makes the next write panic after applying itself (unpersisted), as a
+    /// bug in the engine would.
     pub fn panic_next_write(&self) {
         self.lock().panic_next_write = true;
     }
@@ -168,10 +174,12 @@ impl Storage for MemoryStorage {
         if state.poisoned {
             return Err(StorageError::Poisoned);
         }
-        if state.fail_next_persist {
-            state.fail_next_persist = false;
+        if let Some(kind) = state.fail_next_persist.take() {
             state.poisoned = true;
-            return Err(StorageError::Injected("fsync failed"));
+            return Err(StorageError::Io(std::io::Error::new(
+                kind,
+                "injected fsync failure",
+            )));
         }
         let state = &mut *state;
         for (name, batch) in state.unpersisted.drain(..) {
