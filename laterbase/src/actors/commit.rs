@@ -185,11 +185,15 @@ impl Writer {
         let Some(max_id) = staged.max_id else {
             return Ok(known);
         };
-        for id in events
+        // Looked up in key order, neighbours share the engine's cached blocks.
+        let mut candidates: Vec<EventId> = events
             .iter()
             .filter_map(|event| event.id)
             .filter(|id| *id <= max_id)
-        {
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        for id in candidates {
             if let Some(data) = staged.ids.get(&id) {
                 known.insert(id, data.clone());
             } else if let Some(lc) = self.store.lc_of(id)? {

@@ -57,8 +57,10 @@ impl FjallStorage {
         let log = self.db.keyspace(&format!("{name}.log"), || {
             keyspace_options(LOG_MEMTABLE_BYTES_MAX)
         })?;
+        // The index is mostly random id bytes, which lz4 cannot shrink.
         let ids = self.db.keyspace(&format!("{name}.ids"), || {
             keyspace_options(INDEX_MEMTABLE_BYTES_MAX)
+                .data_block_compression_policy(fjall::config::CompressionPolicy::disabled())
         })?;
         Ok((log, ids))
     }
