@@ -40,11 +40,14 @@
 #![warn(missing_docs)]
 
 mod actors;
+pub mod cli;
 pub mod clock;
 mod config;
 mod error;
 pub mod event;
+pub mod http;
 pub mod limits;
+pub mod server;
 pub mod storage;
 
 pub use actors::{Database, DatabaseInfo, DatabaseStats, Node};

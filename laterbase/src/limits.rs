@@ -9,6 +9,32 @@ pub const BATCH_EVENTS_MAX: usize = 10_000;
 /// The most data bytes one append may carry (the sum over its events).
 pub const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
 
+/// The largest request body the HTTP API reads.
+pub const BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// The page size of a read that names no `limit`.
+pub const PAGE_EVENTS_DEFAULT: usize = 1_000;
+
+/// The default time one HTTP request may take before it answers 503.
+pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+
+/// How long a connection may take to send a request's headers, and so how
+/// long an idle keep-alive connection is kept.
+pub const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+
+/// The most bytes of request headers read per connection.
+pub const HEADER_BYTES_MAX: usize = 64 * 1024;
+
+/// How long a stopping server waits for the requests in flight.
+pub const DRAIN_TIMEOUT_MS: u64 = 10_000;
+
+/// The most connections served at once; more wait to be accepted.
+pub const CONNECTIONS_MAX: usize = 1_024;
+
+/// How deep a JSON body may nest: serde_json's own fixed recursion limit,
+/// named here so the docs can quote it.
+pub const JSON_DEPTH_MAX: usize = 128;
+
 /// The longest database name, in characters.
 pub const NAME_LENGTH_MAX: usize = 64;
 
@@ -62,4 +88,6 @@ pub const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 const _: () = assert!(BATCH_BYTES_MAX / 1024 <= APPEND_KIB_IN_FLIGHT_MAX as usize);
 const _: () = assert!(PAGE_EVENTS_MAX >= BATCH_EVENTS_MAX);
+const _: () = assert!(PAGE_EVENTS_DEFAULT <= PAGE_EVENTS_MAX);
+const _: () = assert!(BODY_BYTES_MAX >= BATCH_BYTES_MAX);
 const _: () = assert!(ID_COUNTER_BITS > 0 && ID_COUNTER_BITS < 80);

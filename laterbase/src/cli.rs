@@ -1,0 +1,187 @@
+//! The `laterbase` command line: `laterbase serve`.
+//!
+//! [`run`] is the whole program: an application that defines views calls it
+//! from its `main` and gets the full `serve` command. Every flag can also come
+//! from an environment variable (`--help` names them).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::http::{HttpState, router};
+use crate::limits::{CLOCK_SKEW_MS_DEFAULT, REQUEST_TIMEOUT_MS_DEFAULT};
+use crate::{Config, Node};
+
+/// Laterbase: an offline-first event store that syncs.
+#[derive(Parser, Debug)]
+#[command(name = "laterbase", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a node: serve the HTTP API until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+}
+
+/// The flags of `laterbase serve`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Where the node keeps its data (created if missing). One node per directory.
+    #[arg(long, env = "LATERBASE_DATA_DIR", default_value = "./laterbase-data")]
+    pub data_dir: PathBuf,
+
+    /// The address to serve the HTTP API on.
+    #[arg(long, env = "LATERBASE_LISTEN", default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+
+    /// Another node's base URL (repeatable; the variable takes a comma-separated list).
+    #[arg(long = "peer", env = "LATERBASE_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+
+    /// Require `Authorization: Bearer <TOKEN>` on every route but /healthz.
+    #[arg(long, env = "LATERBASE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// How far ahead of this node's clock an event id may be, in milliseconds.
+    #[arg(long, env = "LATERBASE_CLOCK_SKEW_MS", default_value_t = CLOCK_SKEW_MS_DEFAULT)]
+    pub clock_skew_ms: u64,
+
+    /// How long one request may take before it answers 503, in milliseconds.
+    #[arg(long, env = "LATERBASE_REQUEST_TIMEOUT_MS", default_value_t = REQUEST_TIMEOUT_MS_DEFAULT)]
+    pub request_timeout_ms: u64,
+
+    /// The log's format; what is logged is filtered by RUST_LOG (default: info,
+    /// with the storage engine's own lines from warn up).
+    #[arg(long, env = "LATERBASE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Parses the command line and runs it; the process's exit code.
+pub fn run() -> ExitCode {
+    let Cli { command } = Cli::parse();
+    match command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+/// Runs `laterbase serve` with `args`: exits 0 after a clean stop, 1 with a
+/// one-line reason on stderr when the node cannot start.
+pub fn serve(args: ServeArgs) -> ExitCode {
+    init_logging(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&format!("cannot start the async runtime: {error}")),
+    };
+    match runtime.block_on(serve_until_signal(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => fail(&reason),
+    }
+}
+
+fn fail(reason: &str) -> ExitCode {
+    tracing::error!("{reason}");
+    eprintln!("laterbase: {reason}");
+    ExitCode::FAILURE
+}
+
+async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
+    let config = Config::new(&args.data_dir).clock_skew(Duration::from_millis(args.clock_skew_ms));
+    let node = Node::open(config)
+        .await
+        .map_err(|error| format!("cannot open {}: {}", args.data_dir.display(), chain(&error)))?;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|error| format!("cannot install the metrics recorder: {error}"))?;
+    let state = HttpState::new(node.clone())
+        .token(args.token.clone())
+        .metrics(metrics)
+        .peers(args.peers.clone())
+        .request_timeout(Duration::from_millis(args.request_timeout_ms));
+    tracing::info!(
+        listen = %args.listen,
+        data_dir = %args.data_dir.display(),
+        node = %node.id(),
+        auth = args.token.is_some(),
+        "serving"
+    );
+    if !args.peers.is_empty() {
+        tracing::warn!(peers = ?args.peers, "peers are listed at /peers but not synced with: this build has no replication yet");
+    }
+    crate::server::serve(listener, router(state), shutdown_signal()).await;
+    tracing::info!("stopped accepting; flushing");
+    node.shutdown()
+        .await
+        .map_err(|error| format!("the node did not stop cleanly: {}", chain(&error)))
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(terminate) => terminate,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; SIGINT still stops the node");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => tracing::info!("SIGINT received"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fjall=warn,lsm_tree=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second call (an application that set up logging) keeps the first.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// An error with its sources, on one line.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,179 @@
+//! `ApiError`: every error the HTTP API answers, in the contract's shape.
+//!
+//! Each case maps to one status and one stable `error` code. Bad input gets a
+//! precise message; an internal failure gets a generic one in the body and
+//! the full error in the log.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::Error;
+
+/// An error answered as `{"error": code, "message": text}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The stable, snake_case code.
+    pub code: &'static str,
+    /// One sentence for a person.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 401: a missing or wrong token.
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this node requires the header `Authorization: Bearer <token>` with its access token",
+        )
+    }
+
+    /// 400: malformed JSON.
+    pub fn invalid_json(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)
+    }
+
+    /// 400: an event that is not an object or lacks `data`.
+    pub fn invalid_event(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", message)
+    }
+
+    /// 400: a malformed event id.
+    pub fn invalid_id(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", message)
+    }
+
+    /// 400: a bad query parameter.
+    pub fn invalid_query(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
+    }
+
+    /// 404: no such route.
+    pub fn not_found(path: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route matches {path}"),
+        )
+    }
+
+    /// 404: no such view.
+    pub fn view_not_found(database: &str, view: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "view_not_found",
+            format!("database {database:?} has no view {view:?}"),
+        )
+    }
+
+    /// 405: the route exists, the method does not.
+    pub fn method_not_allowed(method: &str, path: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on {path}"),
+        )
+    }
+
+    /// 413: a body or batch over a limit.
+    pub fn payload_too_large(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+    }
+
+    /// 415: a body of a content type the route does not take.
+    pub fn unsupported_media_type(found: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "content type {found:?} is not accepted: send application/json or {}",
+                super::binary::CONTENT_TYPE
+            ),
+        )
+    }
+
+    /// 503: shutting down, timed out, or refusing writes.
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    /// 500: the message stays generic; the cause goes to the log.
+    pub fn internal(cause: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!(error = %cause, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the node failed to answer; its log has the cause",
+        )
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> ApiError {
+        let message = error.to_string();
+        match error {
+            Error::InvalidName { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", message)
+            }
+            Error::DatabaseNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "db_not_found", message)
+            }
+            Error::BatchTooLarge { .. } => ApiError::payload_too_large(message),
+            Error::FutureEvent { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "future_event", message)
+            }
+            Error::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            Error::StorageFull(_) | Error::LimitReached { .. } => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient_storage",
+                message,
+            ),
+            Error::Poisoned(_) | Error::Timeout { .. } | Error::Unavailable(_) => {
+                ApiError::unavailable(message)
+            }
+            other => ApiError::internal(&ErrorChain(&other)),
+        }
+    }
+}
+
+/// Shows an error with its sources, for the log.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: self.code,
+            message: &self.message,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,396 @@
+//! `POST /db/{db}/e` and `GET /db/{db}/e`: writing events and the three reads.
+//!
+//! A JSON batch is parsed without re-serialising: each event's `data` is a
+//! slice of the request body, stored byte for byte. Reads write `data` back
+//! verbatim when the bytes are JSON, as `data_b64` otherwise.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde_json::value::RawValue;
+
+use super::{ApiError, HttpState, binary, database_name};
+use crate::event::{Event, EventId, NewEvent};
+use crate::limits::{
+    BATCH_EVENTS_MAX, BODY_BYTES_MAX, GET_IDS_MAX, PAGE_EVENTS_DEFAULT, PAGE_EVENTS_MAX,
+};
+use crate::{Database, Receipt};
+
+/// `POST /db/{db}/e`: checks in the contract's order (name, database, size,
+/// body, each event, conflicts), then appends and answers once durable.
+pub(super) async fn write(
+    State(state): State<HttpState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let name = database_name(path)?;
+    let database = state.node().database(&name)?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > BODY_BYTES_MAX as u64) {
+        return Err(too_large_body());
+    }
+    let body = http_body_util::Limited::new(body, BODY_BYTES_MAX)
+        .collect()
+        .await
+        .map_err(|error| {
+            if error.is::<http_body_util::LengthLimitError>() {
+                too_large_body()
+            } else {
+                ApiError::invalid_json(format!("the body could not be read: {error}"))
+            }
+        })?
+        .to_bytes();
+    let events = match content_type(&headers)? {
+        Encoding::Json => parse_batch(&body)?,
+        Encoding::Binary => binary::decode_batch(&body)?,
+    };
+    let receipt = database.append(events).await?;
+    Ok(receipt_json(&receipt).into_response())
+}
+
+fn too_large_body() -> ApiError {
+    ApiError::payload_too_large(format!(
+        "the body is larger than the limit of {BODY_BYTES_MAX} bytes"
+    ))
+}
+
+enum Encoding {
+    Json,
+    Binary,
+}
+
+/// The body's encoding: JSON when the type says so or says nothing.
+fn content_type(headers: &HeaderMap) -> Result<Encoding, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(Encoding::Json);
+    };
+    let text = value.to_str().unwrap_or_default();
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => Ok(Encoding::Json),
+        binary::CONTENT_TYPE => Ok(Encoding::Binary),
+        _ => Err(ApiError::unsupported_media_type(text)),
+    }
+}
+
+/// An event as written: only `id` and `data` count; other fields are ignored.
+#[derive(serde::Deserialize)]
+struct WireEvent<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+}
+
+/// Parses a JSON batch (one event or an array); each `data` is a slice of `body`.
+fn parse_batch(body: &Bytes) -> Result<Vec<NewEvent>, ApiError> {
+    let whole: &RawValue = serde_json::from_slice(body)
+        .map_err(|error| ApiError::invalid_json(format!("the body is not valid JSON: {error}")))?;
+    let items: Vec<&RawValue> = if whole.get().starts_with('[') {
+        serde_json::from_str(whole.get()).map_err(|error| {
+            ApiError::invalid_json(format!("the body is not valid JSON: {error}"))
+        })?
+    } else {
+        vec![whole]
+    };
+    if items.len() > BATCH_EVENTS_MAX {
+        return Err(ApiError::payload_too_large(format!(
+            "the batch holds {} events, more than the limit of {BATCH_EVENTS_MAX}",
+            items.len()
+        )));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| parse_event(body, index, item))
+        .collect()
+}
+
+fn parse_event(body: &Bytes, index: usize, item: &RawValue) -> Result<NewEvent, ApiError> {
+    if !item.get().starts_with('{') {
+        return Err(ApiError::invalid_event(format!(
+            "event {index} is not a JSON object"
+        )));
+    }
+    let event: WireEvent<'_> = serde_json::from_str(item.get())
+        .map_err(|error| ApiError::invalid_event(format!("event {index}: {error}")))?;
+    let Some(data) = event.data else {
+        return Err(ApiError::invalid_event(format!(
+            "event {index} has no `data`"
+        )));
+    };
+    let id = match event.id.map(RawValue::get) {
+        None | Some("null") => None,
+        Some(raw) => Some(parse_id(index, raw)?),
+    };
+    Ok(NewEvent {
+        id,
+        data: body.slice_ref(data.get().as_bytes()),
+    })
+}
+
+fn parse_id(index: usize, raw: &str) -> Result<EventId, ApiError> {
+    let text: Cow<'_, str> = serde_json::from_str(raw).map_err(|_| {
+        ApiError::invalid_id(format!("event {index}: `id` must be a string, not {raw}"))
+    })?;
+    text.parse()
+        .map_err(|error| ApiError::invalid_id(format!("event {index}: id {text:?}: {error}")))
+}
+
+fn receipt_json(receipt: &Receipt) -> Response {
+    let mut out = String::with_capacity(32 + receipt.ids.len() * 29);
+    out.push_str("{\"ids\":[");
+    for (index, id) in receipt.ids.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "\"{id}\"");
+    }
+    let _ = write!(out, "],\"lc\":{}}}", receipt.lc);
+    json_response(out.into_bytes())
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// What a read asks for.
+enum Read {
+    Changes {
+        lc: u64,
+        limit: usize,
+    },
+    Keys(Vec<EventId>),
+    Range {
+        after: Option<EventId>,
+        before: Option<EventId>,
+        limit: usize,
+    },
+}
+
+/// `GET /db/{db}/e`: the changes feed, events by key, or an id range.
+pub(super) async fn read(
+    State(state): State<HttpState>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let name = database_name(path)?;
+    let database = state.node().database(&name)?;
+    let binary = wants_binary(&headers);
+    match parse_read(query.as_deref().unwrap_or_default())? {
+        Read::Changes { lc, limit } => changes(&database, lc, limit, binary).await,
+        Read::Keys(ids) => keys(&database, &ids, binary).await,
+        Read::Range {
+            after,
+            before,
+            limit,
+        } => range(&database, after, before, limit, binary).await,
+    }
+}
+
+fn wants_binary(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains(binary::CONTENT_TYPE))
+}
+
+fn parse_read(query: &str) -> Result<Read, ApiError> {
+    let mut lc = None;
+    let mut limit = None;
+    let mut keys = None;
+    let mut after = None;
+    let mut before = None;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "lc" => lc = Some(parse_number(&key, &value, 0)?),
+            "limit" => limit = Some(parse_number(&key, &value, 1)?),
+            "after" => after = Some(parse_bound(&key, &value)?),
+            "before" => before = Some(parse_bound(&key, &value)?),
+            "keys" => keys = Some(parse_keys(&value)?),
+            other => {
+                return Err(ApiError::invalid_query(format!(
+                    "unknown query parameter {other:?}: this route takes lc, limit, keys, after and before"
+                )));
+            }
+        }
+    }
+    let limit = limit.map_or(PAGE_EVENTS_DEFAULT, |limit| {
+        (limit as usize).min(PAGE_EVENTS_MAX)
+    });
+    match (keys, lc, after.is_some() || before.is_some()) {
+        (Some(_), Some(_), _) | (Some(_), _, true) => Err(ApiError::invalid_query(
+            "keys cannot be combined with lc, after or before",
+        )),
+        (Some(keys), None, false) => Ok(Read::Keys(keys)),
+        (None, Some(_), true) => Err(ApiError::invalid_query(
+            "lc (the changes feed) cannot be combined with after or before (an id range)",
+        )),
+        (None, _, true) => Ok(Read::Range {
+            after: after.flatten(),
+            before: before.flatten(),
+            limit,
+        }),
+        (None, lc, false) => Ok(Read::Changes {
+            lc: lc.unwrap_or(0),
+            limit,
+        }),
+    }
+}
+
+fn parse_number(key: &str, value: &str, minimum: u64) -> Result<u64, ApiError> {
+    match value.parse::<u64>() {
+        Ok(number) if number >= minimum => Ok(number),
+        _ => Err(ApiError::invalid_query(format!(
+            "{key} must be a whole number of at least {minimum}, not {value:?}"
+        ))),
+    }
+}
+
+fn parse_bound(key: &str, value: &str) -> Result<Option<EventId>, ApiError> {
+    value.parse().map(Some).map_err(|error| {
+        ApiError::invalid_query(format!("{key} {value:?} is not an event id: {error}"))
+    })
+}
+
+fn parse_keys(value: &str) -> Result<Vec<EventId>, ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::invalid_query("keys names no id"));
+    }
+    let ids: Vec<&str> = value.split(',').collect();
+    if ids.len() > GET_IDS_MAX {
+        return Err(ApiError::invalid_query(format!(
+            "keys names {} ids, more than the limit of {GET_IDS_MAX}",
+            ids.len()
+        )));
+    }
+    ids.into_iter()
+        .enumerate()
+        .map(|(index, id)| {
+            id.parse()
+                .map_err(|error| ApiError::invalid_id(format!("key {index} {id:?}: {error}")))
+        })
+        .collect()
+}
+
+async fn changes(
+    database: &Database,
+    lc: u64,
+    limit: usize,
+    binary: bool,
+) -> Result<Response, ApiError> {
+    let page = database.changes(lc, limit).await?;
+    if binary {
+        return Ok(binary_response(binary::encode_page(
+            page.lc,
+            page.more,
+            &page.events,
+            &[],
+        )));
+    }
+    let mut out = events_json(&page.events);
+    let _ = write!(out, ",\"lc\":{},\"more\":{}}}", page.lc, page.more);
+    Ok(json_response(out.into_bytes()))
+}
+
+async fn keys(database: &Database, ids: &[EventId], binary: bool) -> Result<Response, ApiError> {
+    let page = database.get(ids).await?;
+    if binary {
+        return Ok(binary_response(binary::encode_page(
+            0,
+            false,
+            &page.events,
+            &page.missing,
+        )));
+    }
+    let mut out = events_json(&page.events);
+    out.push_str(",\"missing\":[");
+    for (index, id) in page.missing.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "\"{id}\"");
+    }
+    out.push_str("]}");
+    Ok(json_response(out.into_bytes()))
+}
+
+async fn range(
+    database: &Database,
+    after: Option<EventId>,
+    before: Option<EventId>,
+    limit: usize,
+    binary: bool,
+) -> Result<Response, ApiError> {
+    let page = database.range(after, before, limit).await?;
+    if binary {
+        return Ok(binary_response(binary::encode_page(
+            0,
+            page.more,
+            &page.events,
+            &[],
+        )));
+    }
+    let mut out = events_json(&page.events);
+    let _ = write!(out, ",\"more\":{}}}", page.more);
+    Ok(json_response(out.into_bytes()))
+}
+
+fn binary_response(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, binary::CONTENT_TYPE)], body).into_response()
+}
+
+/// `{"events":[...]` without the closing brace, for the caller to finish.
+fn events_json(events: &[Event]) -> String {
+    let data_bytes: usize = events.iter().map(|event| event.data.len()).sum();
+    let mut out = String::with_capacity(16 + events.len() * 96 + data_bytes * 4 / 3);
+    out.push_str("{\"events\":[");
+    for (index, event) in events.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{{\"id\":\"{}\",", event.id);
+        match json_text(&event.data) {
+            Some(text) => {
+                out.push_str("\"data\":");
+                out.push_str(text);
+            }
+            None => {
+                out.push_str("\"data_b64\":\"");
+                base64::engine::general_purpose::STANDARD.encode_string(&event.data, &mut out);
+                out.push('"');
+            }
+        }
+        let _ = write!(
+            out,
+            ",\"recorded_at\":\"{}\",\"lc\":{}}}",
+            event.recorded_at, event.lc
+        );
+    }
+    out.push(']');
+    out
+}
+
+/// The bytes as text when they are one JSON value.
+fn json_text(data: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(data).ok()?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
+    Some(text)
+}

@@ -1,0 +1,293 @@
+//! The HTTP API of `shared/spec/http-api.md`: `router(state) -> Router`.
+//!
+//! Handlers reach data only through the node's handles ([`Node`],
+//! [`Database`](crate::Database)). Every answer that is not a success is an
+//! [`ApiError`], extractor rejections included. Middleware, outermost first:
+//! metrics (requests by route and status, latency), the request timeout,
+//! then the bearer token.
+//!
+//! ```text
+//! request -> metrics -> timeout -> auth -> route -> handler -> Node / Database
+//! ```
+
+pub mod binary;
+mod error;
+mod events;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{MatchedPath, Path, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+pub use error::ApiError;
+
+use crate::Node;
+use crate::limits::REQUEST_TIMEOUT_MS_DEFAULT;
+
+/// What the HTTP layer serves from.
+#[derive(Clone)]
+pub struct HttpState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node: Node,
+    /// The access token; `None` leaves every route open.
+    token: Option<Vec<u8>>,
+    /// Renders `/metrics`; `None` answers an empty exposition.
+    metrics: Option<PrometheusHandle>,
+    /// The peers given at start, as `/peers` lists them.
+    peers: Vec<String>,
+    request_timeout: Duration,
+}
+
+impl HttpState {
+    /// Serves `node`, open to everyone, with the default request timeout.
+    pub fn new(node: Node) -> HttpState {
+        HttpState {
+            inner: Arc::new(Inner {
+                node,
+                token: None,
+                metrics: None,
+                peers: Vec::new(),
+                request_timeout: Duration::from_millis(REQUEST_TIMEOUT_MS_DEFAULT),
+            }),
+        }
+    }
+
+    fn with(self, change: impl FnOnce(&mut Inner)) -> HttpState {
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            node: shared.node.clone(),
+            token: shared.token.clone(),
+            metrics: shared.metrics.clone(),
+            peers: shared.peers.clone(),
+            request_timeout: shared.request_timeout,
+        });
+        change(&mut inner);
+        HttpState {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Requires `Authorization: Bearer <token>` on every route but `/healthz`.
+    pub fn token(self, token: Option<String>) -> HttpState {
+        self.with(|inner| inner.token = token.map(String::into_bytes))
+    }
+
+    /// Renders `/metrics` from this recorder's handle.
+    pub fn metrics(self, handle: PrometheusHandle) -> HttpState {
+        self.with(|inner| inner.metrics = Some(handle))
+    }
+
+    /// The peers `/peers` lists.
+    pub fn peers(self, peers: Vec<String>) -> HttpState {
+        self.with(|inner| inner.peers = peers)
+    }
+
+    /// How long one request may take before it answers 503.
+    pub fn request_timeout(self, timeout: Duration) -> HttpState {
+        self.with(|inner| inner.request_timeout = timeout)
+    }
+
+    pub(crate) fn node(&self) -> &Node {
+        &self.inner.node
+    }
+}
+
+/// The router of the whole API over `state`.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/peers", get(peers))
+        .route("/db", get(list_databases))
+        .route(
+            "/db/{db}",
+            get(database_info)
+                .put(create_database)
+                .post(create_database),
+        )
+        .route("/db/{db}/e", get(events::read).post(events::write))
+        .route("/db/{db}/conflicts", get(conflicts))
+        .route("/{db}/{view}", get(view))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .layer(middleware::from_fn_with_state(state.clone(), time_out))
+        .layer(middleware::from_fn(measure))
+        .with_state(state)
+}
+
+/// The database name of a path, checked; a segment that does not decode is
+/// an invalid name too.
+fn database_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(name) = path.map_err(|_| undecodable_name())?;
+    crate::event::validate_name(&name)?;
+    Ok(name)
+}
+
+fn undecodable_name() -> ApiError {
+    ApiError::from(crate::Error::InvalidName {
+        name: String::new(),
+        reason: "the path segment is not valid percent-encoded UTF-8",
+    })
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn metrics(State(state): State<HttpState>) -> Response {
+    let body = state
+        .inner
+        .metrics
+        .as_ref()
+        .map(PrometheusHandle::render)
+        .unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn peers(State(state): State<HttpState>) -> Json<serde_json::Value> {
+    let peers: Vec<_> = state
+        .inner
+        .peers
+        .iter()
+        .map(|url| json!({"url": url, "last_sync": null, "last_error": null}))
+        .collect();
+    Json(json!({"peers": peers}))
+}
+
+async fn list_databases(State(state): State<HttpState>) -> Json<serde_json::Value> {
+    Json(json!({"databases": state.node().databases()}))
+}
+
+async fn create_database(
+    State(state): State<HttpState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let name = database_name(path)?;
+    let (_, created) = state.node().ensure_database(&name).await?;
+    #[derive(serde::Serialize)]
+    struct Created {
+        name: String,
+        created: bool,
+    }
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(Created { name, created })).into_response())
+}
+
+async fn database_info(
+    State(state): State<HttpState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    #[derive(serde::Serialize)]
+    struct Info {
+        name: String,
+        events: u64,
+        lc: u64,
+        node: crate::EventId,
+    }
+    let name = database_name(path)?;
+    let info = state.node().database(&name)?.info();
+    let info = Info {
+        name: info.name,
+        events: info.events,
+        lc: info.lc,
+        node: info.node,
+    };
+    Ok(Json(info).into_response())
+}
+
+async fn conflicts(
+    State(state): State<HttpState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let name = database_name(path)?;
+    state.node().database(&name)?;
+    // A node alone cannot store one id with two values (it refuses the
+    // second with 409), so conflicts arise only between nodes, by sync.
+    Ok(Json(json!({"conflicts": []})))
+}
+
+async fn view(
+    State(state): State<HttpState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path((database, view)) = path.map_err(|_| undecodable_name())?;
+    crate::event::validate_name(&database)?;
+    crate::event::validate_name(&view)?;
+    state.node().database(&database)?;
+    Err(ApiError::view_not_found(&database, &view))
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(uri.path())
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::method_not_allowed(method.as_str(), uri.path())
+}
+
+/// Checks the bearer token in constant time; `/healthz` stays open.
+async fn authorize(State(state): State<HttpState>, request: Request, next: Next) -> Response {
+    let Some(token) = &state.inner.token else {
+        return next.run(request).await;
+    };
+    if request.uri().path() == "/healthz" || bearer_matches(request.headers(), token) {
+        return next.run(request).await;
+    }
+    ApiError::unauthorized().into_response()
+}
+
+fn bearer_matches(headers: &HeaderMap, token: &[u8]) -> bool {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return false;
+    };
+    let Some(given) = value.as_bytes().strip_prefix(b"Bearer ") else {
+        return false;
+    };
+    given.ct_eq(token).into()
+}
+
+/// Answers 503 when a request takes longer than the request timeout.
+async fn time_out(State(state): State<HttpState>, request: Request, next: Next) -> Response {
+    let timeout = state.inner.request_timeout;
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::unavailable(format!(
+            "the request took longer than the node's request timeout of {} ms",
+            timeout.as_millis()
+        ))
+        .into_response(),
+    }
+}
+
+/// Counts requests by route and status, and records their latency.
+async fn measure(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("route", route), ("method", method), ("status", status)];
+    metrics::counter!("laterbase_http_requests_total", &labels).increment(1);
+    metrics::histogram!("laterbase_http_request_duration_seconds", &labels[..2])
+        .record(start.elapsed().as_secs_f64());
+    response
+}

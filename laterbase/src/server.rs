@@ -1,0 +1,73 @@
+//! `serve(listener, router, shutdown)`: runs the HTTP API on a listener
+//! until `shutdown` completes, then stops accepting and lets in-flight
+//! requests finish.
+//!
+//! Connections are bounded ([`CONNECTIONS_MAX`]); a connection that does not
+//! send its headers within [`HEADER_READ_TIMEOUT_MS`] (slow, or idle between
+//! requests) is closed, so idle and slow clients cannot starve the others.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::limits::{CONNECTIONS_MAX, DRAIN_TIMEOUT_MS, HEADER_BYTES_MAX, HEADER_READ_TIMEOUT_MS};
+
+/// Serves `router` on `listener` until `shutdown` completes; then waits up
+/// to [`DRAIN_TIMEOUT_MS`] for the requests in flight.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()>) {
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slot else { break };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (stream, remote) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: back off, go on.
+                tracing::warn!(%error, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_millis(HEADER_READ_TIMEOUT_MS))
+            .max_buf_size(HEADER_BYTES_MAX)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%remote, %error, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let drain = Duration::from_millis(DRAIN_TIMEOUT_MS);
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout_ms = DRAIN_TIMEOUT_MS,
+            "requests still in flight after the drain timeout; closing them"
+        );
+    }
+}
