@@ -31,8 +31,8 @@ pub const DRAIN_TIMEOUT_MS: u64 = 10_000;
 /// The most connections served at once; more wait to be accepted.
 pub const CONNECTIONS_MAX: usize = 1_024;
 
-/// How deep a JSON body may nest: serde_json's own fixed recursion limit,
-/// named here so the docs can quote it.
+/// How deep a JSON body may nest arrays and objects (a batch's own array
+/// and event objects included).
 pub const JSON_DEPTH_MAX: usize = 128;
 
 /// The longest database name, in characters.

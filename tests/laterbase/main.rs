@@ -4,6 +4,7 @@ mod clock;
 mod crash;
 
 mod durability;
+mod http;
 mod model;
 mod supervision;
 mod support;

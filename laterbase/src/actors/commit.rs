@@ -233,7 +233,12 @@ impl Writer {
         let last_lc = staged.last_lc();
         staged.batch.hlc_floor = self.hlc.floor();
         let written = self.store.write(&staged.batch);
-        let persisted = written.and_then(|()| self.storage.persist());
+        let persisted = written.and_then(|()| {
+            let start = std::time::Instant::now();
+            let persisted = self.storage.persist();
+            metrics::histogram!("laterbase_fsync_seconds").record(start.elapsed().as_secs_f64());
+            persisted
+        });
         if let Err(error) = persisted {
             // What was written may sit in the engine's memory unfsynced: a
             // retry would find it and be acknowledged without an fsync. So
@@ -250,6 +255,8 @@ impl Writer {
         self.shared.events.fetch_add(count, Ordering::Relaxed);
         self.shared.persists.fetch_add(1, Ordering::Relaxed);
         self.shared.durable_lc.store(last_lc, Ordering::Release);
+        let database = self.shared.record.name.clone();
+        metrics::gauge!("laterbase_events_stored", "database" => database).set(last_lc as f64);
         Ok(())
     }
 }

@@ -20,7 +20,8 @@ use serde_json::value::RawValue;
 use super::{ApiError, HttpState, binary, database_name};
 use crate::event::{Event, EventId, NewEvent};
 use crate::limits::{
-    BATCH_EVENTS_MAX, BODY_BYTES_MAX, GET_IDS_MAX, PAGE_EVENTS_DEFAULT, PAGE_EVENTS_MAX,
+    BATCH_EVENTS_MAX, BODY_BYTES_MAX, GET_IDS_MAX, JSON_DEPTH_MAX, PAGE_EVENTS_DEFAULT,
+    PAGE_EVENTS_MAX,
 };
 use crate::{Database, Receipt};
 
@@ -92,14 +93,22 @@ fn content_type(headers: &HeaderMap) -> Result<Encoding, ApiError> {
 /// An event as written: only `id` and `data` count; other fields are ignored.
 #[derive(serde::Deserialize)]
 struct WireEvent<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     data: Option<&'a RawValue>,
+}
+
+/// A field that is present, even as `null` (which is a value of `data`).
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue as serde::Deserialize>::deserialize(deserializer).map(Some)
 }
 
 /// Parses a JSON batch (one event or an array); each `data` is a slice of `body`.
 fn parse_batch(body: &Bytes) -> Result<Vec<NewEvent>, ApiError> {
+    check_depth(body)?;
     let whole: &RawValue = serde_json::from_slice(body)
         .map_err(|error| ApiError::invalid_json(format!("the body is not valid JSON: {error}")))?;
     let items: Vec<&RawValue> = if whole.get().starts_with('[') {
@@ -120,6 +129,40 @@ fn parse_batch(body: &Bytes) -> Result<Vec<NewEvent>, ApiError> {
         .enumerate()
         .map(|(index, item)| parse_event(body, index, item))
         .collect()
+}
+
+/// Refuses a body that nests arrays and objects deeper than
+/// [`JSON_DEPTH_MAX`]: serde_json checks no depth while it skips over a raw
+/// value, and a reader of the data later would choke on it.
+fn check_depth(body: &[u8]) -> Result<(), ApiError> {
+    let mut depth = 0_usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for byte in body {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > JSON_DEPTH_MAX {
+                    return Err(ApiError::invalid_json(format!(
+                        "the body nests arrays and objects deeper than the limit of {JSON_DEPTH_MAX} levels"
+                    )));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn parse_event(body: &Bytes, index: usize, item: &RawValue) -> Result<NewEvent, ApiError> {
