@@ -6,5 +6,6 @@ mod crash;
 mod durability;
 mod http;
 mod model;
+mod process;
 mod supervision;
 mod support;

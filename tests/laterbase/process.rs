@@ -1,0 +1,421 @@
+//! The real `laterbase` binary: start, SIGKILL, SIGTERM, refusals, and
+//! garbage on the wire.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use serde_json::{Value, json};
+
+/// How long a node may take to start or stop before the test fails.
+const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A `laterbase serve` process.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    /// Keeps the thread that drains its stderr running (a full pipe would
+    /// block the node's logging).
+    _log: mpsc::Receiver<String>,
+}
+
+/// A node that refused to start: its exit status and what it printed.
+struct Refusal {
+    status: ExitStatus,
+    stderr: String,
+}
+
+fn free_address() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("address")
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> Server {
+        Server::try_start(data_dir, free_address(), &[]).unwrap_or_else(|refusal| {
+            panic!(
+                "the node refused to start ({}): {}",
+                refusal.status, refusal.stderr
+            )
+        })
+    }
+
+    /// Starts a node and waits for its "serving" log line, which comes once
+    /// the listener is bound and the data directory open.
+    fn try_start(data_dir: &Path, addr: SocketAddr, extra: &[&str]) -> Result<Server, Refusal> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_laterbase"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env_remove("LATERBASE_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn laterbase");
+        let stderr = child.stderr.take().expect("stderr");
+        let (lines, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut printed = String::new();
+        loop {
+            match log.recv_timeout(PROCESS_TIMEOUT) {
+                Ok(line) if line.contains("serving") => {
+                    return Ok(Server {
+                        child,
+                        addr,
+                        _log: log,
+                    });
+                }
+                Ok(line) => {
+                    printed.push_str(&line);
+                    printed.push('\n');
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait().expect("wait");
+                    return Err(Refusal {
+                        status,
+                        stderr: printed,
+                    });
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    panic!("the node printed no \"serving\" line in time: {printed}");
+                }
+            }
+        }
+    }
+
+    fn request(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let (status, body) = request(self.addr, method, path, &[], body.as_bytes());
+        let value = serde_json::from_slice(&body).unwrap_or_else(|_| {
+            panic!(
+                "{method} {path}: not JSON: {}",
+                String::from_utf8_lossy(&body)
+            )
+        });
+        (status, value)
+    }
+
+    fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("wait");
+    }
+
+    /// Sends SIGTERM and waits for the exit, bounded.
+    fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success());
+        let (done, exited) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(self.child.wait());
+        });
+        exited
+            .recv_timeout(PROCESS_TIMEOUT)
+            .expect("the node stops promptly after SIGTERM")
+            .expect("wait")
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection; the status and the body.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let mut raw = format!(
+        "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        raw.push_str(&format!("{name}: {value}\r\n"));
+    }
+    raw.push_str("\r\n");
+    let mut bytes = raw.into_bytes();
+    bytes.extend_from_slice(body);
+    exchange(addr, &bytes).expect("an HTTP answer")
+}
+
+/// Sends raw bytes, reads the answer to the end; `None` when the server
+/// closed without one.
+fn exchange(addr: SocketAddr, bytes: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(PROCESS_TIMEOUT))
+        .expect("timeout");
+    let _ = stream.write_all(bytes);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    parse_response(&answer)
+}
+
+fn parse_response(answer: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let split = answer.windows(4).position(|window| window == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&answer[..split]).ok()?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let body = &answer[split + 4..];
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    Some((
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_vec()
+        },
+    ))
+}
+
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = body.windows(2).position(|window| window == b"\r\n") {
+        let size = std::str::from_utf8(&body[..end])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
+            .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = end + 2;
+        out.extend_from_slice(&body[start..(start + size).min(body.len())]);
+        body = &body[(start + size + 2).min(body.len())..];
+    }
+    out
+}
+
+#[test]
+fn a_node_killed_with_sigkill_keeps_every_acknowledged_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    assert_eq!(server.request("PUT", "/db/trucks", "").0, 201);
+    let mut written = Vec::new();
+    for batch in 0..20 {
+        let events: Vec<Value> = (0..50)
+            .map(|n| json!({"data": {"batch": batch, "n": n}}))
+            .collect();
+        let (status, answer) =
+            server.request("POST", "/db/trucks/e", &Value::Array(events).to_string());
+        assert_eq!(status, 200, "{answer}");
+        written.extend(answer["ids"].as_array().expect("ids").iter().cloned());
+    }
+    server.kill();
+
+    let server = Server::start(dir.path());
+    let (status, page) = server.request("GET", "/db/trucks/e?limit=10000", "");
+    assert_eq!(status, 200);
+    let events = page["events"].as_array().expect("events");
+    let ids: Vec<Value> = events.iter().map(|event| event["id"].clone()).collect();
+    assert_eq!(ids, written, "every acknowledged event, in order");
+    assert_eq!(
+        events[999]["data"],
+        json!({"batch": 19, "n": 49}),
+        "bytes as written"
+    );
+    assert_eq!(page["lc"], 1_000);
+    server.kill();
+}
+
+#[test]
+fn sigterm_stops_the_node_with_exit_code_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    assert_eq!(server.request("PUT", "/db/gates", "").0, 201);
+    assert_eq!(
+        server.request("POST", "/db/gates/e", "{\"data\": 1}").0,
+        200
+    );
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status}");
+    let server = Server::start(dir.path());
+    assert_eq!(server.request("GET", "/db/gates", "").1["events"], 1);
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn a_second_node_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = Server::start(dir.path());
+    let second = Server::try_start(dir.path(), free_address(), &[]);
+    let Err(refusal) = second else {
+        panic!("a second node started on the same directory")
+    };
+    assert!(!refusal.status.success());
+    let last = refusal.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("in use by another node"),
+        "one line with the reason: {}",
+        refusal.stderr
+    );
+    assert_eq!(
+        first.request("GET", "/healthz", "").0,
+        200,
+        "the first node serves on"
+    );
+    assert!(first.terminate().success());
+}
+
+#[test]
+fn a_taken_address_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let other = tempfile::tempdir().expect("tempdir");
+    let first = Server::start(dir.path());
+    let second = Server::try_start(other.path(), first.addr, &[]);
+    let Err(refusal) = second else {
+        panic!("a second node bound a taken address")
+    };
+    assert!(!refusal.status.success());
+    assert!(
+        refusal.stderr.contains("cannot listen on"),
+        "{}",
+        refusal.stderr
+    );
+    first.kill();
+}
+
+#[test]
+fn an_unknown_format_version_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let db = fjall::Database::builder(dir.path()).open().expect("fjall");
+        let node = db
+            .keyspace("node", fjall::KeyspaceCreateOptions::default)
+            .expect("keyspace");
+        let mut record = 99_u32.to_be_bytes().to_vec();
+        record.extend_from_slice(&[7; 16]);
+        node.insert("node", record).expect("insert");
+        db.persist(fjall::PersistMode::SyncAll).expect("persist");
+    }
+    let refusal = Server::try_start(dir.path(), free_address(), &[])
+        .err()
+        .expect("refused");
+    assert!(!refusal.status.success());
+    assert!(
+        refusal.stderr.contains("format version 99"),
+        "{}",
+        refusal.stderr
+    );
+}
+
+#[test]
+fn garbage_on_the_wire_gets_a_4xx_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    assert_eq!(server.request("PUT", "/db/gates", "").0, 201);
+    assert_eq!(
+        server.request("POST", "/db/gates/e", "{\"data\": 1}").0,
+        200
+    );
+    let mut rng = StdRng::seed_from_u64(0x6a7b);
+
+    for _ in 0..20 {
+        let mut noise = vec![0; 1 + (rng.next_u64() % 2_000) as usize];
+        rng.fill_bytes(&mut noise);
+        if let Some((status, _)) = exchange(server.addr, &noise) {
+            assert!(
+                (400..500).contains(&status),
+                "random bytes answered {status}"
+            );
+        }
+    }
+    // A body cut short: the connection closes before its declared length.
+    let truncated =
+        b"POST /db/gates/e HTTP/1.1\r\nhost: t\r\ncontent-length: 100\r\n\r\n[{\"data\": 2}";
+    if let Some((status, _)) = exchange(server.addr, truncated) {
+        assert!(
+            (400..500).contains(&status),
+            "a truncated body answered {status}"
+        );
+    }
+    let huge_header = format!(
+        "GET /db HTTP/1.1\r\nhost: t\r\nx-big: {}\r\n\r\n",
+        "a".repeat(200_000)
+    );
+    if let Some((status, _)) = exchange(server.addr, huge_header.as_bytes()) {
+        assert!(
+            (400..500).contains(&status),
+            "huge headers answered {status}"
+        );
+    }
+    let nested = format!(
+        "{{\"data\": {}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let (status, body) = request(server.addr, "POST", "/db/gates/e", &[], nested.as_bytes());
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "invalid_json".to_owned())
+    );
+    let (status, body) = request(
+        server.addr,
+        "POST",
+        "/db/gates/e",
+        &[],
+        b"{\"data\": \"\xc3\x28\"}",
+    );
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "invalid_json".to_owned())
+    );
+    for path in [
+        "/db/..%2F..%2Fetc/e",
+        "/db/%00/e",
+        "/db/a%2Fb/e",
+        "/db/%FF/e",
+        "/db/.../e",
+    ] {
+        let (status, body) = request(server.addr, "POST", path, &[], b"{\"data\": 3}");
+        assert_eq!(
+            (status, error_code(&body)),
+            (400, "invalid_name".to_owned()),
+            "{path}"
+        );
+    }
+    for path in [
+        "/db/../db/gates/e",
+        "/../../etc/passwd",
+        "/db/gates/e/../../x",
+    ] {
+        let (status, _) = request(server.addr, "POST", path, &[], b"{\"data\": 3}");
+        assert!((400..500).contains(&status), "{path} answered {status}");
+    }
+
+    assert_eq!(
+        server.request("GET", "/healthz", "").0,
+        200,
+        "the node stays up"
+    );
+    let (_, info) = server.request("GET", "/db/gates", "");
+    assert_eq!(info["events"], 1, "nothing was stored");
+    assert_eq!(
+        server.request("GET", "/db", "").1,
+        json!({"databases": ["gates"]})
+    );
+    assert!(server.terminate().success());
+}
+
+fn error_code(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
+        .map(|value| value["error"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
+}
