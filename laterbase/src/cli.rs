@@ -111,6 +111,8 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|error| format!("cannot open {}: {}", args.data_dir.display(), chain(&error)))?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(LATENCY_BUCKETS_SECONDS)
+        .map_err(|error| format!("cannot configure the metrics: {error}"))?
         .install_recorder()
         .map_err(|error| format!("cannot install the metrics recorder: {error}"))?;
     let state = HttpState::new(node.clone())
@@ -134,6 +136,12 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|error| format!("the node did not stop cleanly: {}", chain(&error)))
 }
+
+/// Latency histogram buckets, in seconds: from a fast read to a slow fsync.
+const LATENCY_BUCKETS_SECONDS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
 
 /// Completes on SIGINT or SIGTERM.
 async fn shutdown_signal() {

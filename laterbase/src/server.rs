@@ -49,8 +49,6 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_millis(HEADER_READ_TIMEOUT_MS))
-            // A client may close its side once it has sent the request.
-            .half_close(true)
             .max_buf_size(HEADER_BYTES_MAX)
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);

@@ -35,7 +35,11 @@ impl Api {
     }
 
     async fn with_token(token: Option<&str>) -> Api {
-        let node = Node::open(Config::in_memory()).await.expect("open");
+        Api::on(Config::in_memory(), token).await
+    }
+
+    async fn on(config: Config, token: Option<&str>) -> Api {
+        let node = Node::open(config).await.expect("open");
         let state = HttpState::new(node.clone())
             .token(token.map(str::to_owned))
             .metrics(metrics_handle());
@@ -833,4 +837,45 @@ async fn metrics_are_exposed_in_prometheus_format() {
         assert!(text.contains(name), "{name} in {text}");
     }
     assert!(text.contains("route=\"/db/{db}/e\""), "requests by route");
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_writes_with_507_and_reads_go_on() {
+    let storage = laterbase::MemoryStorage::new();
+    let api = Api::on(Config::memory(storage.clone()), None).await;
+    api.create("s").await;
+    api.post("/db/s/e", "{\"data\": 1}").await;
+    storage.fill_disk();
+    assert_error(
+        &api.post("/db/s/e", "{\"data\": 2}").await,
+        StatusCode::INSUFFICIENT_STORAGE,
+        "insufficient_storage",
+    );
+    assert_error(
+        &api.post("/db/s/e", "{\"data\": 3}").await,
+        StatusCode::INSUFFICIENT_STORAGE,
+        "insufficient_storage",
+    );
+    let (status, page) = api.get("/db/s/e").await;
+    assert_eq!(status, StatusCode::OK, "reads go on");
+    assert_eq!(page["events"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn a_failed_fsync_answers_503_from_then_on() {
+    let storage = laterbase::MemoryStorage::new();
+    let api = Api::on(Config::memory(storage.clone()), None).await;
+    api.create("s").await;
+    storage.fail_next_persist();
+    assert_error(
+        &api.post("/db/s/e", "{\"data\": 1}").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+    );
+    assert_error(
+        &api.post("/db/s/e", "{\"data\": 2}").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+    );
+    assert_eq!(api.get("/db/s").await.1["lc"], 0);
 }

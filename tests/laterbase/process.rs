@@ -151,18 +151,21 @@ fn request(
     raw.push_str("\r\n");
     let mut bytes = raw.into_bytes();
     bytes.extend_from_slice(body);
-    exchange(addr, &bytes).expect("an HTTP answer")
+    exchange(addr, &bytes, false).expect("an HTTP answer")
 }
 
 /// Sends raw bytes, reads the answer to the end; `None` when the server
-/// closed without one.
-fn exchange(addr: SocketAddr, bytes: &[u8]) -> Option<(u16, Vec<u8>)> {
+/// closed without one. With `close_write`, the client then closes its side,
+/// which ends a request that was cut short.
+fn exchange(addr: SocketAddr, bytes: &[u8], close_write: bool) -> Option<(u16, Vec<u8>)> {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(PROCESS_TIMEOUT))
         .expect("timeout");
     let _ = stream.write_all(bytes);
-    let _ = stream.shutdown(std::net::Shutdown::Write);
+    if close_write {
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+    }
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
     parse_response(&answer)
@@ -330,7 +333,7 @@ fn garbage_on_the_wire_gets_a_4xx_and_changes_nothing() {
     for _ in 0..20 {
         let mut noise = vec![0; 1 + (rng.next_u64() % 2_000) as usize];
         rng.fill_bytes(&mut noise);
-        if let Some((status, _)) = exchange(server.addr, &noise) {
+        if let Some((status, _)) = exchange(server.addr, &noise, true) {
             assert!(
                 (400..500).contains(&status),
                 "random bytes answered {status}"
@@ -340,7 +343,7 @@ fn garbage_on_the_wire_gets_a_4xx_and_changes_nothing() {
     // A body cut short: the connection closes before its declared length.
     let truncated =
         b"POST /db/gates/e HTTP/1.1\r\nhost: t\r\ncontent-length: 100\r\n\r\n[{\"data\": 2}";
-    if let Some((status, _)) = exchange(server.addr, truncated) {
+    if let Some((status, _)) = exchange(server.addr, truncated, true) {
         assert!(
             (400..500).contains(&status),
             "a truncated body answered {status}"
@@ -350,7 +353,7 @@ fn garbage_on_the_wire_gets_a_4xx_and_changes_nothing() {
         "GET /db HTTP/1.1\r\nhost: t\r\nx-big: {}\r\n\r\n",
         "a".repeat(200_000)
     );
-    if let Some((status, _)) = exchange(server.addr, huge_header.as_bytes()) {
+    if let Some((status, _)) = exchange(server.addr, huge_header.as_bytes(), true) {
         assert!(
             (400..500).contains(&status),
             "huge headers answered {status}"
@@ -418,4 +421,36 @@ fn error_code(body: &[u8]) -> String {
     serde_json::from_slice::<Value>(body)
         .map(|value| value["error"].as_str().unwrap_or_default().to_owned())
         .unwrap_or_default()
+}
+
+#[test]
+fn a_data_directory_that_cannot_be_opened_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, b"x").expect("write");
+    let refusal = Server::try_start(&file, free_address(), &[])
+        .err()
+        .expect("refused");
+    assert!(!refusal.status.success());
+    assert!(refusal.stderr.contains("cannot open"), "{}", refusal.stderr);
+}
+
+#[test]
+fn idle_connections_do_not_starve_a_client() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    // Connections that send nothing, and one that sends half a request.
+    let idle: Vec<TcpStream> = (0..200)
+        .map(|_| TcpStream::connect(server.addr).expect("connect"))
+        .collect();
+    let mut slow = TcpStream::connect(server.addr).expect("connect");
+    slow.write_all(b"POST /db/x/e HTTP/1.1\r\nhost: t\r\ncontent-le")
+        .expect("write");
+    assert_eq!(server.request("GET", "/healthz", "").0, 200);
+    assert_eq!(server.request("PUT", "/db/busy", "").0, 201);
+    // A stopping node waits (up to DRAIN_TIMEOUT_MS) for a request under
+    // way, and a half-sent one counts: end the clients first.
+    drop(idle);
+    drop(slow);
+    assert!(server.terminate().success());
 }

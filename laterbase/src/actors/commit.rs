@@ -87,6 +87,8 @@ impl Writer {
         let written_lc = store.last_lc()?;
         let max_id = store.last_id()?;
         shared.durable_lc.store(written_lc, Ordering::Release);
+        let database = shared.record.name.clone();
+        metrics::gauge!("laterbase_events_stored", "database" => database).set(written_lc as f64);
         Ok(Writer {
             shared,
             store,

@@ -1,80 +1,25 @@
-//! Laterbase's benchmark program: figures printed beside baselines measured
-//! in the same run.
-//!
-//! Run with: `cargo run --release --example bench -- ingest`
-//!
-//! `ingest` appends events of 100 bytes with durability on, in batches of
-//! 1,000, through the embedding API and, with the same batches and one fsync
-//! per batch, through raw fjall and raw LMDB; then 64 concurrent writers of
-//! 10-event batches (group commit at work), and batches of backdated ids in
-//! random order. Each figure is the median of `--runs` runs on fresh
-//! directories under `--dir` (default: the system's temporary directory).
+//! `ingest`: durable appends through the embedding API beside raw fjall and
+//! raw LMDB with the same batches and one fsync per batch; then 64 concurrent
+//! writers of 10-event batches (group commit at work), and batches of
+//! backdated ids in random order.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
 use laterbase::{Config, NewEvent, Node};
 use laterbase_bench::{Item, increasing, report, scattered, timed};
-
-#[derive(Parser)]
-#[command(about = "Laterbase benchmarks: figures beside baselines from the same run")]
-struct Args {
-    #[command(subcommand)]
-    workload: Workload,
-}
-
-#[derive(Subcommand)]
-enum Workload {
-    /// Durable ingest through the embedding API, raw fjall and raw LMDB.
-    Ingest {
-        /// Events per workload.
-        #[arg(long, default_value_t = 1_000_000)]
-        events: usize,
-        /// Runs per figure; the median is printed.
-        #[arg(long, default_value_t = 3)]
-        runs: usize,
-        /// Where the runs' data directories are made.
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Run only these cases (fjall, layout, lmdb, batches, writers, backdated).
-        #[arg(long, value_delimiter = ',')]
-        only: Vec<String>,
-    },
-}
 
 const VALUE_BYTES: usize = 100;
 const BATCH_EVENTS: usize = 1_000;
 const WRITERS: usize = 64;
 const WRITER_BATCH_EVENTS: usize = 10;
 
-// With glibc's allocator, memory freed on another thread than the one that
-// allocated it (as a commit's batches are) cost a fifth of the ingest rate on
-// the 2-core machine this was measured on; every case runs on mimalloc alike.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn main() {
-    match Args::parse().workload {
-        Workload::Ingest {
-            events,
-            runs,
-            dir,
-            only,
-        } => ingest(&Ingest {
-            events,
-            runs,
-            parent: dir,
-            only,
-        }),
-    }
-}
-
-struct Ingest {
-    events: usize,
-    runs: usize,
-    parent: Option<PathBuf>,
-    only: Vec<String>,
+/// What `ingest` was asked for.
+pub struct Ingest {
+    pub events: usize,
+    pub runs: usize,
+    pub parent: Option<PathBuf>,
+    pub only: Vec<String>,
 }
 
 impl Ingest {
@@ -115,7 +60,8 @@ struct Case<'a> {
     figure: f64,
 }
 
-fn ingest(args: &Ingest) {
+/// Runs every case asked for and prints its figures.
+pub fn run(args: &Ingest) {
     let events = args.events;
     let batches = increasing(events, BATCH_EVENTS, VALUE_BYTES, 1);
     let small = increasing(events, WRITER_BATCH_EVENTS, VALUE_BYTES, 2);
@@ -201,7 +147,7 @@ fn ratio(baseline: Option<Duration>, measured: Duration, of: &str) -> String {
     }
 }
 
-fn raw_fjall(batches: &[Vec<Item>], dir: &Path) -> Duration {
+pub fn raw_fjall(batches: &[Vec<Item>], dir: &Path) -> Duration {
     let db = fjall::Database::builder(dir).open().expect("open fjall");
     let events = db
         .keyspace("events", fjall::KeyspaceCreateOptions::default)

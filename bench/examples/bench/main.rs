@@ -1,0 +1,76 @@
+//! Laterbase's benchmark program: figures printed beside baselines measured
+//! in the same run.
+//!
+//! Run with: `cargo run --release --example bench -- ingest` (or `-- http`)
+//!
+//! Each figure is the median of `--runs` runs on fresh directories under
+//! `--dir` (default: the system's temporary directory).
+
+mod http;
+mod ingest;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Laterbase benchmarks: figures beside baselines from the same run")]
+struct Args {
+    #[command(subcommand)]
+    workload: Workload,
+}
+
+#[derive(Subcommand)]
+enum Workload {
+    /// Durable ingest through the embedding API, raw fjall and raw LMDB.
+    Ingest {
+        /// Events per workload.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Runs per figure; the median is printed.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Where the runs' data directories are made.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Run only these cases (fjall, layout, lmdb, batches, writers, backdated).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
+    /// The anchors' workloads A (ingest) and C (changes feed) over HTTP.
+    Http {
+        /// Events per workload.
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        /// Runs per figure; the median is printed.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Where the runs' data directories are made.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+// With glibc's allocator, memory freed on another thread than the one that
+// allocated it (as a commit's batches are) cost a fifth of the ingest rate on
+// the 2-core machine this was measured on; every case runs on mimalloc alike,
+// as the `laterbase` binary does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    match Args::parse().workload {
+        Workload::Ingest {
+            events,
+            runs,
+            dir,
+            only,
+        } => ingest::run(&ingest::Ingest {
+            events,
+            runs,
+            parent: dir,
+            only,
+        }),
+        Workload::Http { events, runs, dir } => http::run(events, runs, dir.as_deref()),
+    }
+}
