@@ -12,7 +12,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::http::{HttpState, router};
-use crate::limits::{CLOCK_SKEW_MS_DEFAULT, REQUEST_TIMEOUT_MS_DEFAULT};
+use crate::limits::{
+    BATCH_EVENTS_MAX, BODY_BYTES_MAX, CLOCK_SKEW_MS_DEFAULT, Limits, PAGE_EVENTS_DEFAULT,
+    PAGE_EVENTS_MAX, REQUEST_TIMEOUT_MS_DEFAULT,
+};
 use crate::{Config, Node};
 
 /// Laterbase: an offline-first event store that syncs.
@@ -55,6 +58,22 @@ pub struct ServeArgs {
     /// How long one request may take before it answers 503, in milliseconds.
     #[arg(long, env = "LATERBASE_REQUEST_TIMEOUT_MS", default_value_t = REQUEST_TIMEOUT_MS_DEFAULT)]
     pub request_timeout_ms: u64,
+
+    /// The most events one write may carry (at most 10,000).
+    #[arg(long, env = "LATERBASE_BATCH_EVENTS_MAX", default_value_t = BATCH_EVENTS_MAX)]
+    pub batch_events_max: usize,
+
+    /// The largest request body read, in bytes (at most 16 MiB).
+    #[arg(long, env = "LATERBASE_BODY_BYTES_MAX", default_value_t = BODY_BYTES_MAX)]
+    pub body_bytes_max: usize,
+
+    /// The page size of a read that names no `limit`.
+    #[arg(long, env = "LATERBASE_PAGE_EVENTS_DEFAULT", default_value_t = PAGE_EVENTS_DEFAULT)]
+    pub page_events_default: usize,
+
+    /// The most events one page returns; larger `limit`s are clamped (at most 10,000).
+    #[arg(long, env = "LATERBASE_PAGE_EVENTS_MAX", default_value_t = PAGE_EVENTS_MAX)]
+    pub page_events_max: usize,
 
     /// The log's format; what is logged is filtered by RUST_LOG (default: info,
     /// with the storage engine's own lines from warn up).
@@ -106,7 +125,15 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
-    let config = Config::new(&args.data_dir).clock_skew(Duration::from_millis(args.clock_skew_ms));
+    let limits = Limits {
+        batch_events_max: args.batch_events_max,
+        body_bytes_max: args.body_bytes_max,
+        page_events_default: args.page_events_default,
+        page_events_max: args.page_events_max,
+    };
+    let config = Config::new(&args.data_dir)
+        .clock_skew(Duration::from_millis(args.clock_skew_ms))
+        .limits(limits);
     let node = Node::open(config)
         .await
         .map_err(|error| format!("cannot open {}: {}", args.data_dir.display(), chain(&error)))?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
-use crate::limits::{CALL_TIMEOUT_MS_DEFAULT, CLOCK_SKEW_MS_DEFAULT};
+use crate::limits::{CALL_TIMEOUT_MS_DEFAULT, CLOCK_SKEW_MS_DEFAULT, Limits};
 use crate::storage::memory::MemoryStorage;
 
 /// The settings a [`Node`](crate::Node) is opened with.
@@ -17,6 +17,7 @@ pub struct Config {
     pub(crate) seed: Option<u64>,
     pub(crate) clock_skew_ms: u64,
     pub(crate) call_timeout_ms: u64,
+    pub(crate) limits: Limits,
 }
 
 /// Which storage engine a node runs on.
@@ -51,6 +52,7 @@ impl Config {
             seed: None,
             clock_skew_ms: CLOCK_SKEW_MS_DEFAULT,
             call_timeout_ms: CALL_TIMEOUT_MS_DEFAULT,
+            limits: Limits::default(),
         }
     }
 
@@ -81,6 +83,15 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Lowers the node's bounds (batch size, body size, page sizes); see
+    /// [`Limits::validate`], which [`Node::open`](crate::Node::open) applies.
+    pub fn limits(mut self, limits: Limits) -> Config {
+        self.limits = limits;
+        self
+    }
+}
+
 fn duration_ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -92,6 +103,7 @@ impl std::fmt::Debug for Config {
             .field("seed", &self.seed)
             .field("clock_skew_ms", &self.clock_skew_ms)
             .field("call_timeout_ms", &self.call_timeout_ms)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }

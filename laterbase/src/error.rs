@@ -93,6 +93,9 @@ pub enum Error {
         /// The timeout that passed.
         timeout_ms: u64,
     },
+    /// A configuration value is out of its bounds.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
     /// The node's actors failed to start.
     #[error("the node failed to start: {0}")]
     Start(String),

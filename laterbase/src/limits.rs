@@ -86,6 +86,56 @@ pub const INDEX_MEMTABLE_BYTES_MAX: u64 = 32 * 1024 * 1024;
 /// fjall's block cache.
 pub const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
+/// The bounds an operator may lower when a node starts (never raise past
+/// the constants above, which the rest of the code is sized for).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The most events one append may carry; at most [`BATCH_EVENTS_MAX`].
+    pub batch_events_max: usize,
+    /// The largest request body read; at most [`BODY_BYTES_MAX`].
+    pub body_bytes_max: usize,
+    /// The page size of a read that names no limit; at most `page_events_max`.
+    pub page_events_default: usize,
+    /// The most events one page returns; at most [`PAGE_EVENTS_MAX`].
+    pub page_events_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            batch_events_max: BATCH_EVENTS_MAX,
+            body_bytes_max: BODY_BYTES_MAX,
+            page_events_default: PAGE_EVENTS_DEFAULT,
+            page_events_max: PAGE_EVENTS_MAX,
+        }
+    }
+}
+
+impl Limits {
+    /// The limits if each lies between 1 and its ceiling, and the default
+    /// page within the largest; otherwise what is wrong.
+    pub fn validate(self) -> Result<Limits, String> {
+        let within = |name: &str, value: usize, ceiling: usize| {
+            if (1..=ceiling).contains(&value) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{name} must lie between 1 and {ceiling}, not {value}"
+                ))
+            }
+        };
+        within("batch_events_max", self.batch_events_max, BATCH_EVENTS_MAX)?;
+        within("body_bytes_max", self.body_bytes_max, BODY_BYTES_MAX)?;
+        within("page_events_max", self.page_events_max, PAGE_EVENTS_MAX)?;
+        within(
+            "page_events_default",
+            self.page_events_default,
+            self.page_events_max,
+        )?;
+        Ok(self)
+    }
+}
+
 const _: () = assert!(BATCH_BYTES_MAX / 1024 <= APPEND_KIB_IN_FLIGHT_MAX as usize);
 const _: () = assert!(PAGE_EVENTS_MAX >= BATCH_EVENTS_MAX);
 const _: () = assert!(PAGE_EVENTS_DEFAULT <= PAGE_EVENTS_MAX);

@@ -454,3 +454,17 @@ fn idle_connections_do_not_starve_a_client() {
     drop(slow);
     assert!(server.terminate().success());
 }
+
+#[test]
+fn limits_out_of_bounds_are_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let refusal = Server::try_start(dir.path(), free_address(), &["--batch-events-max", "0"])
+        .err()
+        .expect("refused");
+    assert!(!refusal.status.success());
+    assert!(
+        refusal.stderr.contains("batch_events_max"),
+        "{}",
+        refusal.stderr
+    );
+}

@@ -25,7 +25,7 @@ use super::database::DatabaseShared;
 use crate::clock::Hlc;
 use crate::error::{Error, Result, StorageError};
 use crate::event::{EventId, NewEvent, Receipt, Timestamp};
-use crate::limits::{BATCH_BYTES_MAX, BATCH_EVENTS_MAX};
+use crate::limits::{BATCH_BYTES_MAX, Limits};
 use crate::storage::{DatabaseStore, Storage, StoredEvent, WriteBatch};
 
 /// An append waiting for its commit.
@@ -144,7 +144,7 @@ impl Writer {
         if let Some(failure) = &self.poisoned {
             return Err(failure.again());
         }
-        check_batch_size(&events)?;
+        check_batch_size(&events, &self.shared.limits)?;
         // One reading of the wall clock serves the whole append.
         let wall_ms = self.hlc.wall_ms();
         check_future_ids(&self.hlc, wall_ms, &events)?;
@@ -291,12 +291,12 @@ impl Failure {
 }
 
 /// Refuses a batch over the limits of events or bytes.
-pub(crate) fn check_batch_size(events: &[NewEvent]) -> Result<()> {
-    if events.len() > BATCH_EVENTS_MAX {
+pub(crate) fn check_batch_size(events: &[NewEvent], limits: &Limits) -> Result<()> {
+    if events.len() > limits.batch_events_max {
         return Err(Error::BatchTooLarge {
             what: "events",
             actual: events.len(),
-            limit: BATCH_EVENTS_MAX,
+            limit: limits.batch_events_max,
         });
     }
     let bytes: usize = events.iter().map(|event| event.data.len()).sum();

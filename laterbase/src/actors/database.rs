@@ -27,7 +27,7 @@ use super::run_storage;
 use crate::clock::Hlc;
 use crate::error::{Error, Result};
 use crate::event::{ChangesPage, EventId, KeysPage, NewEvent, RangePage, Receipt};
-use crate::limits::{APPEND_KIB_IN_FLIGHT_MAX, BATCH_EVENTS_MAX, GET_IDS_MAX, PAGE_EVENTS_MAX};
+use crate::limits::{APPEND_KIB_IN_FLIGHT_MAX, BATCH_EVENTS_MAX, GET_IDS_MAX, Limits};
 use crate::storage::{DatabaseRecord, DatabaseStore, Storage};
 
 /// A handle to one database: append and read its events.
@@ -81,6 +81,8 @@ pub(crate) struct DatabaseShared {
     pub(crate) node_id: EventId,
     pub(crate) may_block: bool,
     pub(crate) call_timeout_ms: u64,
+    /// The bounds of appends and pages.
+    pub(crate) limits: Limits,
     /// The engine's handle; `None` once the node has shut down.
     pub(crate) store: RwLock<Option<Arc<dyn DatabaseStore>>>,
     /// The running actor; replaced when the supervisor restarts it.
@@ -103,12 +105,14 @@ impl DatabaseShared {
         node_id: EventId,
         may_block: bool,
         call_timeout_ms: u64,
+        limits: Limits,
     ) -> DatabaseShared {
         DatabaseShared {
             record,
             node_id,
             may_block,
             call_timeout_ms,
+            limits,
             store: RwLock::new(Some(store)),
             actor: tokio::sync::watch::Sender::new(ActorSlot::Restarting),
             durable_lc: AtomicU64::new(0),
@@ -199,7 +203,7 @@ impl Database {
     /// whole batch fails with [`Error::Conflict`]. An id more than the allowed
     /// skew ahead of the clock fails with [`Error::FutureEvent`].
     pub async fn append(&self, events: Vec<NewEvent>) -> Result<Receipt> {
-        check_batch_size(&events)?;
+        check_batch_size(&events, &self.shared.limits)?;
         let timeout = Duration::from_millis(self.shared.call_timeout_ms);
         let timed_out = || Error::Timeout {
             operation: "append",
@@ -251,7 +255,7 @@ impl Database {
     /// The changes feed: durable events with a logical clock above `after_lc`,
     /// in clock order, at most `limit` (clamped to 1 and the page maximum).
     pub async fn changes(&self, after_lc: u64, limit: usize) -> Result<ChangesPage> {
-        let limit = limit.clamp(1, PAGE_EVENTS_MAX);
+        let limit = limit.clamp(1, self.shared.limits.page_events_max);
         let up_to_lc = self.lc();
         let store = self.shared.store()?;
         let events = self
@@ -301,7 +305,7 @@ impl Database {
         before: Option<EventId>,
         limit: usize,
     ) -> Result<RangePage> {
-        let limit = limit.clamp(1, PAGE_EVENTS_MAX);
+        let limit = limit.clamp(1, self.shared.limits.page_events_max);
         let up_to_lc = self.lc();
         let store = self.shared.store()?;
         self.read(move || {

@@ -21,7 +21,7 @@ use crate::clock::{Hlc, Random};
 use crate::config::{Config, Engine};
 use crate::error::{Error, Result, StorageError};
 use crate::event::{EventId, Timestamp, validate_name};
-use crate::limits::{DATABASE_RESTARTS_MAX, DATABASES_MAX};
+use crate::limits::{DATABASE_RESTARTS_MAX, DATABASES_MAX, Limits};
 use crate::storage::fjall::FjallStorage;
 use crate::storage::{DatabaseRecord, DatabaseStore, FORMAT_VERSION, NodeRecord, Storage};
 
@@ -40,6 +40,7 @@ pub(crate) struct NodeShared {
     node_id: EventId,
     may_block: bool,
     call_timeout_ms: u64,
+    limits: Limits,
     hlc: Arc<Hlc>,
     random: Arc<Random>,
     /// The engine; `None` once the node has shut down.
@@ -97,6 +98,11 @@ impl Node {
     /// The node's id, made when its data directory was.
     pub fn id(&self) -> EventId {
         self.shared.node_id
+    }
+
+    /// The bounds the node runs with.
+    pub fn limits(&self) -> Limits {
+        self.shared.limits
     }
 
     /// The node's root actor, to link or monitor from an application's tree.
@@ -231,6 +237,7 @@ impl std::fmt::Debug for Node {
 
 /// Opens the engine and reads everything a node starts from.
 async fn load(config: Config) -> Result<NodeShared> {
+    let limits = config.limits.validate().map_err(Error::InvalidConfig)?;
     let random = Arc::new(config.seed.map_or_else(Random::from_os, Random::from_seed));
     let storage: Arc<dyn Storage> = match config.engine {
         Engine::Memory(storage) => Arc::new(storage),
@@ -296,6 +303,7 @@ async fn load(config: Config) -> Result<NodeShared> {
                 node.node_id,
                 may_block,
                 config.call_timeout_ms,
+                limits,
             );
             (name, Arc::new(shared))
         })
@@ -304,6 +312,7 @@ async fn load(config: Config) -> Result<NodeShared> {
         node_id: node.node_id,
         may_block,
         call_timeout_ms: config.call_timeout_ms,
+        limits,
         hlc,
         random,
         storage: RwLock::new(Some(storage)),
@@ -487,6 +496,7 @@ async fn create_database(
         state.shared.node_id,
         state.shared.may_block,
         state.shared.call_timeout_ms,
+        state.shared.limits,
     ));
     spawn_database(myself, state, shared.clone(), false)
         .await

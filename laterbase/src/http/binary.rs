@@ -19,7 +19,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::ApiError;
 use crate::event::{Event, EventId, NewEvent};
-use crate::limits::BATCH_EVENTS_MAX;
 
 /// The content type of the binary encoding.
 pub const CONTENT_TYPE: &str = "application/vnd.laterbase.batch";
@@ -28,8 +27,9 @@ const BATCH_MAGIC: &[u8; 4] = b"LBB1";
 const PAGE_MAGIC: &[u8; 4] = b"LBP1";
 const HAS_ID: u8 = 1;
 
-/// Decodes a batch; `body` is kept, each event's data is a slice of it.
-pub fn decode_batch(body: &Bytes) -> Result<Vec<NewEvent>, ApiError> {
+/// Decodes a batch of at most `events_max` events; each event's data is a
+/// slice of `body`.
+pub fn decode_batch(body: &Bytes, events_max: usize) -> Result<Vec<NewEvent>, ApiError> {
     let mut reader = Reader { body, offset: 0 };
     if reader.take(4, "the magic bytes")? != BATCH_MAGIC {
         return Err(ApiError::invalid_event(
@@ -37,9 +37,9 @@ pub fn decode_batch(body: &Bytes) -> Result<Vec<NewEvent>, ApiError> {
         ));
     }
     let count = reader.u32("the event count")? as usize;
-    if count > BATCH_EVENTS_MAX {
+    if count > events_max {
         return Err(ApiError::payload_too_large(format!(
-            "the batch holds {count} events, more than the limit of {BATCH_EVENTS_MAX}"
+            "the batch holds {count} events, more than the limit of {events_max}"
         )));
     }
     let mut events = Vec::with_capacity(count);
@@ -213,6 +213,7 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::BATCH_EVENTS_MAX;
 
     #[test]
     fn batches_round_trip() {
@@ -221,7 +222,7 @@ mod tests {
             NewEvent::new(&b"{}"[..]),
         ];
         assert_eq!(
-            decode_batch(&encode_batch(&events)).expect("decodes"),
+            decode_batch(&encode_batch(&events), BATCH_EVENTS_MAX).expect("decodes"),
             events
         );
     }
@@ -230,7 +231,7 @@ mod tests {
     fn truncated_batches_are_refused_with_the_place() {
         let encoded = encode_batch(&[NewEvent::new(&b"hello"[..])]);
         let truncated = encoded.slice(..encoded.len() - 1);
-        let error = decode_batch(&truncated).expect_err("truncated");
+        let error = decode_batch(&truncated, BATCH_EVENTS_MAX).expect_err("truncated");
         assert_eq!(error.code, "invalid_event");
         assert!(error.message.contains("data"), "{}", error.message);
     }

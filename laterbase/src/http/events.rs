@@ -19,10 +19,7 @@ use serde_json::value::RawValue;
 
 use super::{ApiError, HttpState, binary, database_name};
 use crate::event::{Event, EventId, NewEvent};
-use crate::limits::{
-    BATCH_EVENTS_MAX, BODY_BYTES_MAX, GET_IDS_MAX, JSON_DEPTH_MAX, PAGE_EVENTS_DEFAULT,
-    PAGE_EVENTS_MAX,
-};
+use crate::limits::{GET_IDS_MAX, JSON_DEPTH_MAX, Limits};
 use crate::{Database, Receipt};
 
 /// `POST /db/{db}/e`: checks in the contract's order (name, database, size,
@@ -35,34 +32,36 @@ pub(super) async fn write(
 ) -> Result<Response, ApiError> {
     let name = database_name(path)?;
     let database = state.node().database(&name)?;
+    let limits = state.node().limits();
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > BODY_BYTES_MAX as u64) {
-        return Err(too_large_body());
+    if declared.is_some_and(|length| length > limits.body_bytes_max as u64) {
+        return Err(too_large_body(&limits));
     }
-    let body = http_body_util::Limited::new(body, BODY_BYTES_MAX)
+    let body = http_body_util::Limited::new(body, limits.body_bytes_max)
         .collect()
         .await
         .map_err(|error| {
             if error.is::<http_body_util::LengthLimitError>() {
-                too_large_body()
+                too_large_body(&limits)
             } else {
                 ApiError::invalid_json(format!("the body could not be read: {error}"))
             }
         })?
         .to_bytes();
     let events = match content_type(&headers)? {
-        Encoding::Json => parse_batch(&body)?,
-        Encoding::Binary => binary::decode_batch(&body)?,
+        Encoding::Json => parse_batch(&body, &limits)?,
+        Encoding::Binary => binary::decode_batch(&body, limits.batch_events_max)?,
     };
     let receipt = database.append(events).await?;
     Ok(receipt_json(&receipt).into_response())
 }
 
-fn too_large_body() -> ApiError {
+fn too_large_body(limits: &Limits) -> ApiError {
     ApiError::payload_too_large(format!(
-        "the body is larger than the limit of {BODY_BYTES_MAX} bytes"
+        "the body is larger than the limit of {} bytes",
+        limits.body_bytes_max
     ))
 }
 
@@ -107,7 +106,7 @@ fn present<'de, D: serde::Deserializer<'de>>(
 }
 
 /// Parses a JSON batch (one event or an array); each `data` is a slice of `body`.
-fn parse_batch(body: &Bytes) -> Result<Vec<NewEvent>, ApiError> {
+fn parse_batch(body: &Bytes, limits: &Limits) -> Result<Vec<NewEvent>, ApiError> {
     check_depth(body)?;
     let whole: &RawValue = serde_json::from_slice(body)
         .map_err(|error| ApiError::invalid_json(format!("the body is not valid JSON: {error}")))?;
@@ -118,10 +117,11 @@ fn parse_batch(body: &Bytes) -> Result<Vec<NewEvent>, ApiError> {
     } else {
         vec![whole]
     };
-    if items.len() > BATCH_EVENTS_MAX {
+    if items.len() > limits.batch_events_max {
         return Err(ApiError::payload_too_large(format!(
-            "the batch holds {} events, more than the limit of {BATCH_EVENTS_MAX}",
-            items.len()
+            "the batch holds {} events, more than the limit of {}",
+            items.len(),
+            limits.batch_events_max
         )));
     }
     items
@@ -237,7 +237,7 @@ pub(super) async fn read(
     let name = database_name(path)?;
     let database = state.node().database(&name)?;
     let binary = wants_binary(&headers);
-    match parse_read(query.as_deref().unwrap_or_default())? {
+    match parse_read(query.as_deref().unwrap_or_default(), &state.node().limits())? {
         Read::Changes { lc, limit } => changes(&database, lc, limit, binary).await,
         Read::Keys(ids) => keys(&database, &ids, binary).await,
         Read::Range {
@@ -255,7 +255,7 @@ fn wants_binary(headers: &HeaderMap) -> bool {
         .is_some_and(|accept| accept.contains(binary::CONTENT_TYPE))
 }
 
-fn parse_read(query: &str) -> Result<Read, ApiError> {
+fn parse_read(query: &str, limits: &Limits) -> Result<Read, ApiError> {
     let mut lc = None;
     let mut limit = None;
     let mut keys = None;
@@ -275,8 +275,10 @@ fn parse_read(query: &str) -> Result<Read, ApiError> {
             }
         }
     }
-    let limit = limit.map_or(PAGE_EVENTS_DEFAULT, |limit| {
-        (limit as usize).min(PAGE_EVENTS_MAX)
+    let limit = limit.map_or(limits.page_events_default, |limit| {
+        usize::try_from(limit)
+            .unwrap_or(usize::MAX)
+            .min(limits.page_events_max)
     });
     match (keys, lc, after.is_some() || before.is_some()) {
         (Some(_), Some(_), _) | (Some(_), _, true) => Err(ApiError::invalid_query(
