@@ -118,33 +118,44 @@ pub fn run(args: &Ingest) {
             case.figure = figure;
         }
     }
-    let median = |name: &str| {
-        cases.iter().find(|case| case.name == name).map(|case| {
-            let mut times = case.times.clone();
-            times.sort();
-            times[times.len() / 2]
-        })
+    let times = |name: &str| {
+        cases
+            .iter()
+            .find(|case| case.name == name)
+            .map(|case| case.times.clone())
     };
     for case in &cases {
-        let time = median(case.name).expect("the case ran");
+        let time = median(case.times.clone());
         let note = match case.name {
             "fjall" => "baseline".to_owned(),
             "writers" => format!("{:.3} fsyncs per acknowledged batch", case.figure),
-            "backdated" => ratio(median("batches"), time, "in-order ids"),
-            _ => ratio(median("fjall"), time, "raw fjall"),
+            "backdated" => ratio(times("batches"), &case.times, "in-order ids"),
+            _ => ratio(times("fjall"), &case.times, "raw fjall"),
         };
         report(case.label, events, time, &note);
     }
 }
 
-fn ratio(baseline: Option<Duration>, measured: Duration, of: &str) -> String {
-    match baseline {
-        Some(baseline) => format!(
-            "{:.2} of {of}",
-            baseline.as_secs_f64() / measured.as_secs_f64()
-        ),
-        None => String::new(),
-    }
+fn median<T: Ord + Copy>(mut values: Vec<T>) -> T {
+    values.sort();
+    values[values.len() / 2]
+}
+
+/// The median of the runs' ratios: each run's case against the baseline's
+/// run next to it, so that drift between runs cancels out.
+fn ratio(baseline: Option<Vec<Duration>>, measured: &[Duration], of: &str) -> String {
+    let Some(baseline) = baseline else {
+        return String::new();
+    };
+    let ratios: Vec<u64> = baseline
+        .iter()
+        .zip(measured)
+        .map(|(base, time)| (base.as_secs_f64() / time.as_secs_f64() * 1e6) as u64)
+        .collect();
+    format!(
+        "{:.2} of {of} (median of paired runs)",
+        median(ratios) as f64 / 1e6
+    )
 }
 
 pub fn raw_fjall(batches: &[Vec<Item>], dir: &Path) -> Duration {
