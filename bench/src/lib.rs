@@ -46,6 +46,16 @@ fn value(rng: &mut StdRng, bytes: usize) -> Vec<u8> {
     value
 }
 
+/// A fresh directory for one run, under `parent` or the system's temporary
+/// directory; removed when dropped.
+pub fn fresh_dir(parent: Option<&std::path::Path>) -> tempfile::TempDir {
+    match parent {
+        Some(parent) => tempfile::tempdir_in(parent),
+        None => tempfile::tempdir(),
+    }
+    .expect("a fresh directory")
+}
+
 /// Runs `work` `runs` times and returns the median duration.
 pub fn median_of<F: FnMut() -> Duration>(runs: usize, mut work: F) -> Duration {
     let mut durations: Vec<Duration> = (0..runs.max(1)).map(|_| work()).collect();

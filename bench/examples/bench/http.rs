@@ -20,7 +20,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use laterbase::http::{HttpState, binary, router};
 use laterbase::{Config, NewEvent, Node};
-use laterbase_bench::{increasing, median_of, report};
+use laterbase_bench::{fresh_dir, increasing, median_of, report};
 
 const VALUE_BYTES: usize = 100;
 const BATCH_EVENTS: usize = 1_000;
@@ -38,11 +38,7 @@ struct Served {
 
 impl Served {
     fn start(parent: Option<&Path>) -> Served {
-        let dir = match parent {
-            Some(parent) => tempfile::tempdir_in(parent),
-            None => tempfile::tempdir(),
-        }
-        .expect("a fresh directory");
+        let dir = fresh_dir(parent);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let path = dir.path().to_owned();
@@ -261,11 +257,7 @@ pub fn run(events: usize, runs: usize, parent: Option<&Path>) {
 
     let batches = increasing(events, BATCH_EVENTS, VALUE_BYTES, 14);
     let fjall = median_of(runs, || {
-        let dir = match parent {
-            Some(parent) => tempfile::tempdir_in(parent),
-            None => tempfile::tempdir(),
-        }
-        .expect("a fresh directory");
+        let dir = fresh_dir(parent);
         crate::ingest::raw_fjall(&batches, dir.path())
     });
     report("raw fjall, batches of 1,000", events, fjall, "baseline");

@@ -29,11 +29,7 @@ impl Ingest {
 
     /// A fresh directory for one run.
     fn fresh_dir(&self) -> tempfile::TempDir {
-        match &self.parent {
-            Some(parent) => tempfile::tempdir_in(parent),
-            None => tempfile::tempdir(),
-        }
-        .expect("a fresh directory")
+        laterbase_bench::fresh_dir(self.parent.as_deref())
     }
 }
 
