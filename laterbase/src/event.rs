@@ -10,7 +10,7 @@ use std::str::FromStr;
 use bytes::Bytes;
 
 /// An event's id: a ULID whose time is the event's valid time.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct EventId(u128);
 
 /// Why a text is not an event id.

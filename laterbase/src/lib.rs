@@ -50,8 +50,9 @@ pub mod limits;
 pub mod server;
 pub mod storage;
 
-pub use actors::{Database, DatabaseInfo, DatabaseStats, Node};
+pub use actors::{Database, DatabaseInfo, DatabaseStats, MergeReceipt, Node};
 pub use config::Config;
 pub use error::{Error, Result, StorageError};
 pub use event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Receipt, Timestamp};
+pub use storage::Conflict;
 pub use storage::memory::MemoryStorage;

@@ -5,6 +5,7 @@ mod crash;
 
 mod durability;
 mod http;
+mod merge;
 mod model;
 mod process;
 mod supervision;

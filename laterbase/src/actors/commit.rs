@@ -24,16 +24,53 @@ use ractor::RpcReplyPort;
 use super::database::DatabaseShared;
 use crate::clock::Hlc;
 use crate::error::{Error, Result, StorageError};
-use crate::event::{EventId, NewEvent, Receipt, Timestamp};
-use crate::limits::{BATCH_BYTES_MAX, Limits};
+use crate::event::{Event, EventId, NewEvent, Receipt, Timestamp};
+use crate::limits::{BATCH_BYTES_MAX, BATCH_EVENTS_MAX, Limits};
 use crate::storage::{DatabaseStore, Storage, StoredEvent, WriteBatch};
 
-/// An append waiting for its commit.
-pub(crate) struct PendingAppend {
-    pub(crate) events: Vec<NewEvent>,
-    pub(crate) reply: RpcReplyPort<Result<Receipt>>,
+/// A write waiting for its commit.
+pub(crate) struct PendingWrite {
+    pub(crate) write: Write,
     /// Its share of the bytes in flight, released once it is answered.
     pub(crate) _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// What a write asks for, and where its answer goes.
+pub(crate) enum Write {
+    /// New events from a writer: refused whole on a conflict.
+    Append {
+        events: Vec<NewEvent>,
+        reply: RpcReplyPort<Result<Receipt>>,
+    },
+    /// Events another node stored: conflicts are settled, not refused.
+    Merge {
+        events: Vec<Event>,
+        reply: RpcReplyPort<Result<MergeReceipt>>,
+    },
+}
+
+impl Write {
+    /// How many events the write carries.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Write::Append { events, .. } => events.len(),
+            Write::Merge { events, .. } => events.len(),
+        }
+    }
+}
+
+/// What a merge of another node's events did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MergeReceipt {
+    /// Events stored here for the first time (each took a new `lc`).
+    pub stored: u64,
+    /// Stored events rewritten: an earlier `recorded_at`, or a conflict's
+    /// smaller value.
+    pub updated: u64,
+    /// Values that lost a conflict and were listed.
+    pub conflicts: u64,
+    /// The database's logical clock right after the merge.
+    pub lc: u64,
 }
 
 /// The only writer of one database, owned by its actor.
@@ -55,18 +92,35 @@ pub(crate) struct Writer {
     _lease: tokio::sync::OwnedMutexGuard<()>,
 }
 
-/// One commit's batch while its appends are staged.
+/// One commit's batch while its writes are staged.
 struct Staged {
     batch: WriteBatch,
-    /// The bytes of every id this commit stores, for later appends of it.
-    ids: HashMap<EventId, Bytes>,
+    /// Where each id this commit stores anew sits in `batch.events`.
+    new_ids: HashMap<EventId, usize>,
+    /// Stored events this commit rewrites, by id: their lc and new form.
+    replaced: HashMap<EventId, (u64, StoredEvent)>,
     max_id: Option<EventId>,
 }
 
 impl Staged {
-    fn last_lc(&self) -> u64 {
+    /// The logical clock after everything staged so far.
+    fn lc(&self) -> u64 {
         self.batch.first_lc + self.batch.events.len() as u64 - 1
     }
+
+    fn push_new(&mut self, event: StoredEvent, remember: bool) {
+        if remember {
+            self.new_ids.insert(event.id, self.batch.events.len());
+        }
+        self.max_id = self.max_id.max(Some(event.id));
+        self.batch.events.push(event);
+    }
+}
+
+/// An id's current form: stored before this commit (with its lc) or new in it.
+enum Current {
+    Stored(u64, StoredEvent),
+    New(usize, StoredEvent),
 }
 
 impl Writer {
@@ -101,46 +155,48 @@ impl Writer {
         })
     }
 
-    /// Commits `appends`: each succeeds or fails on its own, the successful
+    /// Commits `writes`: each succeeds or fails on its own, the successful
     /// ones are durable before any caller hears back.
-    pub(crate) fn commit(&mut self, appends: Vec<PendingAppend>) {
+    pub(crate) fn commit(&mut self, writes: Vec<PendingWrite>) {
         let mut staged = Staged {
             batch: WriteBatch {
                 first_lc: self.written_lc + 1,
-                events: Vec::new(),
-                hlc_floor: EventId::from_u128(0),
+                ..WriteBatch::default()
             },
-            ids: HashMap::new(),
+            new_ids: HashMap::new(),
+            replaced: HashMap::new(),
             max_id: self.max_id,
         };
-        let mut answers = Vec::with_capacity(appends.len());
-        let count = appends.len();
-        for (index, append) in appends.into_iter().enumerate() {
-            // Only a later append of this commit needs to find these ids.
+        let count = writes.len();
+        let mut answers = Vec::with_capacity(count);
+        for (index, pending) in writes.into_iter().enumerate() {
+            // Only a later write of this commit needs to find these ids.
             let remember = index + 1 < count;
-            let answer = self.stage(&mut staged, append.events, remember);
-            answers.push((append.reply, append._permit, answer));
-        }
-        if let Err(failure) = self.write_and_persist(staged) {
-            for (_, _, answer) in &mut answers {
-                if answer.is_ok() {
-                    *answer = Err(failure.again());
+            let answer = match pending.write {
+                Write::Append { events, reply } => {
+                    Answer::Append(reply, self.stage_append(&mut staged, events, remember))
                 }
-            }
+                Write::Merge { events, reply } => {
+                    Answer::Merge(reply, self.stage_merge(&mut staged, events))
+                }
+            };
+            answers.push((answer, pending._permit));
         }
-        for (reply, _permit, answer) in answers {
-            if answer.is_ok() {
-                self.shared.appends.fetch_add(1, Ordering::Relaxed);
-            }
-            // A caller that gave up (timed out) no longer listens.
-            let _ = reply.send(answer);
+        let failure = self.write_and_persist(staged).err();
+        for (answer, _permit) in answers {
+            answer.send(failure.as_ref(), &self.shared);
         }
     }
 
     /// Checks one append and adds its new events to the commit; with
-    /// `remember`, records their ids for the later appends of the commit.
+    /// `remember`, records their ids for the later writes of the commit.
     /// An append that fails adds nothing.
-    fn stage(&self, staged: &mut Staged, events: Vec<NewEvent>, remember: bool) -> Result<Receipt> {
+    fn stage_append(
+        &self,
+        staged: &mut Staged,
+        events: Vec<NewEvent>,
+        remember: bool,
+    ) -> Result<Receipt> {
         if let Some(failure) = &self.poisoned {
             return Err(failure.again());
         }
@@ -163,21 +219,103 @@ impl Writer {
         let recorded_at = Timestamp(wall_ms);
         for ((event, is_new), id) in events.into_iter().zip(new).zip(&ids) {
             if is_new {
-                if remember {
-                    staged.ids.insert(*id, event.data.clone());
-                }
-                staged.max_id = staged.max_id.max(Some(*id));
-                staged.batch.events.push(StoredEvent {
+                let event = StoredEvent {
                     id: *id,
                     recorded_at,
                     data: event.data,
-                });
+                };
+                staged.push_new(event, remember);
             }
         }
         Ok(Receipt {
             ids,
-            lc: staged.batch.first_lc + staged.batch.events.len() as u64 - 1,
+            lc: staged.lc(),
         })
+    }
+
+    /// Adds another node's events to the commit. New ids are stored with
+    /// their `recorded_at`; for a stored id the earlier `recorded_at` wins,
+    /// and between two values the smaller bytes win and the other is listed
+    /// as a conflict, so that every node ends with the same event.
+    fn stage_merge(&self, staged: &mut Staged, events: Vec<Event>) -> Result<MergeReceipt> {
+        if let Some(failure) = &self.poisoned {
+            return Err(failure.again());
+        }
+        if events.len() > BATCH_EVENTS_MAX {
+            return Err(Error::BatchTooLarge {
+                what: "events",
+                actual: events.len(),
+                limit: BATCH_EVENTS_MAX,
+            });
+        }
+        let wall_ms = self.hlc.wall_ms();
+        let mut receipt = MergeReceipt::default();
+        for event in events {
+            // Sync stores whatever a peer has; only an id within the skew
+            // moves the clock.
+            if event.id.time_ms() <= wall_ms.saturating_add(self.hlc.skew_ms()) {
+                self.hlc.accept(event.id);
+            }
+            let incoming = StoredEvent {
+                id: event.id,
+                recorded_at: event.recorded_at,
+                data: event.data,
+            };
+            let Some(current) = self.current(staged, incoming.id)? else {
+                staged.push_new(incoming, true);
+                receipt.stored += 1;
+                continue;
+            };
+            let (present, _) = match &current {
+                Current::Stored(lc, event) => (event, Some(*lc)),
+                Current::New(_, event) => (event, None),
+            };
+            let (kept, lost) = settle(present, incoming);
+            if let Some(lost) = lost {
+                staged.batch.conflicts.push((kept.id, lost));
+                receipt.conflicts += 1;
+            }
+            if kept != *present {
+                receipt.updated += 1;
+                match current {
+                    Current::Stored(lc, _) => {
+                        staged.replaced.insert(kept.id, (lc, kept));
+                    }
+                    Current::New(index, _) => staged.batch.events[index] = kept,
+                }
+            }
+        }
+        receipt.lc = staged.lc();
+        Ok(receipt)
+    }
+
+    /// The form `id` has now: new in this commit, rewritten by it, or stored.
+    fn current(&self, staged: &Staged, id: EventId) -> Result<Option<Current>> {
+        if let Some(index) = staged.new_ids.get(&id) {
+            return Ok(Some(Current::New(
+                *index,
+                staged.batch.events[*index].clone(),
+            )));
+        }
+        if let Some((lc, event)) = staged.replaced.get(&id) {
+            return Ok(Some(Current::Stored(*lc, event.clone())));
+        }
+        let Some(lc) = self.store.lc_of(id)? else {
+            return Ok(None);
+        };
+        assert!(
+            lc <= self.written_lc,
+            "the id index points past the written log"
+        );
+        let event = event_at(self.store.as_ref(), lc)?;
+        Ok(Some(Current::Stored(
+            lc,
+            StoredEvent {
+                id,
+                recorded_at: event.recorded_at,
+                data: event.data,
+            },
+        )))
     }
 
     /// The stored bytes of every writer id in `events` that this commit or
@@ -196,8 +334,10 @@ impl Writer {
         candidates.sort_unstable();
         candidates.dedup();
         for id in candidates {
-            if let Some(data) = staged.ids.get(&id) {
-                known.insert(id, data.clone());
+            if let Some(index) = staged.new_ids.get(&id) {
+                known.insert(id, staged.batch.events[*index].data.clone());
+            } else if let Some((_, event)) = staged.replaced.get(&id) {
+                known.insert(id, event.data.clone());
             } else if let Some(lc) = self.store.lc_of(id)? {
                 // Every write since this writer opened was fsynced (or
                 // poisoned it), so the index points at nothing unwritten.
@@ -220,7 +360,7 @@ impl Writer {
             if staged.max_id.is_none_or(|max| id > max) {
                 return Ok(id);
             }
-            if !staged.ids.contains_key(&id) && self.store.lc_of(id)?.is_none() {
+            if !staged.new_ids.contains_key(&id) && self.store.lc_of(id)?.is_none() {
                 return Ok(id);
             }
         }
@@ -228,11 +368,14 @@ impl Writer {
 
     /// Writes the commit's batch and fsyncs it; moves the watermark.
     fn write_and_persist(&mut self, mut staged: Staged) -> Result<(), Failure> {
-        if staged.batch.events.is_empty() {
+        let mut replaced: Vec<(u64, StoredEvent)> = staged.replaced.into_values().collect();
+        replaced.sort_by_key(|(lc, _)| *lc);
+        staged.batch.replaced = replaced;
+        if staged.batch.is_empty() {
             // Every earlier commit ended durable: nothing waits for an fsync.
             return Ok(());
         }
-        let last_lc = staged.last_lc();
+        let last_lc = staged.batch.first_lc + staged.batch.events.len() as u64 - 1;
         staged.batch.hlc_floor = self.hlc.floor();
         let written = self.store.write(&staged.batch);
         let persisted = written.and_then(|()| {
@@ -260,6 +403,56 @@ impl Writer {
         let database = self.shared.record.name.clone();
         metrics::gauge!("laterbase_events_stored", "database" => database).set(last_lc as f64);
         Ok(())
+    }
+}
+
+/// A staged write's answer, sent once the commit is durable (or failed).
+enum Answer {
+    Append(RpcReplyPort<Result<Receipt>>, Result<Receipt>),
+    Merge(RpcReplyPort<Result<MergeReceipt>>, Result<MergeReceipt>),
+}
+
+impl Answer {
+    /// Sends the answer; a write the commit's failure undid gets the failure.
+    /// A caller that gave up (timed out) no longer listens.
+    fn send(self, failure: Option<&Failure>, shared: &DatabaseShared) {
+        match self {
+            Answer::Append(reply, answer) => {
+                let answer = answer.and_then(|receipt| match failure {
+                    Some(failure) => Err(failure.again()),
+                    None => {
+                        shared.appends.fetch_add(1, Ordering::Relaxed);
+                        Ok(receipt)
+                    }
+                });
+                let _ = reply.send(answer);
+            }
+            Answer::Merge(reply, answer) => {
+                let answer = answer.and_then(|receipt| match failure {
+                    Some(failure) => Err(failure.again()),
+                    None => Ok(receipt),
+                });
+                let _ = reply.send(answer);
+            }
+        }
+    }
+}
+
+/// Settles two forms of one id: the kept form, and the value that lost a
+/// conflict, if the values differ. The same value keeps the earlier
+/// `recorded_at`; of two values, the smaller bytes win, with their own
+/// `recorded_at`. The result does not depend on which form came first.
+fn settle(present: &StoredEvent, incoming: StoredEvent) -> (StoredEvent, Option<Bytes>) {
+    if present.data == incoming.data {
+        let mut kept = present.clone();
+        kept.recorded_at = kept.recorded_at.min(incoming.recorded_at);
+        return (kept, None);
+    }
+    if incoming.data < present.data {
+        let lost = present.data.clone();
+        (incoming, Some(lost))
+    } else {
+        (present.clone(), Some(incoming.data))
     }
 }
 

@@ -22,13 +22,13 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::commit::{PendingAppend, Writer, check_batch_size, event_at};
+use super::commit::{MergeReceipt, PendingWrite, Write, Writer, check_batch_size, event_at};
 use super::run_storage;
 use crate::clock::Hlc;
 use crate::error::{Error, Result};
-use crate::event::{ChangesPage, EventId, KeysPage, NewEvent, RangePage, Receipt};
+use crate::event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Receipt};
 use crate::limits::{APPEND_KIB_IN_FLIGHT_MAX, BATCH_EVENTS_MAX, GET_IDS_MAX, Limits};
-use crate::storage::{DatabaseRecord, DatabaseStore, Storage};
+use crate::storage::{Conflict, DatabaseRecord, DatabaseStore, Storage};
 
 /// A handle to one database: append and read its events.
 ///
@@ -204,45 +204,109 @@ impl Database {
     /// skew ahead of the clock fails with [`Error::FutureEvent`].
     pub async fn append(&self, events: Vec<NewEvent>) -> Result<Receipt> {
         check_batch_size(&events, &self.shared.limits)?;
-        let timeout = Duration::from_millis(self.shared.call_timeout_ms);
-        let timed_out = || Error::Timeout {
-            operation: "append",
-            timeout_ms: self.shared.call_timeout_ms,
+        let permit = self
+            .permit(events.iter().map(|event| event.data.len()).sum())
+            .await?;
+        let message = DatabaseMsg::Append {
+            events,
+            permit,
+            reply: None,
         };
-        // The permit travels with the append and is released once it is
-        // answered, so the bytes queued in the mailbox stay bounded.
-        let bytes: usize = events.iter().map(|event| event.data.len()).sum();
+        self.call_writer("append", message, DatabaseMsg::with_append_reply)
+            .await
+    }
+
+    /// Stores events another node holds, keeping their ids, bytes and
+    /// `recorded_at`, and returns once they are durable. New ids take new
+    /// logical clocks; for an id stored already the earlier `recorded_at`
+    /// wins, and of two values the smaller bytes win while the other is
+    /// listed by [`Database::conflicts`]: every node that merges the same
+    /// events ends with the same ones. Ids ahead of the clock are stored
+    /// too; only those within the skew move it.
+    pub async fn merge(&self, events: Vec<Event>) -> Result<MergeReceipt> {
+        if events.len() > BATCH_EVENTS_MAX {
+            return Err(Error::BatchTooLarge {
+                what: "events",
+                actual: events.len(),
+                limit: BATCH_EVENTS_MAX,
+            });
+        }
+        let permit = self
+            .permit(events.iter().map(|event| event.data.len()).sum())
+            .await?;
+        let message = DatabaseMsg::Merge {
+            events,
+            permit,
+            reply: None,
+        };
+        self.call_writer("merge", message, DatabaseMsg::with_merge_reply)
+            .await
+    }
+
+    /// Every id stored with two values somewhere: the value kept, and each
+    /// value that lost.
+    pub async fn conflicts(&self) -> Result<Vec<Conflict>> {
+        let store = self.shared.store()?;
+        self.read(move || {
+            let mut conflicts = Vec::new();
+            for (id, lost) in store.conflicts()? {
+                let kept = match store.lc_of(id)? {
+                    Some(lc) => event_at(store.as_ref(), lc)?.data,
+                    None => continue,
+                };
+                conflicts.push(Conflict { id, kept, lost });
+            }
+            Ok(conflicts)
+        })
+        .await
+    }
+
+    /// A share of the bytes in flight, waited for up to the call timeout.
+    async fn permit(&self, bytes: usize) -> Result<OwnedSemaphorePermit> {
+        let timeout = Duration::from_millis(self.shared.call_timeout_ms);
         let kib = u32::try_from(bytes / 1024 + 1).unwrap_or(APPEND_KIB_IN_FLIGHT_MAX);
         let permit = self
             .shared
             .in_flight_kib
             .clone()
             .acquire_many_owned(kib.min(APPEND_KIB_IN_FLIGHT_MAX));
-        let permit = tokio::time::timeout(timeout, permit)
+        tokio::time::timeout(timeout, permit)
             .await
-            .map_err(|_| timed_out())?
-            .map_err(|_| Error::Unavailable("the database is closed"))?;
-        let mut append = DatabaseMsg::Append {
-            events,
-            permit,
-            reply: None,
-        };
+            .map_err(|_| Error::Timeout {
+                operation: "write",
+                timeout_ms: self.shared.call_timeout_ms,
+            })?
+            .map_err(|_| Error::Unavailable("the database is closed"))
+    }
+
+    /// Sends a write to the actor and waits for its answer. A message that
+    /// never reached the mailbox (the actor had just died) is sent again to
+    /// its successor; one that did is not, since it may have been stored.
+    async fn call_writer<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        mut message: DatabaseMsg,
+        with_reply: fn(DatabaseMsg, RpcReplyPort<Result<T>>) -> DatabaseMsg,
+    ) -> Result<T> {
+        let timeout = Duration::from_millis(self.shared.call_timeout_ms);
         let mut dead = None;
-        // A message that never reached the mailbox (the actor had just
-        // died) is sent again to its successor; one that did is not, since
-        // it may have been stored.
         for _ in 0..2 {
             let actor = self.shared.actor(dead).await?;
             let answer = actor
-                .call(|reply| append.with_reply(reply), Some(timeout))
+                .call(|reply| with_reply(message, reply), Some(timeout))
                 .await;
             match answer {
                 Ok(ractor::rpc::CallResult::Success(result)) => return result,
-                Ok(ractor::rpc::CallResult::Timeout) => return Err(timed_out()),
+                Ok(ractor::rpc::CallResult::Timeout) => {
+                    return Err(Error::Timeout {
+                        operation,
+                        timeout_ms: self.shared.call_timeout_ms,
+                    });
+                }
                 Ok(ractor::rpc::CallResult::SenderError) => break,
                 Err(ractor::MessagingErr::SendErr(unsent)) => {
                     dead = Some(actor.get_id());
-                    append = unsent;
+                    message = unsent;
                 }
                 Err(_) => break,
             }
@@ -367,14 +431,31 @@ pub(crate) enum DatabaseMsg {
         /// Always set when sent; `None` only while the message is built.
         reply: Option<RpcReplyPort<Result<Receipt>>>,
     },
+    /// Merge another node's events; the reply comes once they are durable.
+    Merge {
+        events: Vec<Event>,
+        permit: OwnedSemaphorePermit,
+        reply: Option<RpcReplyPort<Result<MergeReceipt>>>,
+    },
     /// Commit what has queued up.
     Flush,
 }
 
 impl DatabaseMsg {
-    fn with_reply(self, reply: RpcReplyPort<Result<Receipt>>) -> DatabaseMsg {
+    fn with_append_reply(self, reply: RpcReplyPort<Result<Receipt>>) -> DatabaseMsg {
         match self {
             DatabaseMsg::Append { events, permit, .. } => DatabaseMsg::Append {
+                events,
+                permit,
+                reply: Some(reply),
+            },
+            other => other,
+        }
+    }
+
+    fn with_merge_reply(self, reply: RpcReplyPort<Result<MergeReceipt>>) -> DatabaseMsg {
+        match self {
+            DatabaseMsg::Merge { events, permit, .. } => DatabaseMsg::Merge {
                 events,
                 permit,
                 reply: Some(reply),
@@ -390,7 +471,7 @@ pub(crate) struct DatabaseState {
     /// lent it to the blocking pool.
     writer: Option<Writer>,
     /// Appends waiting for the next commit.
-    queue: Vec<PendingAppend>,
+    queue: Vec<PendingWrite>,
     /// Whether a `Flush` is in the mailbox.
     flush_queued: bool,
 }
@@ -438,9 +519,8 @@ impl Actor for DatabaseActor {
                 permit,
                 reply: Some(reply),
             } => {
-                state.queue.push(PendingAppend {
-                    events,
-                    reply,
+                state.queue.push(PendingWrite {
+                    write: Write::Append { events, reply },
                     _permit: permit,
                 });
                 // Appends already in the mailbox (they queued up during the
@@ -452,6 +532,23 @@ impl Actor for DatabaseActor {
             }
             DatabaseMsg::Append { reply: None, .. } => {
                 unreachable!("appends are sent with a reply port")
+            }
+            DatabaseMsg::Merge { reply: None, .. } => {
+                unreachable!("merges are sent with a reply port")
+            }
+            DatabaseMsg::Merge {
+                events,
+                permit,
+                reply: Some(reply),
+            } => {
+                state.queue.push(PendingWrite {
+                    write: Write::Merge { events, reply },
+                    _permit: permit,
+                });
+                if !state.flush_queued {
+                    state.flush_queued = true;
+                    myself.send_message(DatabaseMsg::Flush)?;
+                }
             }
             DatabaseMsg::Flush => {
                 state.flush_queued = false;
@@ -504,12 +601,12 @@ async fn commit_queued(state: &mut DatabaseState) -> Result<(), ActorProcessingE
 
 /// The queued appends for one commit: all of them, up to a batch's worth of
 /// events (always at least one append).
-fn take_commit(queue: &mut Vec<PendingAppend>) -> Vec<PendingAppend> {
+fn take_commit(queue: &mut Vec<PendingWrite>) -> Vec<PendingWrite> {
     let mut events = 0;
     let count = queue
         .iter()
-        .take_while(|append| {
-            events += append.events.len();
+        .take_while(|pending| {
+            events += pending.write.len();
             events <= BATCH_EVENTS_MAX
         })
         .count()

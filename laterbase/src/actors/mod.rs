@@ -17,6 +17,7 @@ mod commit;
 pub(crate) mod database;
 pub(crate) mod node;
 
+pub use commit::MergeReceipt;
 pub use database::{Database, DatabaseInfo, DatabaseStats};
 pub use node::Node;
 

@@ -402,6 +402,41 @@ fn binary_response(body: Bytes) -> Response {
     ([(header::CONTENT_TYPE, binary::CONTENT_TYPE)], body).into_response()
 }
 
+/// `{"conflicts": [{"id", "kept", "lost"}, ...]}`: one entry per losing value.
+pub(super) fn conflicts_json(conflicts: &[crate::Conflict]) -> Response {
+    let mut out = String::from("{\"conflicts\":[");
+    let mut first = true;
+    for conflict in conflicts {
+        for lost in &conflict.lost {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            let _ = write!(out, "{{\"id\":\"{}\",", conflict.id);
+            push_value(&mut out, "kept", &conflict.kept);
+            out.push(',');
+            push_value(&mut out, "lost", lost);
+            out.push('}');
+        }
+    }
+    out.push_str("]}");
+    json_response(out.into_bytes())
+}
+
+/// `"name":<the bytes>` when they are JSON, `"name_b64":"<base64>"` otherwise.
+fn push_value(out: &mut String, name: &str, data: &[u8]) {
+    match json_text(data) {
+        Some(text) => {
+            let _ = write!(out, "\"{name}\":{text}");
+        }
+        None => {
+            let _ = write!(out, "\"{name}_b64\":\"");
+            base64::engine::general_purpose::STANDARD.encode_string(data, out);
+            out.push('"');
+        }
+    }
+}
+
 /// `{"events":[...]` without the closing brace, for the caller to finish.
 fn events_json(events: &[Event]) -> String {
     let data_bytes: usize = events.iter().map(|event| event.data.len()).sum();
@@ -412,17 +447,7 @@ fn events_json(events: &[Event]) -> String {
             out.push(',');
         }
         let _ = write!(out, "{{\"id\":\"{}\",", event.id);
-        match json_text(&event.data) {
-            Some(text) => {
-                out.push_str("\"data\":");
-                out.push_str(text);
-            }
-            None => {
-                out.push_str("\"data_b64\":\"");
-                base64::engine::general_purpose::STANDARD.encode_string(&event.data, &mut out);
-                out.push('"');
-            }
-        }
+        push_value(&mut out, "data", &event.data);
         let _ = write!(
             out,
             ",\"recorded_at\":\"{}\",\"lc\":{}}}",

@@ -214,12 +214,10 @@ async fn database_info(
 async fn conflicts(
     State(state): State<HttpState>,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let name = database_name(path)?;
-    state.node().database(&name)?;
-    // A node alone cannot store one id with two values (it refuses the
-    // second with 409), so conflicts arise only between nodes, by sync.
-    Ok(Json(json!({"conflicts": []})))
+    let conflicts = state.node().database(&name)?.conflicts().await?;
+    Ok(events::conflicts_json(&conflicts))
 }
 
 async fn view(

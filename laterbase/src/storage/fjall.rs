@@ -9,6 +9,7 @@
 //! {name}.log   first lc of a chunk (u64 BE) -> count (u32 BE), then per event:
 //!                  id (16 bytes) | recorded_at ms (u64 BE) | length (u32 BE) | data
 //! {name}.ids   id (16 bytes) -> lc (u64 BE)
+//! {name}.conflicts  id (16 bytes) | n (u32 BE) -> the n-th losing value of id
 //! ```
 //!
 //! The log holds events in chunks of consecutive logical clocks (at most
@@ -26,6 +27,8 @@ use super::{
     DatabaseRecord, DatabaseStore, NodeRecord, Storage, StorageResult, StoredEvent, WriteBatch,
 };
 use crate::error::StorageError;
+use bytes::Bytes;
+
 use crate::event::{Event, EventId, Timestamp};
 use crate::limits::{
     CACHE_BYTES, INDEX_MEMTABLE_BYTES_MAX, LOG_CHUNK_BYTES_MAX, LOG_CHUNK_EVENTS_MAX,
@@ -53,7 +56,7 @@ impl FjallStorage {
         Ok(FjallStorage { db, meta })
     }
 
-    fn keyspaces(&self, name: &str) -> StorageResult<(Keyspace, Keyspace)> {
+    fn keyspaces(&self, name: &str) -> StorageResult<(Keyspace, Keyspace, Keyspace)> {
         let log = self.db.keyspace(&format!("{name}.log"), || {
             keyspace_options(LOG_MEMTABLE_BYTES_MAX)
         })?;
@@ -62,7 +65,10 @@ impl FjallStorage {
             keyspace_options(INDEX_MEMTABLE_BYTES_MAX)
                 .data_block_compression_policy(fjall::config::CompressionPolicy::disabled())
         })?;
-        Ok((log, ids))
+        let conflicts = self.db.keyspace(&format!("{name}.conflicts"), || {
+            keyspace_options(INDEX_MEMTABLE_BYTES_MAX)
+        })?;
+        Ok((log, ids, conflicts))
     }
 }
 
@@ -130,13 +136,14 @@ impl Storage for FjallStorage {
     }
 
     fn open_database(&self, name: &str) -> StorageResult<Box<dyn DatabaseStore>> {
-        let (log, ids) = self.keyspaces(name)?;
+        let (log, ids, conflicts) = self.keyspaces(name)?;
         Ok(Box::new(FjallDatabase {
             db: self.db.clone(),
             meta: self.meta.clone(),
             hlc_key: format!("{HLC_PREFIX}{name}"),
             log,
             ids,
+            conflicts,
         }))
     }
 
@@ -151,6 +158,7 @@ struct FjallDatabase {
     hlc_key: String,
     log: Keyspace,
     ids: Keyspace,
+    conflicts: Keyspace,
 }
 
 impl FjallDatabase {
@@ -259,22 +267,14 @@ impl DatabaseStore for FjallDatabase {
         let mut writes = self.db.batch();
         let mut first_lc = batch.first_lc;
         for chunk in chunks(&batch.events) {
-            let data_bytes: usize = chunk.iter().map(|event| event.data.len()).sum();
-            let mut value = Vec::with_capacity(4 + chunk.len() * EVENT_HEADER_BYTES + data_bytes);
-            let count = u32::try_from(chunk.len()).map_err(|_| corrupt("chunk size", &[]))?;
-            value.extend_from_slice(&count.to_be_bytes());
             for (lc, event) in (first_lc..).zip(chunk) {
-                let length =
-                    u32::try_from(event.data.len()).map_err(|_| corrupt("event size", &[]))?;
-                value.extend_from_slice(&event.id.to_bytes());
-                value.extend_from_slice(&event.recorded_at.0.to_be_bytes());
-                value.extend_from_slice(&length.to_be_bytes());
-                value.extend_from_slice(&event.data);
                 writes.insert(&self.ids, event.id.to_bytes(), lc.to_be_bytes());
             }
-            writes.insert(&self.log, first_lc.to_be_bytes(), value);
+            writes.insert(&self.log, first_lc.to_be_bytes(), encode_chunk(chunk)?);
             first_lc += chunk.len() as u64;
         }
+        self.rewrite_chunks(&mut writes, &batch.replaced)?;
+        self.list_losers(&mut writes, &batch.conflicts)?;
         writes.insert(
             &self.meta,
             self.hlc_key.as_str(),
@@ -282,6 +282,111 @@ impl DatabaseStore for FjallDatabase {
         );
         Ok(writes.commit()?)
     }
+
+    fn conflicts(&self) -> StorageResult<Vec<(EventId, Vec<Bytes>)>> {
+        let mut conflicts: Vec<(EventId, Vec<Bytes>)> = Vec::new();
+        for guard in self.conflicts.iter() {
+            let (key, value) = guard.into_inner()?;
+            let id = EventId::from_bytes(array(key.get(..16).unwrap_or_default(), "conflict key")?);
+            match conflicts.last_mut() {
+                Some((last, lost)) if *last == id => lost.push(value.into()),
+                _ => conflicts.push((id, vec![value.into()])),
+            }
+        }
+        Ok(conflicts)
+    }
+}
+
+impl FjallDatabase {
+    /// Rewrites the chunks that hold replaced events, each chunk once.
+    fn rewrite_chunks(
+        &self,
+        writes: &mut fjall::OwnedWriteBatch,
+        replaced: &[(u64, StoredEvent)],
+    ) -> StorageResult<()> {
+        let mut chunks: std::collections::BTreeMap<u64, Vec<Event>> =
+            std::collections::BTreeMap::new();
+        for (lc, event) in replaced {
+            let first_lc = match chunks.range(..=*lc).next_back() {
+                Some((first, events)) if lc - first < events.len() as u64 => *first,
+                _ => {
+                    let (first, bytes) = self
+                        .chunk_of(*lc)?
+                        .ok_or_else(|| corrupt("log chunk", &[]))?;
+                    let events =
+                        Chunk::new(first, bytes)?.collect::<StorageResult<Vec<Event>>>()?;
+                    chunks.insert(first, events);
+                    first
+                }
+            };
+            let events = chunks
+                .get_mut(&first_lc)
+                .ok_or_else(|| corrupt("log chunk", &[]))?;
+            let slot = events
+                .get_mut(usize::try_from(lc - first_lc).unwrap_or(usize::MAX))
+                .ok_or_else(|| corrupt("log chunk", &[]))?;
+            assert_eq!(slot.id, event.id, "a replaced event keeps its id and lc");
+            slot.data = event.data.clone();
+            slot.recorded_at = event.recorded_at;
+        }
+        for (first_lc, events) in chunks {
+            let stored: Vec<StoredEvent> = events
+                .into_iter()
+                .map(|event| StoredEvent {
+                    id: event.id,
+                    recorded_at: event.recorded_at,
+                    data: event.data,
+                })
+                .collect();
+            writes.insert(&self.log, first_lc.to_be_bytes(), encode_chunk(&stored)?);
+        }
+        Ok(())
+    }
+
+    /// Lists each losing value under its id, unless it is listed already.
+    fn list_losers(
+        &self,
+        writes: &mut fjall::OwnedWriteBatch,
+        conflicts: &[(EventId, Bytes)],
+    ) -> StorageResult<()> {
+        let mut listed: std::collections::HashMap<EventId, Vec<Bytes>> =
+            std::collections::HashMap::new();
+        for (id, lost) in conflicts {
+            if !listed.contains_key(id) {
+                let mut known = Vec::new();
+                for guard in self.conflicts.prefix(id.to_bytes()) {
+                    known.push(Bytes::from(guard.value()?));
+                }
+                listed.insert(*id, known);
+            }
+            let known = listed.entry(*id).or_default();
+            if known.contains(lost) {
+                continue;
+            }
+            let mut key = id.to_bytes().to_vec();
+            let n = u32::try_from(known.len()).map_err(|_| corrupt("conflict count", &[]))?;
+            key.extend_from_slice(&n.to_be_bytes());
+            writes.insert(&self.conflicts, key, lost.as_ref());
+            known.push(lost.clone());
+        }
+        Ok(())
+    }
+}
+
+/// A chunk's bytes: its count, then each event.
+fn encode_chunk(chunk: &[StoredEvent]) -> StorageResult<Vec<u8>> {
+    let data_bytes: usize = chunk.iter().map(|event| event.data.len()).sum();
+    let mut value = Vec::with_capacity(4 + chunk.len() * EVENT_HEADER_BYTES + data_bytes);
+    let count = u32::try_from(chunk.len()).map_err(|_| corrupt("chunk size", &[]))?;
+    value.extend_from_slice(&count.to_be_bytes());
+    for event in chunk {
+        let length = u32::try_from(event.data.len()).map_err(|_| corrupt("event size", &[]))?;
+        value.extend_from_slice(&event.id.to_bytes());
+        value.extend_from_slice(&event.recorded_at.0.to_be_bytes());
+        value.extend_from_slice(&length.to_be_bytes());
+        value.extend_from_slice(&event.data);
+    }
+    Ok(value)
 }
 
 /// id, recorded_at and length before each event's data in a chunk.

@@ -9,6 +9,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use bytes::Bytes;
+
 use super::{
     DatabaseRecord, DatabaseStore, NodeRecord, Storage, StorageResult, StoredEvent, WriteBatch,
 };
@@ -45,6 +47,7 @@ struct Database {
     record: DatabaseRecord,
     log: BTreeMap<u64, StoredEvent>,
     ids: BTreeMap<EventId, u64>,
+    conflicts: BTreeMap<EventId, Vec<Bytes>>,
     hlc_floor: Option<EventId>,
 }
 
@@ -53,6 +56,15 @@ impl Database {
         for (lc, event) in (batch.first_lc..).zip(&batch.events) {
             self.ids.insert(event.id, lc);
             self.log.insert(lc, event.clone());
+        }
+        for (lc, event) in &batch.replaced {
+            self.log.insert(*lc, event.clone());
+        }
+        for (id, lost) in &batch.conflicts {
+            let losers = self.conflicts.entry(*id).or_default();
+            if !losers.contains(lost) {
+                losers.push(lost.clone());
+            }
         }
         self.hlc_floor = Some(batch.hlc_floor);
     }
@@ -142,6 +154,7 @@ impl Storage for MemoryStorage {
             record: record.clone(),
             log: BTreeMap::new(),
             ids: BTreeMap::new(),
+            conflicts: BTreeMap::new(),
             hlc_floor: None,
         };
         state
@@ -271,6 +284,15 @@ impl DatabaseStore for MemoryDatabase {
                 .map(|(_, lc)| *lc)
                 .filter(|lc| *lc <= up_to_lc)
                 .take(limit)
+                .collect()
+        })
+    }
+
+    fn conflicts(&self) -> StorageResult<Vec<(EventId, Vec<Bytes>)>> {
+        self.read(|db| {
+            db.conflicts
+                .iter()
+                .map(|(id, lost)| (*id, lost.clone()))
                 .collect()
         })
     }

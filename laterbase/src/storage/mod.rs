@@ -57,15 +57,40 @@ pub struct StoredEvent {
     pub data: Bytes,
 }
 
-/// An atomic write of new events with contiguous logical clocks.
-#[derive(Clone, Debug)]
+/// An atomic write: new events with contiguous logical clocks, stored
+/// events rewritten in place (an earlier `recorded_at`, or a conflict's
+/// winner from a peer), and the losers of conflicts.
+#[derive(Clone, Debug, Default)]
 pub struct WriteBatch {
-    /// The logical clock of the first event; the others follow by one.
+    /// The logical clock of the first new event; the others follow by one.
     pub first_lc: u64,
     /// The new events.
     pub events: Vec<StoredEvent>,
+    /// Stored events to rewrite, by their logical clock, which stays.
+    pub replaced: Vec<(u64, StoredEvent)>,
+    /// Values that lost a conflict: the id and the losing bytes.
+    pub conflicts: Vec<(EventId, Bytes)>,
     /// The node's clock floor to persist with the events.
     pub hlc_floor: EventId,
+}
+
+impl WriteBatch {
+    /// Whether the batch changes nothing stored.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.replaced.is_empty() && self.conflicts.is_empty()
+    }
+}
+
+/// One id stored with two values on two nodes: the smaller bytes are kept
+/// everywhere, the others listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    /// The id.
+    pub id: EventId,
+    /// The value kept.
+    pub kept: Bytes,
+    /// The values that lost, each once.
+    pub lost: Vec<Bytes>,
 }
 
 /// A node's storage engine.
@@ -127,8 +152,12 @@ pub trait DatabaseStore: Send + Sync + 'static {
     ) -> StorageResult<Vec<u64>>;
 
     /// Writes a batch atomically: all of it or none. Not durable until
-    /// [`Storage::persist`].
+    /// [`Storage::persist`]. A loser already listed for its id is not
+    /// listed twice.
     fn write(&self, batch: &WriteBatch) -> StorageResult<()>;
+
+    /// The losing values of every id that had a conflict, by id.
+    fn conflicts(&self) -> StorageResult<Vec<(EventId, Vec<Bytes>)>>;
 }
 
 /// The keys of an id range, both bounds exclusive, as big-endian bytes.
