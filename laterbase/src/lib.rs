@@ -49,6 +49,7 @@ pub mod http;
 pub mod limits;
 pub mod server;
 pub mod storage;
+pub mod sync;
 
 pub use actors::{Database, DatabaseInfo, DatabaseStats, MergeReceipt, Node};
 pub use config::Config;

@@ -442,7 +442,7 @@ impl Answer {
 /// conflict, if the values differ. The same value keeps the earlier
 /// `recorded_at`; of two values, the smaller bytes win, with their own
 /// `recorded_at`. The result does not depend on which form came first.
-fn settle(present: &StoredEvent, incoming: StoredEvent) -> (StoredEvent, Option<Bytes>) {
+pub(crate) fn settle(present: &StoredEvent, incoming: StoredEvent) -> (StoredEvent, Option<Bytes>) {
     if present.data == incoming.data {
         let mut kept = present.clone();
         kept.recorded_at = kept.recorded_at.min(incoming.recorded_at);

@@ -13,7 +13,7 @@
 //! straight to the storage engine, bounded by the durable watermark, so they
 //! never queue behind writes nor show an event that is not yet durable.
 
-mod commit;
+pub(crate) mod commit;
 pub(crate) mod database;
 pub(crate) mod node;
 
