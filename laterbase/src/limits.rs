@@ -83,6 +83,10 @@ pub const LOG_MEMTABLE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// faster one.
 pub const INDEX_MEMTABLE_BYTES_MAX: u64 = 32 * 1024 * 1024;
 
+/// The epochs a database remembers (one per open of its node); a peer's
+/// cursor into a forgotten epoch starts over, which is safe, only slower.
+pub const EPOCHS_MAX: usize = 256;
+
 /// fjall's block cache.
 pub const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 

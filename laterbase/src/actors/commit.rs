@@ -43,8 +43,11 @@ pub(crate) enum Write {
         reply: RpcReplyPort<Result<Receipt>>,
     },
     /// Events another node stored: conflicts are settled, not refused.
+    /// `meta` (sync cursors) is stored in the same atomic batch, so that a
+    /// cursor never runs ahead of the events it covers.
     Merge {
         events: Vec<Event>,
+        meta: Vec<(Vec<u8>, Bytes)>,
         reply: RpcReplyPort<Result<MergeReceipt>>,
     },
 }
@@ -82,6 +85,8 @@ pub(crate) struct Writer {
     /// The highest logical clock written; every commit ends durable, so it
     /// is also the durable one unless an fsync failed.
     written_lc: u64,
+    /// The highest update number written.
+    written_us: u64,
     /// The highest id stored: ids above it need no lookup to be known new.
     max_id: Option<EventId>,
     /// Why writes are refused, once a write or an fsync failed.
@@ -139,8 +144,10 @@ impl Writer {
             storage.persist()?;
         }
         let written_lc = store.last_lc()?;
+        let written_us = store.last_us()?;
         let max_id = store.last_id()?;
         shared.durable_lc.store(written_lc, Ordering::Release);
+        shared.durable_us.store(written_us, Ordering::Release);
         let database = shared.record.name.clone();
         metrics::gauge!("laterbase_events_stored", "database" => database).set(written_lc as f64);
         Ok(Writer {
@@ -149,6 +156,7 @@ impl Writer {
             storage,
             hlc,
             written_lc,
+            written_us,
             max_id,
             poisoned: None,
             _lease: lease,
@@ -161,6 +169,7 @@ impl Writer {
         let mut staged = Staged {
             batch: WriteBatch {
                 first_lc: self.written_lc + 1,
+                first_us: self.written_us + 1,
                 ..WriteBatch::default()
             },
             new_ids: HashMap::new(),
@@ -176,8 +185,16 @@ impl Writer {
                 Write::Append { events, reply } => {
                     Answer::Append(reply, self.stage_append(&mut staged, events, remember))
                 }
-                Write::Merge { events, reply } => {
-                    Answer::Merge(reply, self.stage_merge(&mut staged, events))
+                Write::Merge {
+                    events,
+                    meta,
+                    reply,
+                } => {
+                    let answer = self.stage_merge(&mut staged, events);
+                    if answer.is_ok() {
+                        staged.batch.meta.extend(meta);
+                    }
+                    Answer::Merge(reply, answer)
                 }
             };
             answers.push((answer, pending._permit));
@@ -396,6 +413,10 @@ impl Writer {
         }
         let count = staged.batch.events.len() as u64;
         self.written_lc = last_lc;
+        self.written_us += staged.batch.replaced.len() as u64;
+        self.shared
+            .durable_us
+            .store(self.written_us, Ordering::Release);
         self.max_id = self.max_id.max(staged.max_id);
         self.shared.events.fetch_add(count, Ordering::Relaxed);
         self.shared.persists.fetch_add(1, Ordering::Relaxed);

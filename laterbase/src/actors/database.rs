@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -29,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Receipt};
 use crate::limits::{APPEND_KIB_IN_FLIGHT_MAX, BATCH_EVENTS_MAX, GET_IDS_MAX, Limits};
 use crate::storage::{Conflict, DatabaseRecord, DatabaseStore, Storage};
+use crate::sync::EpochStart;
 
 /// A handle to one database: append and read its events.
 ///
@@ -78,6 +80,8 @@ pub(crate) enum ActorSlot {
 /// State shared by a database's actor, its handles and its supervisor.
 pub(crate) struct DatabaseShared {
     pub(crate) record: DatabaseRecord,
+    /// The epochs of the log, the current one (begun at this node's open) last.
+    pub(crate) history: Vec<EpochStart>,
     pub(crate) node_id: EventId,
     pub(crate) may_block: bool,
     pub(crate) call_timeout_ms: u64,
@@ -89,6 +93,8 @@ pub(crate) struct DatabaseShared {
     actor: tokio::sync::watch::Sender<ActorSlot>,
     /// The highest logical clock that an fsync has covered.
     pub(crate) durable_lc: AtomicU64,
+    /// The highest update number that an fsync has covered.
+    pub(crate) durable_us: AtomicU64,
     /// Bounds the bytes of appends in flight, in KiB.
     in_flight_kib: Arc<Semaphore>,
     /// Held by the database's one writer for its whole life.
@@ -102,6 +108,7 @@ impl DatabaseShared {
     pub(crate) fn new(
         record: DatabaseRecord,
         store: Arc<dyn DatabaseStore>,
+        history: Vec<EpochStart>,
         node_id: EventId,
         may_block: bool,
         call_timeout_ms: u64,
@@ -109,6 +116,7 @@ impl DatabaseShared {
     ) -> DatabaseShared {
         DatabaseShared {
             record,
+            history,
             node_id,
             may_block,
             call_timeout_ms,
@@ -116,6 +124,7 @@ impl DatabaseShared {
             store: RwLock::new(Some(store)),
             actor: tokio::sync::watch::Sender::new(ActorSlot::Restarting),
             durable_lc: AtomicU64::new(0),
+            durable_us: AtomicU64::new(0),
             in_flight_kib: Arc::new(Semaphore::new(APPEND_KIB_IN_FLIGHT_MAX as usize)),
             writer_lease: Arc::new(tokio::sync::Mutex::new(())),
             appends: AtomicU64::new(0),
@@ -224,6 +233,16 @@ impl Database {
     /// events ends with the same ones. Ids ahead of the clock are stored
     /// too; only those within the skew move it.
     pub async fn merge(&self, events: Vec<Event>) -> Result<MergeReceipt> {
+        self.merge_with_meta(events, Vec::new()).await
+    }
+
+    /// Merges as [`Database::merge`] does and sets the database's own
+    /// metadata in the same atomic write.
+    pub(crate) async fn merge_with_meta(
+        &self,
+        events: Vec<Event>,
+        meta: Vec<(Vec<u8>, Bytes)>,
+    ) -> Result<MergeReceipt> {
         if events.len() > BATCH_EVENTS_MAX {
             return Err(Error::BatchTooLarge {
                 what: "events",
@@ -236,6 +255,7 @@ impl Database {
             .await?;
         let message = DatabaseMsg::Merge {
             events,
+            meta,
             permit,
             reply: None,
         };
@@ -434,6 +454,7 @@ pub(crate) enum DatabaseMsg {
     /// Merge another node's events; the reply comes once they are durable.
     Merge {
         events: Vec<Event>,
+        meta: Vec<(Vec<u8>, Bytes)>,
         permit: OwnedSemaphorePermit,
         reply: Option<RpcReplyPort<Result<MergeReceipt>>>,
     },
@@ -455,8 +476,14 @@ impl DatabaseMsg {
 
     fn with_merge_reply(self, reply: RpcReplyPort<Result<MergeReceipt>>) -> DatabaseMsg {
         match self {
-            DatabaseMsg::Merge { events, permit, .. } => DatabaseMsg::Merge {
+            DatabaseMsg::Merge {
                 events,
+                meta,
+                permit,
+                ..
+            } => DatabaseMsg::Merge {
+                events,
+                meta,
                 permit,
                 reply: Some(reply),
             },
@@ -538,11 +565,16 @@ impl Actor for DatabaseActor {
             }
             DatabaseMsg::Merge {
                 events,
+                meta,
                 permit,
                 reply: Some(reply),
             } => {
                 state.queue.push(PendingWrite {
-                    write: Write::Merge { events, reply },
+                    write: Write::Merge {
+                        events,
+                        meta,
+                        reply,
+                    },
                     _permit: permit,
                 });
                 if !state.flush_queued {

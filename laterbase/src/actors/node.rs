@@ -21,9 +21,13 @@ use crate::clock::{Hlc, Random};
 use crate::config::{Config, Engine};
 use crate::error::{Error, Result, StorageError};
 use crate::event::{EventId, Timestamp, validate_name};
-use crate::limits::{DATABASE_RESTARTS_MAX, DATABASES_MAX, Limits};
+use crate::limits::{DATABASE_RESTARTS_MAX, DATABASES_MAX, EPOCHS_MAX, Limits};
 use crate::storage::fjall::FjallStorage;
-use crate::storage::{DatabaseRecord, DatabaseStore, FORMAT_VERSION, NodeRecord, Storage};
+use crate::storage::{
+    DatabaseRecord, DatabaseStore, FORMAT_VERSION, NodeRecord, Storage, WriteBatch,
+};
+use crate::sync::EpochStart;
+use crate::sync::state::{EPOCHS_KEY, decode_epochs, encode_epochs};
 
 /// A running node: the handle an application embeds.
 ///
@@ -282,8 +286,11 @@ async fn load(config: Config) -> Result<NodeShared> {
         for record in storage.databases()? {
             let store: Arc<dyn DatabaseStore> = storage.open_database(&record.name)?.into();
             floor = floor.max(store.hlc_floor()?.unwrap_or(floor));
-            databases.push((record, store));
+            let history = start_epoch(store.as_ref(), &random)?;
+            databases.push((record, store, history));
         }
+        // The new epochs are durable before any peer can see them.
+        storage.persist()?;
         Ok((node, databases, floor))
     })
     .await?;
@@ -295,11 +302,12 @@ async fn load(config: Config) -> Result<NodeShared> {
     ));
     let databases = databases
         .into_iter()
-        .map(|(record, store)| {
+        .map(|(record, store, history)| {
             let name = record.name.clone();
             let shared = DatabaseShared::new(
                 record,
                 store,
+                history,
                 node.node_id,
                 may_block,
                 config.call_timeout_ms,
@@ -318,6 +326,34 @@ async fn load(config: Config) -> Result<NodeShared> {
         storage: RwLock::new(Some(storage)),
         databases: RwLock::new(databases),
     })
+}
+
+/// Starts a new epoch of a database's log at its current end, and stores
+/// the history (not yet durable: the caller persists). Every open of a node
+/// starts one, so that a peer's cursor into a log restored from a backup is
+/// cut back to where the backup ends (see `sync`).
+fn start_epoch(store: &dyn DatabaseStore, random: &Random) -> Result<Vec<EpochStart>> {
+    let mut history = match store.meta(EPOCHS_KEY)? {
+        Some(bytes) => decode_epochs(&bytes)?,
+        None => Vec::new(),
+    };
+    let start_lc = store.last_lc()?;
+    let start_us = store.last_us()?;
+    history.push(EpochStart {
+        epoch: random.next_u128(),
+        start_lc,
+        start_us,
+    });
+    let excess = history.len().saturating_sub(EPOCHS_MAX);
+    history.drain(..excess);
+    store.write(&WriteBatch {
+        first_lc: start_lc + 1,
+        first_us: start_us + 1,
+        meta: vec![(EPOCHS_KEY.to_vec(), encode_epochs(&history))],
+        hlc_floor: store.hlc_floor()?.unwrap_or_default(),
+        ..WriteBatch::default()
+    })?;
+    Ok(history)
 }
 
 /// The node actor's behaviour.
@@ -485,14 +521,18 @@ async fn create_database(
     };
     let storage = state.shared.storage()?;
     let creating = record.clone();
-    let store: Arc<dyn DatabaseStore> = run_storage(state.shared.may_block, move || {
-        Ok(storage.create_database(&creating)?)
+    let random = state.shared.random.clone();
+    let (store, history) = run_storage(state.shared.may_block, move || {
+        let store: Arc<dyn DatabaseStore> = storage.create_database(&creating)?.into();
+        let history = start_epoch(store.as_ref(), &random)?;
+        storage.persist()?;
+        Ok((store, history))
     })
-    .await?
-    .into();
+    .await?;
     let shared = Arc::new(DatabaseShared::new(
         record,
         store,
+        history,
         state.shared.node_id,
         state.shared.may_block,
         state.shared.call_timeout_ms,

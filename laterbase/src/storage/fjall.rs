@@ -10,7 +10,11 @@
 //!                  id (16 bytes) | recorded_at ms (u64 BE) | length (u32 BE) | data
 //! {name}.ids   id (16 bytes) -> lc (u64 BE)
 //! {name}.conflicts  id (16 bytes) | n (u32 BE) -> the n-th losing value of id
+//! {name}.updates    us (u64 BE) -> id (16 bytes): rewrites of stored events
 //! ```
+//!
+//! A database's own metadata (sync cursors, epochs) lives in `node` under
+//! `dbmeta/{name}/{key}`.
 //!
 //! The log holds events in chunks of consecutive logical clocks (at most
 //! [`LOG_CHUNK_EVENTS_MAX`] events and about [`LOG_CHUNK_BYTES_MAX`] bytes), so a
@@ -38,6 +42,7 @@ use crate::limits::{
 const NODE_KEY: &[u8] = b"node";
 const DATABASE_PREFIX: &str = "db/";
 const HLC_PREFIX: &str = "hlc/";
+const DATABASE_META_PREFIX: &str = "dbmeta/";
 
 /// The fjall engine over one data directory.
 pub struct FjallStorage {
@@ -56,7 +61,7 @@ impl FjallStorage {
         Ok(FjallStorage { db, meta })
     }
 
-    fn keyspaces(&self, name: &str) -> StorageResult<(Keyspace, Keyspace, Keyspace)> {
+    fn keyspaces(&self, name: &str) -> StorageResult<[Keyspace; 4]> {
         let log = self.db.keyspace(&format!("{name}.log"), || {
             keyspace_options(LOG_MEMTABLE_BYTES_MAX)
         })?;
@@ -68,7 +73,10 @@ impl FjallStorage {
         let conflicts = self.db.keyspace(&format!("{name}.conflicts"), || {
             keyspace_options(INDEX_MEMTABLE_BYTES_MAX)
         })?;
-        Ok((log, ids, conflicts))
+        let updates = self.db.keyspace(&format!("{name}.updates"), || {
+            keyspace_options(INDEX_MEMTABLE_BYTES_MAX)
+        })?;
+        Ok([log, ids, conflicts, updates])
     }
 }
 
@@ -136,14 +144,16 @@ impl Storage for FjallStorage {
     }
 
     fn open_database(&self, name: &str) -> StorageResult<Box<dyn DatabaseStore>> {
-        let (log, ids, conflicts) = self.keyspaces(name)?;
+        let [log, ids, conflicts, updates] = self.keyspaces(name)?;
         Ok(Box::new(FjallDatabase {
             db: self.db.clone(),
             meta: self.meta.clone(),
             hlc_key: format!("{HLC_PREFIX}{name}"),
+            meta_prefix: format!("{DATABASE_META_PREFIX}{name}/"),
             log,
             ids,
             conflicts,
+            updates,
         }))
     }
 
@@ -156,9 +166,12 @@ struct FjallDatabase {
     db: fjall::Database,
     meta: Keyspace,
     hlc_key: String,
+    /// Where this database's own metadata keys start in `meta`.
+    meta_prefix: String,
     log: Keyspace,
     ids: Keyspace,
     conflicts: Keyspace,
+    updates: Keyspace,
 }
 
 impl FjallDatabase {
@@ -196,6 +209,41 @@ impl DatabaseStore for FjallDatabase {
             Some(value) => Ok(Some(EventId::from_bytes(array(&value, "clock floor")?))),
             None => Ok(None),
         }
+    }
+
+    fn last_us(&self) -> StorageResult<u64> {
+        match self.updates.last_key_value() {
+            Some(guard) => decode_lc(&guard.key()?),
+            None => Ok(0),
+        }
+    }
+
+    fn updates_after(
+        &self,
+        after_us: u64,
+        up_to_us: u64,
+        limit: usize,
+    ) -> StorageResult<Vec<(u64, EventId)>> {
+        if after_us >= up_to_us {
+            return Ok(Vec::new());
+        }
+        let mut updates = Vec::new();
+        for guard in self
+            .updates
+            .range((after_us + 1).to_be_bytes()..=up_to_us.to_be_bytes())
+            .take(limit)
+        {
+            let (key, value) = guard.into_inner()?;
+            updates.push((
+                decode_lc(&key)?,
+                EventId::from_bytes(array(&value, "update")?),
+            ));
+        }
+        Ok(updates)
+    }
+
+    fn meta(&self, key: &[u8]) -> StorageResult<Option<Bytes>> {
+        Ok(self.meta.get(self.meta_key(key))?.map(Bytes::from))
     }
 
     fn lc_of(&self, id: EventId) -> StorageResult<Option<u64>> {
@@ -274,7 +322,13 @@ impl DatabaseStore for FjallDatabase {
             first_lc += chunk.len() as u64;
         }
         self.rewrite_chunks(&mut writes, &batch.replaced)?;
+        for ((_, event), us) in batch.replaced.iter().zip(batch.first_us..) {
+            writes.insert(&self.updates, us.to_be_bytes(), event.id.to_bytes());
+        }
         self.list_losers(&mut writes, &batch.conflicts)?;
+        for (key, value) in &batch.meta {
+            writes.insert(&self.meta, self.meta_key(key), value.as_ref());
+        }
         writes.insert(
             &self.meta,
             self.hlc_key.as_str(),
@@ -298,6 +352,12 @@ impl DatabaseStore for FjallDatabase {
 }
 
 impl FjallDatabase {
+    fn meta_key(&self, key: &[u8]) -> Vec<u8> {
+        let mut full = self.meta_prefix.as_bytes().to_vec();
+        full.extend_from_slice(key);
+        full
+    }
+
     /// Rewrites the chunks that hold replaced events, each chunk once.
     fn rewrite_chunks(
         &self,

@@ -48,6 +48,8 @@ struct Database {
     log: BTreeMap<u64, StoredEvent>,
     ids: BTreeMap<EventId, u64>,
     conflicts: BTreeMap<EventId, Vec<Bytes>>,
+    updates: BTreeMap<u64, EventId>,
+    meta: BTreeMap<Vec<u8>, Bytes>,
     hlc_floor: Option<EventId>,
 }
 
@@ -57,8 +59,12 @@ impl Database {
             self.ids.insert(event.id, lc);
             self.log.insert(lc, event.clone());
         }
-        for (lc, event) in &batch.replaced {
+        for ((lc, event), us) in batch.replaced.iter().zip(batch.first_us..) {
             self.log.insert(*lc, event.clone());
+            self.updates.insert(us, event.id);
+        }
+        for (key, value) in &batch.meta {
+            self.meta.insert(key.clone(), value.clone());
         }
         for (id, lost) in &batch.conflicts {
             let losers = self.conflicts.entry(*id).or_default();
@@ -155,6 +161,8 @@ impl Storage for MemoryStorage {
             log: BTreeMap::new(),
             ids: BTreeMap::new(),
             conflicts: BTreeMap::new(),
+            updates: BTreeMap::new(),
+            meta: BTreeMap::new(),
             hlc_floor: None,
         };
         state
@@ -245,6 +253,32 @@ impl DatabaseStore for MemoryDatabase {
 
     fn hlc_floor(&self) -> StorageResult<Option<EventId>> {
         self.read(|db| db.hlc_floor)
+    }
+
+    fn last_us(&self) -> StorageResult<u64> {
+        self.read(|db| db.updates.keys().next_back().copied().unwrap_or(0))
+    }
+
+    fn updates_after(
+        &self,
+        after_us: u64,
+        up_to_us: u64,
+        limit: usize,
+    ) -> StorageResult<Vec<(u64, EventId)>> {
+        if after_us >= up_to_us {
+            return Ok(Vec::new());
+        }
+        self.read(|db| {
+            db.updates
+                .range(after_us + 1..=up_to_us)
+                .take(limit)
+                .map(|(us, id)| (*us, *id))
+                .collect()
+        })
+    }
+
+    fn meta(&self, key: &[u8]) -> StorageResult<Option<Bytes>> {
+        self.read(|db| db.meta.get(key).cloned())
     }
 
     fn lc_of(&self, id: EventId) -> StorageResult<Option<u64>> {

@@ -68,8 +68,14 @@ pub struct WriteBatch {
     pub events: Vec<StoredEvent>,
     /// Stored events to rewrite, by their logical clock, which stays.
     pub replaced: Vec<(u64, StoredEvent)>,
+    /// The update number of the first replaced event; the others follow by
+    /// one, in the order of `replaced`.
+    pub first_us: u64,
     /// Values that lost a conflict: the id and the losing bytes.
     pub conflicts: Vec<(EventId, Bytes)>,
+    /// The database's own metadata to set with the events (sync cursors,
+    /// epochs), by key.
+    pub meta: Vec<(Vec<u8>, Bytes)>,
     /// The node's clock floor to persist with the events.
     pub hlc_floor: EventId,
 }
@@ -77,7 +83,10 @@ pub struct WriteBatch {
 impl WriteBatch {
     /// Whether the batch changes nothing stored.
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.replaced.is_empty() && self.conflicts.is_empty()
+        self.events.is_empty()
+            && self.replaced.is_empty()
+            && self.conflicts.is_empty()
+            && self.meta.is_empty()
     }
 }
 
@@ -128,6 +137,22 @@ pub trait DatabaseStore: Send + Sync + 'static {
 
     /// The highest id stored.
     fn last_id(&self) -> StorageResult<Option<EventId>>;
+
+    /// The highest update number written (each rewrite of a stored event
+    /// takes the next).
+    fn last_us(&self) -> StorageResult<u64>;
+
+    /// The ids rewritten with update numbers `after_us < us <= up_to_us`,
+    /// in order, at most `limit`.
+    fn updates_after(
+        &self,
+        after_us: u64,
+        up_to_us: u64,
+        limit: usize,
+    ) -> StorageResult<Vec<(u64, EventId)>>;
+
+    /// The database's own metadata under `key`.
+    fn meta(&self, key: &[u8]) -> StorageResult<Option<Bytes>>;
 
     /// The clock floor persisted with the last write.
     fn hlc_floor(&self) -> StorageResult<Option<EventId>>;

@@ -29,6 +29,7 @@
 //! starts over. So nothing is ever skipped.
 
 pub mod protocol;
+pub mod state;
 
 #[cfg(test)]
 mod tests;

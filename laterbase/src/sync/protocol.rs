@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use crate::event::{Event, EventId, Timestamp};
+use crate::storage::StorageResult;
 
 /// A position in a database's log, as the node that pulls from it keeps it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -97,15 +98,19 @@ pub trait Log {
     fn head_us(&self) -> u64;
     /// Durable events with an `lc` above `after_lc`, in `lc` order, within
     /// `bounds`; and whether more follow.
-    fn events_after(&self, after_lc: u64, bounds: PageBounds) -> (Vec<Event>, bool);
+    fn events_after(&self, after_lc: u64, bounds: PageBounds) -> StorageResult<(Vec<Event>, bool)>;
     /// The events rewritten after update number `after_us`, each with its
     /// update number, in their current form, within `bounds`; and whether
     /// more follow.
-    fn updates_after(&self, after_us: u64, bounds: PageBounds) -> (Vec<(u64, Event)>, bool);
+    fn updates_after(
+        &self,
+        after_us: u64,
+        bounds: PageBounds,
+    ) -> StorageResult<(Vec<(u64, Event)>, bool)>;
     /// The digest of each id's event, where it is stored.
-    fn digests(&self, ids: &[EventId]) -> Vec<Option<Digest>>;
+    fn digests(&self, ids: &[EventId]) -> StorageResult<Vec<Option<Digest>>>;
     /// Each id's event, where it is stored.
-    fn events(&self, ids: &[EventId]) -> Vec<Option<Event>>;
+    fn events(&self, ids: &[EventId]) -> StorageResult<Vec<Option<Event>>>;
 }
 
 /// What a log's owner tells a puller so that it can check a cursor itself.
@@ -219,27 +224,27 @@ pub fn resume(log: &Summary, cursor: Option<Cursor>) -> Cursor {
 
 /// The page of `log` after `from`: whole events when `from` starts at
 /// nothing, ids and digests otherwise, of new events and of rewritten ones.
-pub fn page_after(log: &impl Log, from: Cursor, bounds: PageBounds) -> Page {
+pub fn page_after(log: &impl Log, from: Cursor, bounds: PageBounds) -> StorageResult<Page> {
     if from.lc == 0 {
         // The events are read in their current form, so every rewrite made
         // so far is in them or in the pages after: the update cursor can
         // jump to the head.
         let head_us = log.head_us();
-        let (events, more) = log.events_after(0, bounds);
+        let (events, more) = log.events_after(0, bounds)?;
         let to = Cursor {
             lc: events.last().map_or(0, |event| event.lc),
             us: head_us,
             ..from
         };
-        return Page {
+        return Ok(Page {
             from,
             to,
             more,
             entries: Entries::Events(events),
-        };
+        });
     }
-    let (events, more_events) = log.events_after(from.lc, bounds);
-    let (updates, more_updates) = log.updates_after(from.us, bounds);
+    let (events, more_events) = log.events_after(from.lc, bounds)?;
+    let (updates, more_updates) = log.updates_after(from.us, bounds)?;
     let to = Cursor {
         lc: events.last().map_or(from.lc, |event| event.lc),
         us: updates.last().map_or(from.us, |(us, _)| *us),
@@ -253,30 +258,30 @@ pub fn page_after(log: &impl Log, from: Cursor, bounds: PageBounds) -> Page {
             digest: digest(&event.data, event.recorded_at),
         })
         .collect();
-    Page {
+    Ok(Page {
         from,
         to,
         more: more_events || more_updates,
         entries: Entries::Ids(entries),
-    }
+    })
 }
 
 /// The ids of `entries` that `log` lacks or holds in another form.
-fn missing_from(log: &impl Log, entries: &[IdDigest]) -> Vec<EventId> {
+fn missing_from(log: &impl Log, entries: &[IdDigest]) -> StorageResult<Vec<EventId>> {
     let ids: Vec<EventId> = entries.iter().map(|entry| entry.id).collect();
-    entries
+    Ok(entries
         .iter()
-        .zip(log.digests(&ids))
+        .zip(log.digests(&ids)?)
         .filter(|(entry, local)| *local != Some(entry.digest))
         .map(|(entry, _)| entry.id)
-        .collect()
+        .collect())
 }
 
 /// The events of `ids` that `log` holds, and whether it holds all.
-fn gather(log: &impl Log, ids: &[EventId]) -> (Vec<Event>, bool) {
-    let found: Vec<Event> = log.events(ids).into_iter().flatten().collect();
+fn gather(log: &impl Log, ids: &[EventId]) -> StorageResult<(Vec<Event>, bool)> {
+    let found: Vec<Event> = log.events(ids)?.into_iter().flatten().collect();
     let complete = found.len() == ids.len();
-    (found, complete)
+    Ok((found, complete))
 }
 
 /// What one side must do after a step, in this order: merge the events
@@ -307,10 +312,10 @@ pub fn offer(
     cursor_into_peer: Option<Cursor>,
     peer_cursor_into_local: Option<Cursor>,
     bounds: PageBounds,
-) -> (Offer, Initiator) {
+) -> StorageResult<(Offer, Initiator)> {
     let summary = Summary::of(log);
     let from = resume(&summary, peer_cursor_into_local);
-    let push = page_after(log, from, bounds);
+    let push = page_after(log, from, bounds)?;
     let initiator = Initiator {
         push: (push.from, push.to),
         page_to: None,
@@ -321,7 +326,7 @@ pub fn offer(
         summary,
         push,
     };
-    (offer, initiator)
+    Ok((offer, initiator))
 }
 
 /// The responder between its messages.
@@ -350,9 +355,9 @@ pub fn reply(
     cursor_into_initiator: Option<Cursor>,
     offer: Offer,
     bounds: PageBounds,
-) -> (Reply, Responder, Effects) {
+) -> StorageResult<(Reply, Responder, Effects)> {
     let from = resume(&Summary::of(log), offer.pull);
-    let page = page_after(log, from, bounds);
+    let page = page_after(log, from, bounds)?;
     let mine = resume(&offer.summary, cursor_into_initiator);
     let push_taken = takes(offer.push.from, mine);
     let mut effects = Effects::default();
@@ -362,27 +367,31 @@ pub fn reply(
             effects.cursor_into_peer = push_taken.then_some(offer.push.to);
             Vec::new()
         }
-        Entries::Ids(entries) => missing_from(log, &entries),
+        Entries::Ids(entries) => missing_from(log, &entries)?,
     };
     let reply = Reply {
         missing: missing.clone(),
         page,
         cursor_at_initiator: mine,
     };
-    (
+    Ok((
         reply,
         Responder {
             missing,
             push_taken,
         },
         effects,
-    )
+    ))
 }
 
 /// Step 3 (initiator): sends what the responder lacks, asks for what it
 /// lacks. When the reply carried events, they are merged and the cursor
 /// into the responder moves at once.
-pub fn fill(log: &impl Log, mut initiator: Initiator, reply: Reply) -> (Fill, Initiator, Effects) {
+pub fn fill(
+    log: &impl Log,
+    mut initiator: Initiator,
+    reply: Reply,
+) -> StorageResult<(Fill, Initiator, Effects)> {
     initiator.push_taken = takes(initiator.push.0, reply.cursor_at_initiator);
     let mut effects = Effects {
         peer_cursor_into_local: Some(reply.cursor_at_initiator),
@@ -395,7 +404,7 @@ pub fn fill(log: &impl Log, mut initiator: Initiator, reply: Reply) -> (Fill, In
             Vec::new()
         }
         Entries::Ids(entries) => {
-            let want = missing_from(log, &entries);
+            let want = missing_from(log, &entries)?;
             if want.is_empty() {
                 effects.cursor_into_peer = Some(reply.page.to);
             } else {
@@ -404,20 +413,24 @@ pub fn fill(log: &impl Log, mut initiator: Initiator, reply: Reply) -> (Fill, In
             want
         }
     };
-    let (events, complete) = gather(log, &reply.missing);
+    let (events, complete) = gather(log, &reply.missing)?;
     let fill = Fill {
         events,
         complete,
         push_to: initiator.push.1,
         want,
     };
-    (fill, initiator, effects)
+    Ok((fill, initiator, effects))
 }
 
 /// Step 4 (responder): merges what it was sent; its cursor into the
 /// initiator moves when everything it asked for came. Sends what the
 /// initiator asked for.
-pub fn deliver(log: &impl Log, responder: Responder, fill: Fill) -> (Deliver, Effects) {
+pub fn deliver(
+    log: &impl Log,
+    responder: Responder,
+    fill: Fill,
+) -> StorageResult<(Deliver, Effects)> {
     let arrived: HashMap<EventId, ()> = fill.events.iter().map(|event| (event.id, ())).collect();
     let all_came = fill.complete && responder.missing.iter().all(|id| arrived.contains_key(id));
     let effects = Effects {
@@ -425,8 +438,8 @@ pub fn deliver(log: &impl Log, responder: Responder, fill: Fill) -> (Deliver, Ef
         cursor_into_peer: (all_came && responder.push_taken).then_some(fill.push_to),
         peer_cursor_into_local: None,
     };
-    let (events, complete) = gather(log, &fill.want);
-    (Deliver { events, complete }, effects)
+    let (events, complete) = gather(log, &fill.want)?;
+    Ok((Deliver { events, complete }, effects))
 }
 
 /// Step 5 (initiator): merges the delivered events; the cursor into the

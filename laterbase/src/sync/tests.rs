@@ -13,7 +13,7 @@ use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use super::protocol::{self, Cursor, Digest, EpochStart, Log, PageBounds};
 use crate::actors::commit::settle;
 use crate::event::{Event, EventId, Timestamp};
-use crate::storage::StoredEvent;
+use crate::storage::{StorageResult, StoredEvent};
 
 /// One node's copy of one database, with what it keeps about its peers.
 #[derive(Clone, Debug)]
@@ -133,7 +133,11 @@ impl Log for ModelNode {
         self.updates.len() as u64
     }
 
-    fn updates_after(&self, after_us: u64, bounds: PageBounds) -> (Vec<(u64, Event)>, bool) {
+    fn updates_after(
+        &self,
+        after_us: u64,
+        bounds: PageBounds,
+    ) -> StorageResult<(Vec<(u64, Event)>, bool)> {
         let start = usize::try_from(after_us)
             .unwrap_or(usize::MAX)
             .min(self.updates.len());
@@ -143,32 +147,31 @@ impl Log for ModelNode {
             .zip(&rest[..take])
             .map(|(us, id)| (us, self.log[self.ids[id]].clone()))
             .collect();
-        (updates, take < rest.len())
+        Ok((updates, take < rest.len()))
     }
 
-    fn events_after(&self, after_lc: u64, bounds: PageBounds) -> (Vec<Event>, bool) {
+    fn events_after(&self, after_lc: u64, bounds: PageBounds) -> StorageResult<(Vec<Event>, bool)> {
         let start = usize::try_from(after_lc)
             .unwrap_or(usize::MAX)
             .min(self.log.len());
         let rest = &self.log[start..];
         let take = rest.len().min(bounds.events);
-        (rest[..take].to_vec(), take < rest.len())
+        Ok((rest[..take].to_vec(), take < rest.len()))
     }
 
-    fn digests(&self, ids: &[EventId]) -> Vec<Option<Digest>> {
-        ids.iter()
-            .map(|id| {
-                self.ids
-                    .get(id)
-                    .map(|i| protocol::digest(&self.log[*i].data, self.log[*i].recorded_at))
-            })
-            .collect()
+    fn digests(&self, ids: &[EventId]) -> StorageResult<Vec<Option<Digest>>> {
+        let digest_at = |i: &usize| protocol::digest(&self.log[*i].data, self.log[*i].recorded_at);
+        Ok(ids
+            .iter()
+            .map(|id| self.ids.get(id).map(digest_at))
+            .collect())
     }
 
-    fn events(&self, ids: &[EventId]) -> Vec<Option<Event>> {
-        ids.iter()
+    fn events(&self, ids: &[EventId]) -> StorageResult<Vec<Option<Event>>> {
+        Ok(ids
+            .iter()
             .map(|id| self.ids.get(id).map(|i| self.log[*i].clone()))
-            .collect()
+            .collect())
     }
 }
 
@@ -183,25 +186,27 @@ struct Faults {
 /// One round from `a` to `b`; returns whether anything was merged.
 fn round(nodes: &mut [ModelNode], a: usize, b: usize, faults: Faults, bounds: PageBounds) -> bool {
     let (into_b, b_into_a) = nodes[a].links.get(&b).copied().unwrap_or_default();
-    let (offer, initiator) = protocol::offer(&nodes[a], into_b, b_into_a, bounds);
+    let (offer, initiator) = protocol::offer(&nodes[a], into_b, b_into_a, bounds).expect("offer");
     if faults.lost == Some(1) {
         return false;
     }
     let b_cursor_into_a = nodes[b].links.get(&a).copied().unwrap_or_default().0;
-    let (reply, responder, effects) = protocol::reply(&nodes[b], b_cursor_into_a, offer, bounds);
+    let (reply, responder, effects) =
+        protocol::reply(&nodes[b], b_cursor_into_a, offer, bounds).expect("reply");
     let mut merged = apply(&mut nodes[b], a, effects);
     if faults.lost == Some(2) {
         return merged;
     }
-    let (fill, initiator, effects) = protocol::fill(&nodes[a], initiator, reply);
+    let (fill, initiator, effects) = protocol::fill(&nodes[a], initiator, reply).expect("fill");
     merged |= apply(&mut nodes[a], b, effects);
     if faults.lost == Some(3) {
         return merged;
     }
-    let (deliver, effects) = protocol::deliver(&nodes[b], responder.clone(), fill.clone());
+    let (deliver, effects) =
+        protocol::deliver(&nodes[b], responder.clone(), fill.clone()).expect("deliver");
     merged |= apply(&mut nodes[b], a, effects);
     if faults.repeat_fill {
-        let (_, effects) = protocol::deliver(&nodes[b], responder, fill.clone());
+        let (_, effects) = protocol::deliver(&nodes[b], responder, fill.clone()).expect("deliver");
         apply(&mut nodes[b], a, effects);
     }
     if faults.lost == Some(4) {

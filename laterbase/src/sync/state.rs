@@ -1,0 +1,248 @@
+//! What sync keeps in a database's own metadata, and the [`Log`] of a
+//! database as the protocol reads it.
+//!
+//! ```text
+//! "epochs"            n x (epoch u128 | start_lc u64 | start_us u64)
+//! "link/" + peer id   cursor into the peer | the peer's cursor into us,
+//!                     each absent (one byte 0) or (1 | incarnation | epoch | lc | us)
+//! ```
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::protocol::{Cursor, Digest, EpochStart, Log, PageBounds, digest};
+use crate::error::StorageError;
+use crate::event::{Event, EventId};
+use crate::storage::{DatabaseStore, StorageResult};
+
+/// The metadata key of a database's epochs.
+pub const EPOCHS_KEY: &[u8] = b"epochs";
+
+const EPOCH_BYTES: usize = 16 + 8 + 8;
+const CURSOR_BYTES: usize = 1 + 16 + 16 + 8 + 8;
+
+/// Encodes epochs for the metadata.
+pub fn encode_epochs(epochs: &[EpochStart]) -> Bytes {
+    let mut out = BytesMut::with_capacity(epochs.len() * EPOCH_BYTES);
+    for epoch in epochs {
+        out.put_u128(epoch.epoch);
+        out.put_u64(epoch.start_lc);
+        out.put_u64(epoch.start_us);
+    }
+    out.freeze()
+}
+
+/// Decodes epochs from the metadata.
+pub fn decode_epochs(bytes: &[u8]) -> StorageResult<Vec<EpochStart>> {
+    if bytes.len() % EPOCH_BYTES != 0 {
+        return Err(corrupt("epochs", bytes.len()));
+    }
+    Ok(bytes
+        .chunks_exact(EPOCH_BYTES)
+        .map(|chunk| EpochStart {
+            epoch: u128::from_be_bytes(chunk[..16].try_into().unwrap_or_default()),
+            start_lc: u64::from_be_bytes(chunk[16..24].try_into().unwrap_or_default()),
+            start_us: u64::from_be_bytes(chunk[24..].try_into().unwrap_or_default()),
+        })
+        .collect())
+}
+
+/// The metadata key of what this database keeps about `peer`.
+pub fn link_key(peer: EventId) -> Vec<u8> {
+    let mut key = b"link/".to_vec();
+    key.extend_from_slice(&peer.to_bytes());
+    key
+}
+
+/// What a database keeps about one peer: its cursor into the peer's log,
+/// and the peer's cursor into its own as last learnt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Link {
+    /// How far this database has pulled from the peer.
+    pub into_peer: Option<Cursor>,
+    /// How far the peer has pulled from this database, as last learnt.
+    pub peer_into_local: Option<Cursor>,
+}
+
+/// Encodes a link for the metadata.
+pub fn encode_link(link: &Link) -> Bytes {
+    let mut out = BytesMut::with_capacity(2 * CURSOR_BYTES);
+    for cursor in [link.into_peer, link.peer_into_local] {
+        match cursor {
+            None => out.put_u8(0),
+            Some(cursor) => {
+                out.put_u8(1);
+                out.put_u128(cursor.incarnation);
+                out.put_u128(cursor.epoch);
+                out.put_u64(cursor.lc);
+                out.put_u64(cursor.us);
+            }
+        }
+    }
+    out.freeze()
+}
+
+/// Decodes a link from the metadata.
+pub fn decode_link(mut bytes: &[u8]) -> StorageResult<Link> {
+    let mut cursor = || -> StorageResult<Option<Cursor>> {
+        let (&flag, rest) = bytes.split_first().ok_or_else(|| corrupt("link", 0))?;
+        bytes = rest;
+        if flag == 0 {
+            return Ok(None);
+        }
+        if bytes.len() < CURSOR_BYTES - 1 {
+            return Err(corrupt("link", bytes.len()));
+        }
+        let cursor = Cursor {
+            incarnation: u128::from_be_bytes(bytes[..16].try_into().unwrap_or_default()),
+            epoch: u128::from_be_bytes(bytes[16..32].try_into().unwrap_or_default()),
+            lc: u64::from_be_bytes(bytes[32..40].try_into().unwrap_or_default()),
+            us: u64::from_be_bytes(bytes[40..48].try_into().unwrap_or_default()),
+        };
+        bytes = &bytes[48..];
+        Ok(Some(cursor))
+    };
+    let into_peer = cursor()?;
+    let peer_into_local = cursor()?;
+    Ok(Link {
+        into_peer,
+        peer_into_local,
+    })
+}
+
+fn corrupt(what: &'static str, length: usize) -> StorageError {
+    StorageError::Corrupt {
+        what,
+        detail: format!("{length} bytes do not decode"),
+    }
+}
+
+/// A database's log as the protocol reads it: durable events only, up to
+/// the watermarks taken when the view was made.
+pub struct DatabaseLog {
+    pub(crate) store: Arc<dyn DatabaseStore>,
+    pub(crate) incarnation: u128,
+    pub(crate) history: Vec<EpochStart>,
+    pub(crate) head_lc: u64,
+    pub(crate) head_us: u64,
+}
+
+impl Log for DatabaseLog {
+    fn incarnation(&self) -> u128 {
+        self.incarnation
+    }
+
+    fn history(&self) -> Vec<EpochStart> {
+        self.history.clone()
+    }
+
+    fn head_lc(&self) -> u64 {
+        self.head_lc
+    }
+
+    fn head_us(&self) -> u64 {
+        self.head_us
+    }
+
+    fn events_after(&self, after_lc: u64, bounds: PageBounds) -> StorageResult<(Vec<Event>, bool)> {
+        let mut events = self.store.scan_log(after_lc, self.head_lc, bounds.events)?;
+        let mut bytes = 0;
+        let keep = events
+            .iter()
+            .take_while(|event| {
+                bytes += event.data.len();
+                bytes <= bounds.bytes
+            })
+            .count()
+            .max(1)
+            .min(events.len());
+        events.truncate(keep);
+        let last = events.last().map_or(after_lc, |event| event.lc);
+        Ok((events, last < self.head_lc))
+    }
+
+    fn updates_after(
+        &self,
+        after_us: u64,
+        bounds: PageBounds,
+    ) -> StorageResult<(Vec<(u64, Event)>, bool)> {
+        let updates = self
+            .store
+            .updates_after(after_us, self.head_us, bounds.events)?;
+        let mut out = Vec::with_capacity(updates.len());
+        for (us, id) in updates {
+            if let Some(lc) = self.store.lc_of(id)? {
+                if let Some(event) = self.store.event_at(lc)? {
+                    out.push((us, event));
+                }
+            }
+        }
+        let last = out.last().map_or(after_us, |(us, _)| *us);
+        Ok((out, last < self.head_us))
+    }
+
+    fn digests(&self, ids: &[EventId]) -> StorageResult<Vec<Option<Digest>>> {
+        Ok(self
+            .events(ids)?
+            .into_iter()
+            .map(|event| event.map(|event| digest(&event.data, event.recorded_at)))
+            .collect())
+    }
+
+    fn events(&self, ids: &[EventId]) -> StorageResult<Vec<Option<Event>>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            let event = match self.store.lc_of(*id)? {
+                Some(lc) if lc <= self.head_lc => self.store.event_at(lc)?,
+                _ => None,
+            };
+            found.push(event);
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_and_epochs_round_trip() {
+        let cursor = Cursor {
+            incarnation: 7,
+            epoch: 8,
+            lc: 9,
+            us: 10,
+        };
+        for link in [
+            Link::default(),
+            Link {
+                into_peer: Some(cursor),
+                peer_into_local: None,
+            },
+            Link {
+                into_peer: None,
+                peer_into_local: Some(cursor),
+            },
+        ] {
+            assert_eq!(decode_link(&encode_link(&link)).expect("decodes"), link);
+        }
+        let epochs = vec![
+            EpochStart {
+                epoch: 1,
+                start_lc: 0,
+                start_us: 0,
+            },
+            EpochStart {
+                epoch: u128::MAX,
+                start_lc: 5,
+                start_us: 2,
+            },
+        ];
+        assert_eq!(
+            decode_epochs(&encode_epochs(&epochs)).expect("decodes"),
+            epochs
+        );
+    }
+}
