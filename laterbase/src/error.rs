@@ -96,6 +96,10 @@ pub enum Error {
     /// A configuration value is out of its bounds.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// A sync round with a peer failed: the peer is unreachable, answered
+    /// with an error, or sent a malformed message.
+    #[error("sync failed: {0}")]
+    Sync(String),
     /// The node's actors failed to start.
     #[error("the node failed to start: {0}")]
     Start(String),

@@ -83,6 +83,13 @@ pub const LOG_MEMTABLE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// faster one.
 pub const INDEX_MEMTABLE_BYTES_MAX: u64 = 32 * 1024 * 1024;
 
+/// The most events (or ids) one page of a sync message carries.
+pub const SYNC_PAGE_EVENTS_MAX: usize = 10_000;
+
+/// The most bytes of event data one page of a sync message carries (at
+/// least one event goes, whatever its size).
+pub const SYNC_PAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
+
 /// The epochs a database remembers (one per open of its node); a peer's
 /// cursor into a forgotten epoch starts over, which is safe, only slower.
 pub const EPOCHS_MAX: usize = 256;

@@ -10,3 +10,4 @@ mod model;
 mod process;
 mod supervision;
 mod support;
+mod sync;

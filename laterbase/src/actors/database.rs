@@ -30,7 +30,8 @@ use crate::error::{Error, Result};
 use crate::event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Receipt};
 use crate::limits::{APPEND_KIB_IN_FLIGHT_MAX, BATCH_EVENTS_MAX, GET_IDS_MAX, Limits};
 use crate::storage::{Conflict, DatabaseRecord, DatabaseStore, Storage};
-use crate::sync::EpochStart;
+use crate::sync::state::{DatabaseLog, Link, decode_link, encode_link, link_key};
+use crate::sync::{Effects, EpochStart};
 
 /// A handle to one database: append and read its events.
 ///
@@ -279,6 +280,49 @@ impl Database {
             Ok(conflicts)
         })
         .await
+    }
+
+    /// The durable log as the sync protocol reads it, as of now.
+    pub(crate) fn sync_log(&self) -> Result<DatabaseLog> {
+        Ok(DatabaseLog {
+            store: self.shared.store()?,
+            incarnation: self.shared.record.incarnation,
+            history: self.shared.history.clone(),
+            // The update number first: a rewrite is durable only with its
+            // commit, which the lc watermark also covers.
+            head_us: self.shared.durable_us.load(Ordering::Acquire),
+            head_lc: self.shared.durable_lc.load(Ordering::Acquire),
+        })
+    }
+
+    /// What this database keeps about `peer`.
+    pub(crate) async fn sync_link(&self, peer: EventId) -> Result<Link> {
+        let store = self.shared.store()?;
+        self.read(move || match store.meta(&link_key(peer))? {
+            Some(bytes) => Ok(decode_link(&bytes)?),
+            None => Ok(Link::default()),
+        })
+        .await
+    }
+
+    /// Applies what a sync step asks for: merges its events and, in the same
+    /// atomic write, stores the cursors it moved. Returns the link as stored.
+    pub(crate) async fn apply_sync(
+        &self,
+        peer: EventId,
+        link: Link,
+        effects: Effects,
+    ) -> Result<Link> {
+        let updated = Link {
+            into_peer: effects.cursor_into_peer.or(link.into_peer),
+            peer_into_local: effects.peer_cursor_into_local.or(link.peer_into_local),
+        };
+        if effects.merge.is_empty() && updated == link {
+            return Ok(link);
+        }
+        let meta = vec![(link_key(peer), encode_link(&updated))];
+        self.merge_with_meta(effects.merge, meta).await?;
+        Ok(updated)
     }
 
     /// A share of the bytes in flight, waited for up to the call timeout.

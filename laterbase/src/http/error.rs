@@ -142,6 +142,7 @@ impl From<Error> for ApiError {
             Error::Poisoned(_) | Error::Timeout { .. } | Error::Unavailable(_) => {
                 ApiError::unavailable(message)
             }
+            Error::Sync(_) => ApiError::invalid_event(message),
             other => ApiError::internal(&ErrorChain(&other)),
         }
     }

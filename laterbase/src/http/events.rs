@@ -39,23 +39,28 @@ pub(super) async fn write(
     if declared.is_some_and(|length| length > limits.body_bytes_max as u64) {
         return Err(too_large_body(&limits));
     }
-    let body = http_body_util::Limited::new(body, limits.body_bytes_max)
-        .collect()
-        .await
-        .map_err(|error| {
-            if error.is::<http_body_util::LengthLimitError>() {
-                too_large_body(&limits)
-            } else {
-                ApiError::invalid_json(format!("the body could not be read: {error}"))
-            }
-        })?
-        .to_bytes();
+    let body = read_body(body, &limits).await?;
     let events = match content_type(&headers)? {
         Encoding::Json => parse_batch(&body, &limits)?,
         Encoding::Binary => binary::decode_batch(&body, limits.batch_events_max)?,
     };
     let receipt = database.append(events).await?;
     Ok(receipt_json(&receipt).into_response())
+}
+
+/// Reads a body up to the body limit.
+pub(super) async fn read_body(body: Body, limits: &Limits) -> Result<Bytes, ApiError> {
+    Ok(http_body_util::Limited::new(body, limits.body_bytes_max)
+        .collect()
+        .await
+        .map_err(|error| {
+            if error.is::<http_body_util::LengthLimitError>() {
+                too_large_body(limits)
+            } else {
+                ApiError::invalid_json(format!("the body could not be read: {error}"))
+            }
+        })?
+        .to_bytes())
 }
 
 fn too_large_body(limits: &Limits) -> ApiError {

@@ -118,12 +118,15 @@ pub fn router(state: HttpState) -> Router {
         )
         .route("/db/{db}/e", get(events::read).post(events::write))
         .route("/db/{db}/conflicts", get(conflicts))
+        .route("/sync/{db}/offer", axum::routing::post(sync_offer))
+        .route("/sync/{db}/fill", axum::routing::post(sync_fill))
         .route("/{db}/{view}", get(view))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(middleware::from_fn_with_state(state.clone(), time_out))
         .layer(middleware::from_fn(measure))
+        .layer(middleware::from_fn_with_state(state.clone(), name_node))
         .with_state(state)
 }
 
@@ -237,6 +240,69 @@ async fn not_found(uri: Uri) -> ApiError {
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::method_not_allowed(method.as_str(), uri.path())
+}
+
+/// The header that names the node answering, and the node syncing.
+pub const NODE_HEADER: &str = "laterbase-node";
+
+/// Names this node on every answer, so that a peer learns whom it syncs with.
+async fn name_node(State(state): State<HttpState>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if let Ok(value) = header::HeaderValue::from_str(&state.node().id().to_string()) {
+        response.headers_mut().insert(NODE_HEADER, value);
+    }
+    response
+}
+
+/// `POST /sync/{db}/offer`: message 1 in, message 2 out. A database the
+/// peer has and this node lacks is created: the set of databases syncs too.
+async fn sync_offer(
+    State(state): State<HttpState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let name = database_name(path)?;
+    let peer = peer_node(&headers)?;
+    let (database, _) = state.node().ensure_database(&name).await?;
+    let body = events::read_body(body, &crate::limits::Limits::default()).await?;
+    let reply = crate::sync::driver::answer_offer(&database, peer, &body).await?;
+    Ok(sync_response(reply))
+}
+
+/// `POST /sync/{db}/fill`: message 3 in, message 4 out.
+async fn sync_fill(
+    State(state): State<HttpState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let name = database_name(path)?;
+    let peer = peer_node(&headers)?;
+    let database = state.node().database(&name)?;
+    let body = events::read_body(body, &crate::limits::Limits::default()).await?;
+    let deliver = crate::sync::driver::answer_fill(&database, peer, &body).await?;
+    Ok(sync_response(deliver))
+}
+
+fn peer_node(headers: &HeaderMap) -> Result<crate::EventId, ApiError> {
+    headers
+        .get(NODE_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| {
+            ApiError::invalid_id(format!(
+                "a sync message names its node in the `{NODE_HEADER}` header"
+            ))
+        })
+}
+
+fn sync_response(body: bytes::Bytes) -> Response {
+    (
+        [(header::CONTENT_TYPE, crate::sync::wire::CONTENT_TYPE)],
+        body,
+    )
+        .into_response()
 }
 
 /// Checks the bearer token in constant time; `/healthz` stays open.

@@ -28,8 +28,11 @@
 //! back to where the backup ends; one into an unknown epoch or incarnation
 //! starts over. So nothing is ever skipped.
 
+pub mod driver;
 pub mod protocol;
 pub mod state;
+pub mod transport;
+pub mod wire;
 
 #[cfg(test)]
 mod tests;

@@ -161,6 +161,9 @@ pub struct Reply {
     /// Where the responder's cursor into the initiator's log stands (as
     /// checked against the offer's summary), before this round.
     pub cursor_at_initiator: Cursor,
+    /// Whether the offered page starts at or before that cursor, so that
+    /// holding all of it moves the cursor to its end.
+    pub push_taken: bool,
 }
 
 /// Message 3, initiator to responder.
@@ -338,6 +341,18 @@ pub struct Responder {
     push_taken: bool,
 }
 
+impl Responder {
+    /// The responder's state as its reply tells it, for a responder that
+    /// keeps none between the two round trips (the initiator sends the reply's
+    /// `missing` and `push_taken` back with its fill).
+    pub fn from_reply(missing: Vec<EventId>, push_taken: bool) -> Responder {
+        Responder {
+            missing,
+            push_taken,
+        }
+    }
+}
+
 /// Whether a page pushed from `from` may move a cursor standing at `cursor`
 /// (both checked against the same summary) to its end.
 fn takes(from: Cursor, cursor: Cursor) -> bool {
@@ -367,12 +382,21 @@ pub fn reply(
             effects.cursor_into_peer = push_taken.then_some(offer.push.to);
             Vec::new()
         }
-        Entries::Ids(entries) => missing_from(log, &entries)?,
+        Entries::Ids(entries) => {
+            let missing = missing_from(log, &entries)?;
+            if missing.is_empty() {
+                // Nothing to wait for: the cursor moves now, and the
+                // initiator may skip the second round trip.
+                effects.cursor_into_peer = push_taken.then_some(offer.push.to);
+            }
+            missing
+        }
     };
     let reply = Reply {
         missing: missing.clone(),
         page,
         cursor_at_initiator: mine,
+        push_taken,
     };
     Ok((
         reply,
@@ -393,8 +417,13 @@ pub fn fill(
     reply: Reply,
 ) -> StorageResult<(Fill, Initiator, Effects)> {
     initiator.push_taken = takes(initiator.push.0, reply.cursor_at_initiator);
+    let moved_now = initiator.push_taken && reply.missing.is_empty();
     let mut effects = Effects {
-        peer_cursor_into_local: Some(reply.cursor_at_initiator),
+        peer_cursor_into_local: Some(if moved_now {
+            initiator.push.1
+        } else {
+            reply.cursor_at_initiator
+        }),
         ..Effects::default()
     };
     let want = match reply.page.entries {
@@ -421,6 +450,14 @@ pub fn fill(
         want,
     };
     Ok((fill, initiator, effects))
+}
+
+impl Fill {
+    /// Whether the second round trip carries nothing: no events to send, none
+    /// to ask for. The initiator may then skip it.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.want.is_empty() && self.complete
+    }
 }
 
 /// Step 4 (responder): merges what it was sent; its cursor into the

@@ -35,7 +35,7 @@ pub fn encode_epochs(epochs: &[EpochStart]) -> Bytes {
 
 /// Decodes epochs from the metadata.
 pub fn decode_epochs(bytes: &[u8]) -> StorageResult<Vec<EpochStart>> {
-    if bytes.len() % EPOCH_BYTES != 0 {
+    if !bytes.len().is_multiple_of(EPOCH_BYTES) {
         return Err(corrupt("epochs", bytes.len()));
     }
     Ok(bytes
@@ -172,10 +172,10 @@ impl Log for DatabaseLog {
             .updates_after(after_us, self.head_us, bounds.events)?;
         let mut out = Vec::with_capacity(updates.len());
         for (us, id) in updates {
-            if let Some(lc) = self.store.lc_of(id)? {
-                if let Some(event) = self.store.event_at(lc)? {
-                    out.push((us, event));
-                }
+            if let Some(lc) = self.store.lc_of(id)?
+                && let Some(event) = self.store.event_at(lc)?
+            {
+                out.push((us, event));
             }
         }
         let last = out.last().map_or(after_us, |(us, _)| *us);

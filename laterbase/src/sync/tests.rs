@@ -199,7 +199,7 @@ fn round(nodes: &mut [ModelNode], a: usize, b: usize, faults: Faults, bounds: Pa
     }
     let (fill, initiator, effects) = protocol::fill(&nodes[a], initiator, reply).expect("fill");
     merged |= apply(&mut nodes[a], b, effects);
-    if faults.lost == Some(3) {
+    if faults.lost == Some(3) || (fill.is_empty() && faults.lost.is_none() && !faults.repeat_fill) {
         return merged;
     }
     let (deliver, effects) =

@@ -1,0 +1,169 @@
+//! Drives the protocol over a transport: the initiator's round, and the
+//! responder's two answers that the HTTP routes serve.
+//!
+//! Reads of the log run on the blocking pool; every merge goes through the
+//! database's writer, and the cursors a step moves are stored in the same
+//! atomic write as the events they cover.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+
+use super::protocol::{self, Entries, PageBounds, Responder};
+use super::wire::{self, FillRequest};
+use crate::Database;
+use crate::actors::run_storage;
+use crate::error::{Error, Result};
+use crate::event::EventId;
+use crate::limits::{SYNC_PAGE_BYTES_MAX, SYNC_PAGE_EVENTS_MAX};
+
+/// How much one page of a sync message may carry.
+pub const BOUNDS: PageBounds = PageBounds {
+    events: SYNC_PAGE_EVENTS_MAX,
+    bytes: SYNC_PAGE_BYTES_MAX,
+};
+
+/// A future a transport returns.
+pub type Sending<'a> = Pin<Box<dyn Future<Output = Result<Bytes, TransportError>> + Send + 'a>>;
+
+/// Carries sync messages to one peer. HTTP over hyper in production; a
+/// simulation brings its own.
+pub trait Transport: Send + Sync {
+    /// Posts `body` to `path` on the peer, as this node, and returns the
+    /// answer's body.
+    fn post(&self, path: String, body: Bytes) -> Sending<'_>;
+}
+
+/// Why a message did not reach the peer or its answer did not come back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TransportError(pub String);
+
+/// What one round did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoundReport {
+    /// Events received and merged.
+    pub events_in: u64,
+    /// Events sent.
+    pub events_out: u64,
+    /// Ids (with digests) offered to the peer.
+    pub ids_out: u64,
+    /// Ids (with digests) the peer offered.
+    pub ids_in: u64,
+    /// Bytes sent, bodies only.
+    pub bytes_out: u64,
+    /// Bytes received, bodies only.
+    pub bytes_in: u64,
+    /// Whether either log has more after this round's pages.
+    pub more: bool,
+}
+
+/// One round with `peer` for `database`, as the initiator.
+pub async fn round(
+    database: &Database,
+    peer: EventId,
+    transport: &dyn Transport,
+) -> Result<RoundReport> {
+    let name = database.name().to_owned();
+    let link = database.sync_link(peer).await?;
+    let log = database.sync_log()?;
+    let may_block = database.shared.may_block;
+    let (offer, initiator) = run_storage(may_block, move || {
+        Ok(protocol::offer(
+            &log,
+            link.into_peer,
+            link.peer_into_local,
+            BOUNDS,
+        )?)
+    })
+    .await?;
+    let mut report = RoundReport {
+        more: offer.push.more,
+        ..RoundReport::default()
+    };
+    let (ids, events) = count(&offer.push.entries);
+    report.ids_out += ids;
+    report.events_out += events;
+    let body = wire::encode_offer(&offer);
+    report.bytes_out += body.len() as u64;
+    let answer = send(transport, format!("/sync/{name}/offer"), body).await?;
+    report.bytes_in += answer.len() as u64;
+    let reply = wire::decode_reply(&answer).map_err(|error| protocol_error(&error))?;
+    let (ids, events) = count(&reply.page.entries);
+    report.ids_in += ids;
+    report.events_in += events;
+    report.more |= reply.page.more;
+    let (missing, push_taken) = (reply.missing.clone(), reply.push_taken);
+    let log = database.sync_log()?;
+    let (fill, initiator, effects) = run_storage(may_block, move || {
+        Ok(protocol::fill(&log, initiator, reply)?)
+    })
+    .await?;
+    let link = database.apply_sync(peer, link, effects).await?;
+    if fill.is_empty() {
+        return Ok(report);
+    }
+    report.events_out += fill.events.len() as u64;
+    let request = FillRequest {
+        fill,
+        missing,
+        push_taken,
+    };
+    let body = wire::encode_fill(&request);
+    report.bytes_out += body.len() as u64;
+    let answer = send(transport, format!("/sync/{name}/fill"), body).await?;
+    report.bytes_in += answer.len() as u64;
+    let deliver = wire::decode_deliver(&answer).map_err(|error| protocol_error(&error))?;
+    report.events_in += deliver.events.len() as u64;
+    let effects = protocol::finish(initiator, &request.fill, deliver);
+    database.apply_sync(peer, link, effects).await?;
+    Ok(report)
+}
+
+/// The responder's answer to an offer (message 1 to message 2). Events the
+/// offer carried are durable before the reply leaves.
+pub async fn answer_offer(database: &Database, peer: EventId, body: &Bytes) -> Result<Bytes> {
+    let offer = wire::decode_offer(body).map_err(|error| protocol_error(&error))?;
+    let link = database.sync_link(peer).await?;
+    let log = database.sync_log()?;
+    let (reply, _, effects) = run_storage(database.shared.may_block, move || {
+        Ok(protocol::reply(&log, link.into_peer, offer, BOUNDS)?)
+    })
+    .await?;
+    database.apply_sync(peer, link, effects).await?;
+    Ok(wire::encode_reply(&reply))
+}
+
+/// The responder's answer to a fill (message 3 to message 4).
+pub async fn answer_fill(database: &Database, peer: EventId, body: &Bytes) -> Result<Bytes> {
+    let request = wire::decode_fill(body).map_err(|error| protocol_error(&error))?;
+    let link = database.sync_link(peer).await?;
+    let log = database.sync_log()?;
+    let responder = Responder::from_reply(request.missing, request.push_taken);
+    let (deliver, effects) = run_storage(database.shared.may_block, move || {
+        Ok(protocol::deliver(&log, responder, request.fill)?)
+    })
+    .await?;
+    database.apply_sync(peer, link, effects).await?;
+    Ok(wire::encode_deliver(&deliver))
+}
+
+/// The ids and the events a page carries.
+fn count(entries: &Entries) -> (u64, u64) {
+    match entries {
+        Entries::Ids(ids) => (ids.len() as u64, 0),
+        Entries::Events(events) => (0, events.len() as u64),
+    }
+}
+
+async fn send(transport: &dyn Transport, path: String, body: Bytes) -> Result<Bytes> {
+    transport
+        .post(path, body)
+        .await
+        .map_err(|error| Error::Sync(error.0))
+}
+
+fn protocol_error(error: &wire::WireError) -> Error {
+    Error::Sync(error.to_string())
+}

@@ -1,0 +1,223 @@
+//! Two nodes on loopback, synced round by round through the HTTP routes.
+
+use std::collections::BTreeMap;
+
+use laterbase::http::{HttpState, router};
+use laterbase::sync::driver::round;
+use laterbase::sync::transport::HttpTransport;
+use laterbase::{Config, Database, EventId, NewEvent, Node, Timestamp};
+
+use crate::support::{assert_contiguous, read_feed};
+
+/// A node serving its API on a loopback port until dropped.
+struct Served {
+    node: Node,
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Served {
+    async fn start(config: Config) -> Served {
+        let node = Node::open(config).await.expect("open");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = router(HttpState::new(node.clone()));
+        let task = tokio::spawn(laterbase::server::serve(listener, app, async {
+            let _ = stopped.await;
+        }));
+        Served {
+            node,
+            url,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task");
+        }
+        self.node.clone().shutdown().await.expect("shutdown");
+    }
+}
+
+/// Rounds from `from` to `to` for `database` until neither side has more.
+async fn sync(from: &Served, to: &Served, database: &str) -> (u64, u64) {
+    let db = from.node.create_database(database).await.expect("database");
+    let transport = HttpTransport::new(&to.url, from.node.id(), None);
+    let (mut sent, mut received) = (0, 0);
+    for _ in 0..100 {
+        let report = round(&db, to.node.id(), &transport).await.expect("round");
+        sent += report.events_out;
+        received += report.events_in;
+        if !report.more {
+            return (sent, received);
+        }
+    }
+    panic!("sync did not finish in 100 rounds");
+}
+
+async fn contents(db: &Database) -> BTreeMap<EventId, (Vec<u8>, Timestamp)> {
+    let feed = read_feed(db, 10_000).await;
+    assert_contiguous(&feed);
+    feed.into_iter()
+        .map(|e| (e.id, (e.data.to_vec(), e.recorded_at)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_converge_both_ways() {
+    let a = Served::start(Config::in_memory()).await;
+    let b = Served::start(Config::in_memory()).await;
+    let db_a = a.node.create_database("s").await.expect("create");
+    db_a.append(
+        (0..3)
+            .map(|n| NewEvent::new(format!("{{\"a\":{n}}}")))
+            .collect(),
+    )
+    .await
+    .expect("append");
+
+    sync(&a, &b, "s").await;
+    let db_b = b.node.database("s").expect("the database reached b");
+    assert_eq!(
+        contents(&db_b).await,
+        contents(&db_a).await,
+        "recorded_at and bytes travel"
+    );
+
+    db_b.append(
+        (0..2)
+            .map(|n| NewEvent::new(format!("{{\"b\":{n}}}")))
+            .collect(),
+    )
+    .await
+    .expect("append");
+    db_a.append(vec![NewEvent::new("{\"a\":3}")])
+        .await
+        .expect("append");
+    sync(&a, &b, "s").await;
+    assert_eq!(contents(&db_a).await.len(), 6);
+    assert_eq!(contents(&db_a).await, contents(&db_b).await);
+    assert_eq!(sync(&a, &b, "s").await, (0, 0), "nothing new moves nothing");
+
+    // Many events: pages of at most SYNC_PAGE_EVENTS_MAX.
+    for _ in 0..3 {
+        db_b.append((0..10_000).map(|n| NewEvent::new(format!("{n}"))).collect())
+            .await
+            .expect("append");
+    }
+    let (_, received) = sync(&a, &b, "s").await;
+    assert!(received >= 30_000, "received {received}");
+    assert_eq!(contents(&db_a).await, contents(&db_b).await);
+
+    // One id, two values: the smaller bytes win on both. The loser is
+    // listed where the two values met (the list itself does not sync yet).
+    let id = EventId::from_parts(1_700_000_000_000, 77);
+    db_a.append(vec![NewEvent::with_id(id, "\"b\"")])
+        .await
+        .expect("append");
+    db_b.append(vec![NewEvent::with_id(id, "\"a\"")])
+        .await
+        .expect("append");
+    sync(&a, &b, "s").await;
+    let mut listed = Vec::new();
+    for db in [&db_a, &db_b] {
+        let kept = db.get(&[id]).await.expect("get").events[0].data.clone();
+        assert_eq!(&kept[..], b"\"a\"");
+        listed.extend(db.conflicts().await.expect("conflicts"));
+    }
+    assert!(!listed.is_empty(), "the loser is listed");
+    assert!(
+        listed
+            .iter()
+            .all(|c| c.id == id && &c.lost[0][..] == b"\"b\""),
+        "{listed:?}"
+    );
+    assert_eq!(contents(&db_a).await, contents(&db_b).await);
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_node_gets_everything_back_and_its_new_writes_flow_out() {
+    let a = Served::start(Config::in_memory()).await;
+    let b = Served::start(Config::in_memory()).await;
+    let db_a = a.node.create_database("s").await.expect("create");
+    db_a.append((0..50).map(|n| NewEvent::new(format!("{n}"))).collect())
+        .await
+        .expect("append");
+    sync(&a, &b, "s").await;
+    b.stop().await;
+
+    // b's data directory is gone: a new, empty node in its place.
+    let b = Served::start(Config::in_memory()).await;
+    sync(&b, &a, "s").await;
+    let db_b = b.node.database("s").expect("database");
+    assert_eq!(
+        contents(&db_b).await,
+        contents(&db_a).await,
+        "everything came back"
+    );
+    db_b.append(vec![NewEvent::new("\"after\"")])
+        .await
+        .expect("append");
+    sync(&a, &b, "s").await;
+    assert_eq!(
+        contents(&db_a).await.len(),
+        51,
+        "what the wiped node writes flows out"
+    );
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restored_from_an_old_copy_resyncs_without_gaps() {
+    let storage = laterbase::MemoryStorage::new();
+    let a = Served::start(Config::memory(storage.clone())).await;
+    let b = Served::start(Config::in_memory()).await;
+    let db_a = a.node.create_database("s").await.expect("create");
+    db_a.append((0..10).map(|n| NewEvent::new(format!("{n}"))).collect())
+        .await
+        .expect("append");
+    sync(&a, &b, "s").await;
+    let backup = storage.crash_copy();
+    db_a.append((10..20).map(|n| NewEvent::new(format!("{n}"))).collect())
+        .await
+        .expect("append");
+    sync(&a, &b, "s").await;
+    a.stop().await;
+
+    // a comes back from the copy taken at 10 events, and writes others.
+    let a = Served::start(Config::memory(backup)).await;
+    let db_a = a.node.database("s").expect("database");
+    db_a.append(
+        (0..5)
+            .map(|n| NewEvent::new(format!("\"restored {n}\"")))
+            .collect(),
+    )
+    .await
+    .expect("append");
+    sync(&b, &a, "s").await;
+    let db_b = b.node.database("s").expect("database");
+    assert_eq!(
+        contents(&db_a).await.len(),
+        25,
+        "a got back what only b still had"
+    );
+    assert_eq!(
+        contents(&db_a).await,
+        contents(&db_b).await,
+        "b did not skip a's new writes"
+    );
+    b.stop().await;
+    a.stop().await;
+}
