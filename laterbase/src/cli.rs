@@ -14,9 +14,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::http::{HttpState, router};
 use crate::limits::{
     BATCH_EVENTS_MAX, BODY_BYTES_MAX, CLOCK_SKEW_MS_DEFAULT, Limits, PAGE_EVENTS_DEFAULT,
-    PAGE_EVENTS_MAX, REQUEST_TIMEOUT_MS_DEFAULT,
+    PAGE_EVENTS_MAX, REQUEST_TIMEOUT_MS_DEFAULT, SYNC_INTERVAL_MS_DEFAULT,
 };
-use crate::{Config, Node};
+use crate::{Config, Node, ReplicationConfig};
 
 /// Laterbase: an offline-first event store that syncs.
 #[derive(Parser, Debug)]
@@ -58,6 +58,11 @@ pub struct ServeArgs {
     /// How long one request may take before it answers 503, in milliseconds.
     #[arg(long, env = "LATERBASE_REQUEST_TIMEOUT_MS", default_value_t = REQUEST_TIMEOUT_MS_DEFAULT)]
     pub request_timeout_ms: u64,
+
+    /// The time between sync rounds with each peer when nothing is written,
+    /// in milliseconds (a local write starts a round at once).
+    #[arg(long, env = "LATERBASE_SYNC_INTERVAL_MS", default_value_t = SYNC_INTERVAL_MS_DEFAULT)]
+    pub sync_interval_ms: u64,
 
     /// The most events one write may carry (at most 10,000).
     #[arg(long, env = "LATERBASE_BATCH_EVENTS_MAX", default_value_t = BATCH_EVENTS_MAX)]
@@ -145,7 +150,6 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
     let state = HttpState::new(node.clone())
         .token(args.token.clone())
         .metrics(metrics)
-        .peers(args.peers.clone())
         .request_timeout(Duration::from_millis(args.request_timeout_ms));
     tracing::info!(
         listen = %args.listen,
@@ -155,7 +159,15 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
         "serving"
     );
     if !args.peers.is_empty() {
-        tracing::warn!(peers = ?args.peers, "peers are listed at /peers but not synced with: this build has no replication yet");
+        let replication = ReplicationConfig {
+            peers: args.peers.clone(),
+            interval: Duration::from_millis(args.sync_interval_ms),
+            token: args.token.clone(),
+        };
+        node.replicate(replication)
+            .await
+            .map_err(|error| format!("cannot start replication: {}", chain(&error)))?;
+        tracing::info!(peers = ?args.peers, "replicating");
     }
     crate::server::serve(listener, router(state), shutdown_signal()).await;
     tracing::info!("stopped accepting; flushing");

@@ -51,7 +51,9 @@ pub mod server;
 pub mod storage;
 pub mod sync;
 
-pub use actors::{Database, DatabaseInfo, DatabaseStats, MergeReceipt, Node};
+pub use actors::{
+    Database, DatabaseInfo, DatabaseStats, MergeReceipt, Node, PeerStatus, ReplicationConfig,
+};
 pub use config::Config;
 pub use error::{Error, Result, StorageError};
 pub use event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Receipt, Timestamp};

@@ -90,6 +90,19 @@ pub const SYNC_PAGE_EVENTS_MAX: usize = 10_000;
 /// least one event goes, whatever its size).
 pub const SYNC_PAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
 
+/// The default time between sync passes with a peer when nothing is written.
+pub const SYNC_INTERVAL_MS_DEFAULT: u64 = 1_000;
+
+/// The longest wait before retrying a peer that failed.
+pub const SYNC_BACKOFF_MS_MAX: u64 = 60_000;
+
+/// The most rounds one pass runs with one peer (over all databases), so
+/// that a long catch-up also reports its progress.
+pub const SYNC_ROUNDS_PER_PASS_MAX: u64 = 1_000;
+
+/// The most times a crashed sync worker is restarted.
+pub const SYNC_WORKER_RESTARTS_MAX: u32 = 100;
+
 /// The epochs a database remembers (one per open of its node); a peer's
 /// cursor into a forgotten epoch starts over, which is safe, only slower.
 pub const EPOCHS_MAX: usize = 256;

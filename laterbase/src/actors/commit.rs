@@ -423,6 +423,11 @@ impl Writer {
         self.shared.durable_lc.store(last_lc, Ordering::Release);
         let database = self.shared.record.name.clone();
         metrics::gauge!("laterbase_events_stored", "database" => database).set(last_lc as f64);
+        if count > 0 || !staged.batch.replaced.is_empty() {
+            self.shared
+                .commits
+                .send_modify(|commits| *commits = commits.wrapping_add(1));
+        }
         Ok(())
     }
 }

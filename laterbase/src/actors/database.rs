@@ -67,6 +67,17 @@ pub struct DatabaseStats {
     pub events: u64,
 }
 
+/// What every database of a node shares with the node.
+#[derive(Clone)]
+pub(crate) struct NodeContext {
+    pub(crate) node_id: EventId,
+    pub(crate) may_block: bool,
+    pub(crate) call_timeout_ms: u64,
+    pub(crate) limits: Limits,
+    /// The node's count of commits that changed something.
+    pub(crate) commits: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
 /// Where a database's actor stands.
 #[derive(Clone)]
 pub(crate) enum ActorSlot {
@@ -88,6 +99,8 @@ pub(crate) struct DatabaseShared {
     pub(crate) call_timeout_ms: u64,
     /// The bounds of appends and pages.
     pub(crate) limits: Limits,
+    /// The node's count of commits that changed something.
+    pub(crate) commits: Arc<tokio::sync::watch::Sender<u64>>,
     /// The engine's handle; `None` once the node has shut down.
     pub(crate) store: RwLock<Option<Arc<dyn DatabaseStore>>>,
     /// The running actor; replaced when the supervisor restarts it.
@@ -110,18 +123,16 @@ impl DatabaseShared {
         record: DatabaseRecord,
         store: Arc<dyn DatabaseStore>,
         history: Vec<EpochStart>,
-        node_id: EventId,
-        may_block: bool,
-        call_timeout_ms: u64,
-        limits: Limits,
+        context: &NodeContext,
     ) -> DatabaseShared {
         DatabaseShared {
             record,
             history,
-            node_id,
-            may_block,
-            call_timeout_ms,
-            limits,
+            node_id: context.node_id,
+            may_block: context.may_block,
+            call_timeout_ms: context.call_timeout_ms,
+            limits: context.limits,
+            commits: context.commits.clone(),
             store: RwLock::new(Some(store)),
             actor: tokio::sync::watch::Sender::new(ActorSlot::Restarting),
             durable_lc: AtomicU64::new(0),

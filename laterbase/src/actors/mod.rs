@@ -16,10 +16,12 @@
 pub(crate) mod commit;
 pub(crate) mod database;
 pub(crate) mod node;
+pub(crate) mod replication;
 
 pub use commit::MergeReceipt;
 pub use database::{Database, DatabaseInfo, DatabaseStats};
 pub use node::Node;
+pub use replication::{PeerStatus, ReplicationConfig};
 
 use crate::error::{Error, Result};
 

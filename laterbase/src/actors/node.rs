@@ -14,10 +14,16 @@ use std::time::Duration;
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
+use tokio::sync::watch;
 
-use super::database::{ActorSlot, Database, DatabaseActor, DatabaseArgs, DatabaseShared};
+use super::database::{
+    ActorSlot, Database, DatabaseActor, DatabaseArgs, DatabaseShared, NodeContext,
+};
+use super::replication::{
+    PeerStatus, PeerStatuses, ReplicationConfig, ReplicationSupervisor, SupervisorArgs,
+};
 use super::run_storage;
-use crate::clock::{Hlc, Random};
+use crate::clock::{Clock, Hlc, Random};
 use crate::config::{Config, Engine};
 use crate::error::{Error, Result, StorageError};
 use crate::event::{EventId, Timestamp, validate_name};
@@ -47,6 +53,12 @@ pub(crate) struct NodeShared {
     limits: Limits,
     hlc: Arc<Hlc>,
     random: Arc<Random>,
+    clock: Arc<dyn Clock>,
+    /// Counts commits that changed something: sync workers watch it to sync
+    /// soon after a write.
+    commits: Arc<watch::Sender<u64>>,
+    /// What `/peers` shows; filled by the sync workers.
+    peers: PeerStatuses,
     /// The engine; `None` once the node has shut down.
     storage: RwLock<Option<Arc<dyn Storage>>>,
     /// Every database by name. Only the node actor adds to it.
@@ -102,6 +114,49 @@ impl Node {
     /// The node's id, made when its data directory was.
     pub fn id(&self) -> EventId {
         self.shared.node_id
+    }
+
+    /// Starts syncing every database with `config.peers`, in both
+    /// directions, for as long as the node runs: a replication supervisor
+    /// with one worker per peer, under the node's root actor.
+    pub async fn replicate(&self, config: ReplicationConfig) -> Result<()> {
+        {
+            let mut peers = self
+                .shared
+                .peers
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            *peers = config
+                .peers
+                .iter()
+                .map(|url| PeerStatus {
+                    url: url.clone(),
+                    last_sync: None,
+                    last_error: None,
+                })
+                .collect();
+        }
+        let args = SupervisorArgs {
+            node: self.clone(),
+            config,
+            statuses: self.shared.peers.clone(),
+            commits: self.shared.commits.subscribe(),
+            clock: self.shared.clock.clone(),
+            random: self.shared.random.clone(),
+        };
+        Actor::spawn_linked(None, ReplicationSupervisor, args, self.actor.get_cell())
+            .await
+            .map_err(|error| Error::Start(error.to_string()))?;
+        Ok(())
+    }
+
+    /// Every peer and how its last sync went.
+    pub fn peers(&self) -> Vec<PeerStatus> {
+        self.shared
+            .peers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The bounds the node runs with.
@@ -294,8 +349,16 @@ async fn load(config: Config) -> Result<NodeShared> {
         Ok((node, databases, floor))
     })
     .await?;
+    let commits = Arc::new(watch::Sender::new(0_u64));
+    let context = NodeContext {
+        node_id: node.node_id,
+        may_block,
+        call_timeout_ms: config.call_timeout_ms,
+        limits,
+        commits: commits.clone(),
+    };
     let hlc = Arc::new(Hlc::new(
-        config.clock,
+        config.clock.clone(),
         random.clone(),
         config.clock_skew_ms,
         floor,
@@ -304,15 +367,7 @@ async fn load(config: Config) -> Result<NodeShared> {
         .into_iter()
         .map(|(record, store, history)| {
             let name = record.name.clone();
-            let shared = DatabaseShared::new(
-                record,
-                store,
-                history,
-                node.node_id,
-                may_block,
-                config.call_timeout_ms,
-                limits,
-            );
+            let shared = DatabaseShared::new(record, store, history, &context);
             (name, Arc::new(shared))
         })
         .collect();
@@ -323,6 +378,9 @@ async fn load(config: Config) -> Result<NodeShared> {
         limits,
         hlc,
         random,
+        clock: config.clock,
+        commits,
+        peers: Arc::default(),
         storage: RwLock::new(Some(storage)),
         databases: RwLock::new(databases),
     })
@@ -529,15 +587,14 @@ async fn create_database(
         Ok((store, history))
     })
     .await?;
-    let shared = Arc::new(DatabaseShared::new(
-        record,
-        store,
-        history,
-        state.shared.node_id,
-        state.shared.may_block,
-        state.shared.call_timeout_ms,
-        state.shared.limits,
-    ));
+    let context = NodeContext {
+        node_id: state.shared.node_id,
+        may_block: state.shared.may_block,
+        call_timeout_ms: state.shared.call_timeout_ms,
+        limits: state.shared.limits,
+        commits: state.shared.commits.clone(),
+    };
+    let shared = Arc::new(DatabaseShared::new(record, store, history, &context));
     spawn_database(myself, state, shared.clone(), false)
         .await
         .map_err(|error| {

@@ -45,8 +45,6 @@ struct Inner {
     token: Option<Vec<u8>>,
     /// Renders `/metrics`; `None` answers an empty exposition.
     metrics: Option<PrometheusHandle>,
-    /// The peers given at start, as `/peers` lists them.
-    peers: Vec<String>,
     request_timeout: Duration,
 }
 
@@ -58,7 +56,6 @@ impl HttpState {
                 node,
                 token: None,
                 metrics: None,
-                peers: Vec::new(),
                 request_timeout: Duration::from_millis(REQUEST_TIMEOUT_MS_DEFAULT),
             }),
         }
@@ -69,7 +66,6 @@ impl HttpState {
             node: shared.node.clone(),
             token: shared.token.clone(),
             metrics: shared.metrics.clone(),
-            peers: shared.peers.clone(),
             request_timeout: shared.request_timeout,
         });
         change(&mut inner);
@@ -86,11 +82,6 @@ impl HttpState {
     /// Renders `/metrics` from this recorder's handle.
     pub fn metrics(self, handle: PrometheusHandle) -> HttpState {
         self.with(|inner| inner.metrics = Some(handle))
-    }
-
-    /// The peers `/peers` lists.
-    pub fn peers(self, peers: Vec<String>) -> HttpState {
-        self.with(|inner| inner.peers = peers)
     }
 
     /// How long one request may take before it answers 503.
@@ -161,10 +152,16 @@ async fn metrics(State(state): State<HttpState>) -> Response {
 
 async fn peers(State(state): State<HttpState>) -> Json<serde_json::Value> {
     let peers: Vec<_> = state
-        .inner
-        .peers
-        .iter()
-        .map(|url| json!({"url": url, "last_sync": null, "last_error": null}))
+        .node()
+        .peers()
+        .into_iter()
+        .map(|peer| {
+            json!({
+                "url": peer.url,
+                "last_sync": peer.last_sync.map(|time| time.to_string()),
+                "last_error": peer.last_error,
+            })
+        })
         .collect();
     Json(json!({"peers": peers}))
 }

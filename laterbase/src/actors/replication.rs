@@ -1,0 +1,355 @@
+//! The replication supervisor and its sync workers, one per peer.
+//!
+//! ```text
+//! NodeActor
+//! └── ReplicationSupervisor      restarts a crashed worker
+//!     ├── SyncWorker peer 1      rounds for every database, on a timer and
+//!     └── SyncWorker peer 2      soon after local writes; backs off on failure
+//! ```
+//!
+//! A worker's pass asks the peer for its databases (which also names the
+//! peer), creates the ones missing here, and runs rounds for every database
+//! until neither side has more, within a bound. Each worker has a ticker
+//! task that sends it a `Tick` after the interval, after a local commit (a
+//! coalesced nudge), or after its backoff; one slow or dead peer only slows
+//! its own worker.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tokio::sync::watch;
+
+use super::node::Node;
+use crate::clock::{Clock, Random};
+use crate::error::{Error, Result};
+use crate::event::{EventId, Timestamp};
+use crate::limits::{SYNC_BACKOFF_MS_MAX, SYNC_ROUNDS_PER_PASS_MAX, SYNC_WORKER_RESTARTS_MAX};
+use crate::sync::driver::{RoundReport, round};
+use crate::sync::transport::HttpTransport;
+
+/// How a node replicates: its peers, the interval, and the shared token.
+#[derive(Clone, Debug)]
+pub struct ReplicationConfig {
+    /// The peers' base URLs.
+    pub peers: Vec<String>,
+    /// The time between passes when nothing is written.
+    pub interval: Duration,
+    /// The access token peers require, if any.
+    pub token: Option<String>,
+}
+
+/// What `/peers` shows of one peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// Its base URL.
+    pub url: String,
+    /// When the last pass that reached it ended.
+    pub last_sync: Option<Timestamp>,
+    /// The error of the last pass, if it failed.
+    pub last_error: Option<String>,
+}
+
+/// The status of every peer, shared with the HTTP layer.
+pub(crate) type PeerStatuses = Arc<RwLock<Vec<PeerStatus>>>;
+
+/// The supervisor's behaviour.
+pub(crate) struct ReplicationSupervisor;
+
+pub(crate) struct SupervisorArgs {
+    pub(crate) node: Node,
+    pub(crate) config: ReplicationConfig,
+    pub(crate) statuses: PeerStatuses,
+    pub(crate) commits: watch::Receiver<u64>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) random: Arc<Random>,
+}
+
+pub(crate) struct SupervisorState {
+    args: Arc<SupervisorArgs>,
+    /// Each running worker's peer index.
+    workers: Vec<(ractor::ActorId, usize)>,
+    restarts: u32,
+}
+
+impl Actor for ReplicationSupervisor {
+    type Msg = ();
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<()>,
+        args: SupervisorArgs,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        let mut state = SupervisorState {
+            args: Arc::new(args),
+            workers: Vec::new(),
+            restarts: 0,
+        };
+        for index in 0..state.args.config.peers.len() {
+            spawn_worker(&myself, &mut state, index).await?;
+        }
+        Ok(state)
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<()>,
+        event: SupervisionEvent,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, reason) = match event {
+            SupervisionEvent::ActorFailed(cell, error) => (cell, error.to_string()),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell, reason.unwrap_or_else(|| "stopped".to_owned()))
+            }
+            _ => return Ok(()),
+        };
+        let Some(position) = state
+            .workers
+            .iter()
+            .position(|(id, _)| *id == cell.get_id())
+        else {
+            return Ok(());
+        };
+        let (_, index) = state.workers.remove(position);
+        let url = &state.args.config.peers[index];
+        if state.restarts >= SYNC_WORKER_RESTARTS_MAX {
+            tracing::error!(peer = %url, %reason, "sync worker stopped; restart budget spent");
+            return Ok(());
+        }
+        state.restarts += 1;
+        tracing::error!(peer = %url, %reason, "sync worker stopped; restarting it");
+        spawn_worker(&myself, state, index).await?;
+        Ok(())
+    }
+}
+
+async fn spawn_worker(
+    myself: &ActorRef<()>,
+    state: &mut SupervisorState,
+    index: usize,
+) -> Result<(), ActorProcessingErr> {
+    let args = WorkerArgs {
+        shared: state.args.clone(),
+        index,
+    };
+    let (worker, _) = Actor::spawn_linked(None, SyncWorker, args, myself.get_cell()).await?;
+    state.workers.push((worker.get_id(), index));
+    Ok(())
+}
+
+/// A sync worker's behaviour: passes with one peer.
+pub(crate) struct SyncWorker;
+
+pub(crate) struct WorkerArgs {
+    shared: Arc<SupervisorArgs>,
+    index: usize,
+}
+
+/// Messages a sync worker takes.
+pub(crate) enum WorkerMsg {
+    /// Run a pass now.
+    Tick,
+}
+
+pub(crate) struct WorkerState {
+    shared: Arc<SupervisorArgs>,
+    index: usize,
+    transport: HttpTransport,
+    /// The peer's node id, learnt at the first pass.
+    peer: Option<EventId>,
+    /// Failures in a row, for the backoff.
+    failures: u32,
+    /// Set by the ticker when it sends a `Tick`, cleared when a pass starts:
+    /// ticks do not pile up while a pass runs.
+    tick_pending: Arc<AtomicBool>,
+    /// The ticker's next wait, in milliseconds (the interval or the backoff).
+    delay_ms: Arc<AtomicU64>,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+impl Actor for SyncWorker {
+    type Msg = WorkerMsg;
+    type State = WorkerState;
+    type Arguments = WorkerArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<WorkerMsg>,
+        args: WorkerArgs,
+    ) -> Result<WorkerState, ActorProcessingErr> {
+        let config = &args.shared.config;
+        let url = config.peers[args.index].clone();
+        let transport = HttpTransport::new(&url, args.shared.node.id(), config.token.clone());
+        let tick_pending = Arc::new(AtomicBool::new(false));
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let ticker = tokio::spawn(tick(
+            myself,
+            args.shared.commits.clone(),
+            tick_pending.clone(),
+            delay_ms.clone(),
+        ));
+        delay_ms.store(duration_ms(config.interval), Ordering::Relaxed);
+        Ok(WorkerState {
+            shared: args.shared,
+            index: args.index,
+            transport,
+            peer: None,
+            failures: 0,
+            tick_pending,
+            delay_ms,
+            ticker,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<WorkerMsg>,
+        message: WorkerMsg,
+        state: &mut WorkerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            WorkerMsg::Tick => {
+                state.tick_pending.store(false, Ordering::Release);
+                let outcome = pass(state).await;
+                record(state, outcome);
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<WorkerMsg>,
+        state: &mut WorkerState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.ticker.abort();
+        Ok(())
+    }
+}
+
+/// Sends the worker a `Tick` after each wait: the interval (or backoff), cut
+/// short by a local commit.
+async fn tick(
+    worker: ActorRef<WorkerMsg>,
+    mut commits: watch::Receiver<u64>,
+    pending: Arc<AtomicBool>,
+    delay_ms: Arc<AtomicU64>,
+) {
+    loop {
+        let delay = Duration::from_millis(delay_ms.load(Ordering::Relaxed));
+        tokio::select! {
+            changed = commits.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = tokio::time::sleep(delay) => {}
+        }
+        if !pending.swap(true, Ordering::AcqRel) && worker.send_message(WorkerMsg::Tick).is_err() {
+            return;
+        }
+    }
+}
+
+/// What a pass did, summed over its rounds.
+#[derive(Default)]
+struct PassReport {
+    rounds: u64,
+    totals: RoundReport,
+}
+
+/// One pass: the peer's databases, then rounds for every database until
+/// neither side has more (within a bound).
+async fn pass(state: &mut WorkerState) -> Result<PassReport> {
+    let (peer, body) = state
+        .transport
+        .get("/db")
+        .await
+        .map_err(|error| Error::Sync(error.0))?;
+    let peer = peer.ok_or_else(|| Error::Sync("the peer did not name its node".to_owned()))?;
+    if peer == state.shared.node.id() {
+        return Err(Error::Sync("the peer is this node itself".to_owned()));
+    }
+    state.peer = Some(peer);
+    let listed: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|error| Error::Sync(format!("the peer's database list: {error}")))?;
+    let names = listed["databases"].as_array().cloned().unwrap_or_default();
+    for name in names.iter().filter_map(|name| name.as_str()) {
+        state.shared.node.ensure_database(name).await?;
+    }
+    let mut report = PassReport::default();
+    for name in state.shared.node.databases() {
+        let database = state.shared.node.database(&name)?;
+        loop {
+            let done = round(&database, peer, &state.transport).await?;
+            report.rounds += 1;
+            report.totals.events_in += done.events_in;
+            report.totals.events_out += done.events_out;
+            report.totals.bytes_in += done.bytes_in;
+            report.totals.bytes_out += done.bytes_out;
+            if !done.more || report.rounds >= SYNC_ROUNDS_PER_PASS_MAX {
+                break;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Records a pass in the peer's status, the metrics and the backoff.
+fn record(state: &mut WorkerState, outcome: Result<PassReport>) {
+    let config = &state.shared.config;
+    let url = config.peers[state.index].clone();
+    let now = Timestamp(state.shared.clock.now_ms());
+    let mut statuses = state
+        .shared
+        .statuses
+        .write()
+        .unwrap_or_else(PoisonError::into_inner);
+    let status = &mut statuses[state.index];
+    match outcome {
+        Ok(report) => {
+            state.failures = 0;
+            status.last_sync = Some(now);
+            status.last_error = None;
+            state
+                .delay_ms
+                .store(duration_ms(config.interval), Ordering::Relaxed);
+            let labels = [("peer", url.clone())];
+            metrics::counter!("laterbase_sync_rounds_total", &labels).increment(report.rounds);
+            let totals = report.totals;
+            for (direction, events, bytes) in [
+                ("in", totals.events_in, totals.bytes_in),
+                ("out", totals.events_out, totals.bytes_out),
+            ] {
+                let labels = [("peer", url.clone()), ("direction", direction.to_owned())];
+                metrics::counter!("laterbase_sync_events_total", &labels).increment(events);
+                metrics::counter!("laterbase_sync_bytes_total", &labels).increment(bytes);
+            }
+            if totals.events_in + totals.events_out > 0 {
+                tracing::info!(peer = %url, rounds = report.rounds, events_in = totals.events_in, events_out = totals.events_out, "synced");
+            }
+        }
+        Err(error) => {
+            state.failures = state.failures.saturating_add(1);
+            status.last_error = Some(error.to_string());
+            // Exponential backoff with jitter, capped.
+            let base = duration_ms(config.interval).max(1);
+            let exponent = state.failures.min(16);
+            let backoff = base.saturating_mul(1 << exponent).min(SYNC_BACKOFF_MS_MAX);
+            let jitter = state.shared.random.next_u64() % (backoff / 2 + 1);
+            state
+                .delay_ms
+                .store(backoff / 2 + jitter, Ordering::Relaxed);
+            metrics::counter!("laterbase_sync_failures_total", "peer" => url.clone()).increment(1);
+            tracing::warn!(peer = %url, %error, failures = state.failures, retry_ms = backoff / 2 + jitter, "sync pass failed");
+        }
+    }
+}
+
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
