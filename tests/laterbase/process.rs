@@ -468,3 +468,169 @@ fn limits_out_of_bounds_are_refused_at_start() {
         refusal.stderr
     );
 }
+
+/// Every event of `database` on `server`: (id, data, recorded_at), sorted.
+fn everything(server: &Server, database: &str) -> Vec<(String, String, String)> {
+    let mut events = Vec::new();
+    let mut lc = 0;
+    loop {
+        let (status, page) =
+            server.request("GET", &format!("/db/{database}/e?lc={lc}&limit=10000"), "");
+        if status == 404 {
+            return events;
+        }
+        assert_eq!(status, 200, "{page}");
+        for event in page["events"].as_array().expect("events") {
+            events.push((
+                event["id"].as_str().expect("id").to_owned(),
+                event["data"].to_string(),
+                event["recorded_at"]
+                    .as_str()
+                    .expect("recorded_at")
+                    .to_owned(),
+            ));
+        }
+        lc = page["lc"].as_u64().expect("lc");
+        if page["more"] == false {
+            events.sort();
+            return events;
+        }
+    }
+}
+
+/// Waits, bounded, until every server holds the same events, and returns them.
+fn converged(servers: &[&Server], database: &str) -> Vec<(String, String, String)> {
+    let deadline = std::time::Instant::now() + PROCESS_TIMEOUT;
+    loop {
+        let contents: Vec<_> = servers
+            .iter()
+            .map(|server| everything(server, database))
+            .collect();
+        if contents.windows(2).all(|pair| pair[0] == pair[1]) {
+            return contents.into_iter().next().unwrap_or_default();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no convergence: {:?}",
+            contents.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits, bounded, until every running node has `database`.
+fn database_everywhere(nodes: &[Option<Server>], database: &str) {
+    let deadline = std::time::Instant::now() + PROCESS_TIMEOUT;
+    let path = format!("/db/{database}");
+    while !nodes
+        .iter()
+        .flatten()
+        .all(|server| server.request("GET", &path, "").0 == 200)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{database} did not reach every node"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn node(nodes: &[Option<Server>], index: usize) -> &Server {
+    nodes[index].as_ref().expect("running")
+}
+
+fn write(server: &Server, database: &str, body: &str) {
+    let (status, answer) = server.request("POST", &format!("/db/{database}/e"), body);
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn a_ring_of_nodes_converges_through_kills_and_a_wipe() {
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let addrs: Vec<SocketAddr> = (0..3).map(|_| free_address()).collect();
+    let start = |index: usize| {
+        let next = format!("http://{}", addrs[(index + 1) % 3]);
+        Server::try_start(
+            dirs[index].path(),
+            addrs[index],
+            &["--peer", &next, "--sync-interval-ms", "50"],
+        )
+        .unwrap_or_else(|refusal| panic!("node {index}: {}", refusal.stderr))
+    };
+    let mut nodes: Vec<Option<Server>> = (0..3).map(|index| Some(start(index))).collect();
+
+    assert_eq!(node(&nodes, 0).request("PUT", "/db/yard", "").0, 201);
+    // The database reaches the ring before anything is written to it.
+    let deadline = std::time::Instant::now() + PROCESS_TIMEOUT;
+    while !nodes
+        .iter()
+        .flatten()
+        .all(|server| server.request("GET", "/db/yard", "").0 == 200)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database did not reach every node"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (index, backdated) in [
+        "01HF7YAT00000000000000000A",
+        "01HF7YAT00000000000000000B",
+        "01HF7YAT00000000000000000C",
+    ]
+    .iter()
+    .enumerate()
+    {
+        write(
+            node(&nodes, index),
+            "yard",
+            &format!(
+                r#"[{{"id": "{backdated}", "data": {{"gate": {index}}}}}, {{"data": {{"truck": {index}}}}}]"#
+            ),
+        );
+    }
+    let all: Vec<&Server> = nodes.iter().map(|n| n.as_ref().expect("running")).collect();
+    let first = converged(&all, "yard");
+    assert_eq!(
+        first.len(),
+        6,
+        "a database created on one node and its events reach the ring"
+    );
+
+    // kill -9 a node in the middle of things; the others write on.
+    nodes[1].take().expect("running").kill();
+    write(node(&nodes, 0), "yard", r#"{"data": "while b was down"}"#);
+    write(
+        node(&nodes, 2),
+        "yard",
+        r#"{"id": "01HF7YAT00000000000000000D", "data": "backdated, while b was down"}"#,
+    );
+    nodes[1] = Some(start(1));
+    let all: Vec<&Server> = nodes.iter().map(|n| n.as_ref().expect("running")).collect();
+    assert_eq!(converged(&all, "yard").len(), 8);
+
+    // Wipe a node's data directory: it gets everything back, and its new
+    // writes flow out.
+    nodes[2].take().expect("running").kill();
+    std::fs::remove_dir_all(dirs[2].path()).expect("wipe");
+    nodes[2] = Some(start(2));
+    database_everywhere(&nodes, "yard");
+    write(node(&nodes, 2), "yard", r#"{"data": "after the wipe"}"#);
+    let all: Vec<&Server> = nodes.iter().map(|n| n.as_ref().expect("running")).collect();
+    let last = converged(&all, "yard");
+    assert_eq!(last.len(), 9);
+    for event in &first {
+        assert!(
+            last.contains(event),
+            "{event:?} kept its bytes and recorded_at"
+        );
+    }
+    let (_, peers) = node(&nodes, 0).request("GET", "/peers", "");
+    assert_eq!(peers["peers"][0]["url"], format!("http://{}", addrs[1]));
+    assert!(peers["peers"][0]["last_sync"].is_string(), "{peers}");
+    for server in nodes.into_iter().flatten() {
+        assert!(server.terminate().success());
+    }
+}
