@@ -1,13 +1,15 @@
 //! Laterbase's benchmark program: figures printed beside baselines measured
 //! in the same run.
 //!
-//! Run with: `cargo run --release --example bench -- ingest` (or `-- http`)
+//! Run with: `cargo run --release --example bench -- ingest` (or `-- http`,
+//! `-- sync`)
 //!
 //! Each figure is the median of `--runs` runs on fresh directories under
 //! `--dir` (default: the system's temporary directory).
 
 mod http;
 mod ingest;
+mod sync;
 
 use std::path::PathBuf;
 
@@ -36,6 +38,15 @@ enum Workload {
         /// Run only these cases (fjall, layout, lmdb, batches, writers, backdated).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+    },
+    /// The anchors' workload B: a full copy to an empty node, then rounds.
+    Sync {
+        /// Events node A holds.
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        /// Where the nodes' data directories are made.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// The anchors' workloads A (ingest) and C (changes feed) over HTTP.
     Http {
@@ -72,5 +83,6 @@ fn main() {
             only,
         }),
         Workload::Http { events, runs, dir } => http::run(events, runs, dir.as_deref()),
+        Workload::Sync { events, dir } => sync::run(events, dir.as_deref()),
     }
 }

@@ -327,6 +327,7 @@ impl Database {
         let updated = Link {
             into_peer: effects.cursor_into_peer.or(link.into_peer),
             peer_into_local: effects.peer_cursor_into_local.or(link.peer_into_local),
+            bulk: effects.bulk.unwrap_or(link.bulk),
         };
         if effects.merge.is_empty() && updated == link {
             return Ok(link);

@@ -186,13 +186,16 @@ impl Actor for SyncWorker {
         let transport = HttpTransport::new(&url, args.shared.node.id(), config.token.clone());
         let tick_pending = Arc::new(AtomicBool::new(false));
         let delay_ms = Arc::new(AtomicU64::new(0));
+        // The first pass runs at once; the ticker waits the interval after.
+        tick_pending.store(true, Ordering::Release);
+        myself.send_message(WorkerMsg::Tick)?;
+        delay_ms.store(duration_ms(config.interval), Ordering::Relaxed);
         let ticker = tokio::spawn(tick(
             myself,
             args.shared.commits.clone(),
             tick_pending.clone(),
             delay_ms.clone(),
         ));
-        delay_ms.store(duration_ms(config.interval), Ordering::Relaxed);
         Ok(WorkerState {
             shared: args.shared,
             index: args.index,

@@ -55,7 +55,8 @@ pub struct RoundReport {
     pub bytes_out: u64,
     /// Bytes received, bodies only.
     pub bytes_in: u64,
-    /// Whether either log has more after this round's pages.
+    /// Whether either log has more after this round's pages (events merged
+    /// here count: their ids are offered back in the next round).
     pub more: bool,
 }
 
@@ -74,6 +75,7 @@ pub async fn round(
             &log,
             link.into_peer,
             link.peer_into_local,
+            link.bulk,
             BOUNDS,
         )?)
     })

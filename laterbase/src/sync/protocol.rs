@@ -143,6 +143,9 @@ impl Summary {
 pub struct Offer {
     /// The initiator's cursor into the responder's log.
     pub pull: Option<Cursor>,
+    /// Whether the initiator is catching up and wants whole events rather
+    /// than ids first.
+    pub bulk: bool,
     /// The initiator's log, so that the responder can check its own cursor
     /// into it.
     pub summary: Summary,
@@ -225,10 +228,16 @@ pub fn resume(log: &Summary, cursor: Option<Cursor>) -> Cursor {
     }
 }
 
-/// The page of `log` after `from`: whole events when `from` starts at
-/// nothing, ids and digests otherwise, of new events and of rewritten ones.
-pub fn page_after(log: &impl Log, from: Cursor, bounds: PageBounds) -> StorageResult<Page> {
-    if from.lc == 0 {
+/// The page of `log` after `from`: ids and digests of new events and of
+/// rewritten ones; or, with `fast` and when `from` starts at nothing, the
+/// events themselves.
+pub fn page_after(
+    log: &impl Log,
+    from: Cursor,
+    bounds: PageBounds,
+    fast: bool,
+) -> StorageResult<Page> {
+    if fast && from.lc == 0 {
         // The events are read in their current form, so every rewrite made
         // so far is in them or in the pages after: the update cursor can
         // jump to the head.
@@ -253,19 +262,28 @@ pub fn page_after(log: &impl Log, from: Cursor, bounds: PageBounds) -> StorageRe
         us: updates.last().map_or(from.us, |(us, _)| *us),
         ..from
     };
-    let entries = events
-        .iter()
-        .chain(updates.iter().map(|(_, event)| event))
-        .map(|event| IdDigest {
-            id: event.id,
-            digest: digest(&event.data, event.recorded_at),
-        })
-        .collect();
+    let more = more_events || more_updates;
+    let changed = events
+        .into_iter()
+        .chain(updates.into_iter().map(|(_, event)| event));
+    let entries = if fast {
+        // Catching up: the new and the rewritten events, whole.
+        Entries::Events(changed.collect())
+    } else {
+        Entries::Ids(
+            changed
+                .map(|event| IdDigest {
+                    id: event.id,
+                    digest: digest(&event.data, event.recorded_at),
+                })
+                .collect(),
+        )
+    };
     Ok(Page {
         from,
         to,
-        more: more_events || more_updates,
-        entries: Entries::Ids(entries),
+        more,
+        entries,
     })
 }
 
@@ -297,6 +315,8 @@ pub struct Effects {
     pub cursor_into_peer: Option<Cursor>,
     /// Where the peer's cursor into the local log now stands, when learnt.
     pub peer_cursor_into_local: Option<Cursor>,
+    /// Whether to ask for whole events next round (catching up), when learnt.
+    pub bulk: Option<bool>,
 }
 
 /// The initiator between its messages.
@@ -314,11 +334,16 @@ pub fn offer(
     log: &impl Log,
     cursor_into_peer: Option<Cursor>,
     peer_cursor_into_local: Option<Cursor>,
+    bulk: bool,
     bounds: PageBounds,
 ) -> StorageResult<(Offer, Initiator)> {
     let summary = Summary::of(log);
     let from = resume(&summary, peer_cursor_into_local);
-    let push = page_after(log, from, bounds)?;
+    // A push never takes the fast path: a responder that starts from nothing
+    // may hold most of the log already (it is where the events came from),
+    // and ids cost a fifth of events. The responder's own pull (its reply)
+    // does take it.
+    let push = page_after(log, from, bounds, false)?;
     let initiator = Initiator {
         push: (push.from, push.to),
         page_to: None,
@@ -326,6 +351,7 @@ pub fn offer(
     };
     let offer = Offer {
         pull: cursor_into_peer,
+        bulk,
         summary,
         push,
     };
@@ -372,7 +398,7 @@ pub fn reply(
     bounds: PageBounds,
 ) -> StorageResult<(Reply, Responder, Effects)> {
     let from = resume(&Summary::of(log), offer.pull);
-    let page = page_after(log, from, bounds)?;
+    let page = page_after(log, from, bounds, offer.bulk || from.lc == 0)?;
     let mine = resume(&offer.summary, cursor_into_initiator);
     let push_taken = takes(offer.push.from, mine);
     let mut effects = Effects::default();
@@ -426,14 +452,18 @@ pub fn fill(
         }),
         ..Effects::default()
     };
+    let more = reply.page.more;
     let want = match reply.page.entries {
         Entries::Events(events) => {
             effects.merge = events;
             effects.cursor_into_peer = Some(reply.page.to);
+            effects.bulk = Some(more);
             Vec::new()
         }
         Entries::Ids(entries) => {
             let want = missing_from(log, &entries)?;
+            // Lacking most of a page that has more behind it: catching up.
+            effects.bulk = Some(more && want.len() * 2 > entries.len());
             if want.is_empty() {
                 effects.cursor_into_peer = Some(reply.page.to);
             } else {
@@ -473,7 +503,7 @@ pub fn deliver(
     let effects = Effects {
         merge: fill.events,
         cursor_into_peer: (all_came && responder.push_taken).then_some(fill.push_to),
-        peer_cursor_into_local: None,
+        ..Effects::default()
     };
     let (events, complete) = gather(log, &fill.want)?;
     Ok((Deliver { events, complete }, effects))
@@ -491,5 +521,6 @@ pub fn finish(initiator: Initiator, fill: &Fill, deliver: Deliver) -> Effects {
         merge: deliver.events,
         cursor_into_peer: if all_came { initiator.page_to } else { None },
         peer_cursor_into_local: (fill.complete && initiator.push_taken).then_some(fill.push_to),
+        bulk: None,
     }
 }

@@ -63,6 +63,9 @@ pub struct Link {
     pub into_peer: Option<Cursor>,
     /// How far the peer has pulled from this database, as last learnt.
     pub peer_into_local: Option<Cursor>,
+    /// Whether this database is catching up with the peer (asks for whole
+    /// events).
+    pub bulk: bool,
 }
 
 /// Encodes a link for the metadata.
@@ -80,6 +83,7 @@ pub fn encode_link(link: &Link) -> Bytes {
             }
         }
     }
+    out.put_u8(u8::from(link.bulk));
     out.freeze()
 }
 
@@ -105,9 +109,11 @@ pub fn decode_link(mut bytes: &[u8]) -> StorageResult<Link> {
     };
     let into_peer = cursor()?;
     let peer_into_local = cursor()?;
+    let bulk = bytes.first().is_some_and(|flag| *flag == 1);
     Ok(Link {
         into_peer,
         peer_into_local,
+        bulk,
     })
 }
 
@@ -220,10 +226,12 @@ mod tests {
             Link {
                 into_peer: Some(cursor),
                 peer_into_local: None,
+                bulk: true,
             },
             Link {
                 into_peer: None,
                 peer_into_local: Some(cursor),
+                bulk: false,
             },
         ] {
             assert_eq!(decode_link(&encode_link(&link)).expect("decodes"), link);

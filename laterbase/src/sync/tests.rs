@@ -27,7 +27,7 @@ struct ModelNode {
     updates: Vec<EventId>,
     /// Per peer: this node's cursor into the peer, and the peer's cursor
     /// into this node as last learnt.
-    links: HashMap<usize, (Option<Cursor>, Option<Cursor>)>,
+    links: HashMap<usize, (Option<Cursor>, Option<Cursor>, bool)>,
     /// A source of fresh epochs and incarnations.
     next: u128,
 }
@@ -185,8 +185,9 @@ struct Faults {
 
 /// One round from `a` to `b`; returns whether anything was merged.
 fn round(nodes: &mut [ModelNode], a: usize, b: usize, faults: Faults, bounds: PageBounds) -> bool {
-    let (into_b, b_into_a) = nodes[a].links.get(&b).copied().unwrap_or_default();
-    let (offer, initiator) = protocol::offer(&nodes[a], into_b, b_into_a, bounds).expect("offer");
+    let (into_b, b_into_a, bulk) = nodes[a].links.get(&b).copied().unwrap_or_default();
+    let (offer, initiator) =
+        protocol::offer(&nodes[a], into_b, b_into_a, bulk, bounds).expect("offer");
     if faults.lost == Some(1) {
         return false;
     }
@@ -227,6 +228,9 @@ fn apply(node: &mut ModelNode, peer: usize, effects: protocol::Effects) -> bool 
     }
     if let Some(cursor) = effects.peer_cursor_into_local {
         link.1 = Some(cursor);
+    }
+    if let Some(bulk) = effects.bulk {
+        link.2 = bulk;
     }
     (node.settled(), node.links.get(&peer).copied()) != before
 }

@@ -34,6 +34,7 @@ pub struct WireError(pub String);
 pub fn encode_offer(offer: &Offer) -> Bytes {
     let mut out = Out::new();
     out.option_cursor(offer.pull);
+    out.bytes.put_u8(u8::from(offer.bulk));
     out.summary(&offer.summary);
     out.page(&offer.push);
     out.done()
@@ -44,6 +45,7 @@ pub fn decode_offer(bytes: &Bytes) -> Result<Offer, WireError> {
     let mut input = In::new(bytes)?;
     let offer = Offer {
         pull: input.option_cursor()?,
+        bulk: input.flag()?,
         summary: input.summary()?,
         push: input.page()?,
     };
@@ -419,6 +421,7 @@ mod tests {
         };
         let offer = Offer {
             pull: Some(cursor(4)),
+            bulk: true,
             summary: Summary {
                 incarnation: 9,
                 history: vec![EpochStart {

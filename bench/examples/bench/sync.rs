@@ -1,0 +1,234 @@
+//! `sync`: workload B of `shared/anchors/`. Node A holds the events, node B
+//! is empty; B syncs with A through a relay that counts the bytes on the
+//! wire both ways (headers included): the full copy, a round after 100 new
+//! events, and a round with nothing new. Both nodes serve on loopback from
+//! this process, each on its own runtime.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use laterbase::http::{HttpState, router};
+use laterbase::sync::driver::round;
+use laterbase::sync::transport::HttpTransport;
+use laterbase::{Config, Database, NewEvent, Node};
+use laterbase_bench::{fresh_dir, increasing, peak_rss_mib, thousands};
+
+const VALUE_BYTES: usize = 100;
+/// The anchors' payload: the 26-character id and the value.
+const PAYLOAD_BYTES: usize = 26 + VALUE_BYTES;
+
+/// A node serving on loopback from its own thread and runtime.
+struct Served {
+    node: Node,
+    addr: SocketAddr,
+    runtime: tokio::runtime::Runtime,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    fn start(parent: Option<&Path>) -> Served {
+        let dir = fresh_dir(parent);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (node, addr, stop) = runtime.block_on(async {
+            let node = Node::open(Config::new(dir.path())).await.expect("open");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("address");
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let app = router(HttpState::new(node.clone()));
+            tokio::spawn(laterbase::server::serve(listener, app, async {
+                let _ = stopped.await;
+            }));
+            (node, addr, stop)
+        });
+        Served {
+            node,
+            addr,
+            runtime,
+            stop: Some(stop),
+            _dir: dir,
+        }
+    }
+
+    fn database(&self) -> Database {
+        self.runtime
+            .block_on(self.node.create_database("bench"))
+            .expect("database")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let node = self.node.clone();
+        let _ = self.runtime.block_on(node.shutdown());
+    }
+}
+
+/// A TCP relay in front of `target` that counts the bytes through it.
+struct Relay {
+    addr: SocketAddr,
+    bytes: Arc<AtomicU64>,
+}
+
+fn relay(runtime: &tokio::runtime::Runtime, target: SocketAddr) -> Relay {
+    let bytes = Arc::new(AtomicU64::new(0));
+    let counted = bytes.clone();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    runtime.spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                let _ = inbound.set_nodelay(true);
+                let _ = outbound.set_nodelay(true);
+                let (inbound_read, inbound_write) = inbound.into_split();
+                let (outbound_read, outbound_write) = outbound.into_split();
+                tokio::spawn(pump(inbound_read, outbound_write, counted.clone()));
+                tokio::spawn(pump(outbound_read, inbound_write, counted));
+            });
+        }
+    });
+    Relay { addr, bytes }
+}
+
+/// Copies one direction of a connection, counting every byte as it passes.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    counted: Arc<AtomicU64>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0; 256 * 1024];
+    loop {
+        match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => {
+                counted.fetch_add(read as u64, Ordering::Relaxed);
+                if to.write_all(&buffer[..read]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Rounds from B until neither side has more; the time.
+async fn sync_all(
+    database: &Database,
+    peer: laterbase::EventId,
+    transport: &HttpTransport,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let report = round(database, peer, transport).await.expect("round");
+        if !report.more {
+            return start.elapsed();
+        }
+    }
+}
+
+/// Runs workload B with `events` events and prints its figures.
+pub fn run(events: usize, parent: Option<&Path>) {
+    let a = Served::start(parent);
+    let b = Served::start(parent);
+    let source = a.database();
+    // Load A through the embedding API, in batches of 1,000.
+    for batch in increasing(events, 1_000, VALUE_BYTES, 21) {
+        let batch: Vec<NewEvent> = batch
+            .into_iter()
+            .map(|(id, value)| NewEvent::with_id(id, value))
+            .collect();
+        a.runtime.block_on(source.append(batch)).expect("append");
+    }
+    let target = b.database();
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let counter = relay(&client, a.addr);
+    let transport = HttpTransport::new(&format!("http://{}", counter.addr), b.node.id(), None);
+    let payload = (events * PAYLOAD_BYTES) as f64;
+    println!(
+        "sync: node A holds {events} events of {VALUE_BYTES} bytes ({:.1} MB of id and value), node B is empty",
+        payload / 1e6
+    );
+
+    let full = client.block_on(sync_all(&target, a.node.id(), &transport));
+    let bytes = counter.bytes.swap(0, Ordering::Relaxed);
+    assert_eq!(target.lc(), events as u64, "B holds every event");
+    print_round("full copy", full, bytes, payload);
+    println!(
+        "    {} events/s, {:.2} times the payload on the wire",
+        thousands(events as f64 / full.as_secs_f64()),
+        bytes as f64 / payload
+    );
+
+    // B's log now lists A's events under B's clock: one more round offers
+    // their ids back (ids, not events), after which the logs are quiet.
+    let settle = client.block_on(sync_all(&target, a.node.id(), &transport));
+    let bytes = counter.bytes.swap(0, Ordering::Relaxed);
+    print_round("then B's ids of them back to A", settle, bytes, payload);
+
+    let more: Vec<NewEvent> = increasing(100, 100, VALUE_BYTES, 22)
+        .into_iter()
+        .flatten()
+        .map(|(id, value)| {
+            NewEvent::with_id(
+                laterbase::EventId::from_parts(id.time_ms() + 10_000_000, id.rest()),
+                value,
+            )
+        })
+        .collect();
+    a.runtime.block_on(source.append(more)).expect("append");
+    let plus = client.block_on(sync_all(&target, a.node.id(), &transport));
+    let bytes = counter.bytes.swap(0, Ordering::Relaxed);
+    assert_eq!(target.lc(), events as u64 + 100);
+    print_round(
+        "round after 100 new events",
+        plus,
+        bytes,
+        (100 * PAYLOAD_BYTES) as f64,
+    );
+
+    let mut quiet = Vec::new();
+    for _ in 0..5 {
+        quiet.push(client.block_on(sync_all(&target, a.node.id(), &transport)));
+    }
+    quiet.sort();
+    let bytes = counter.bytes.swap(0, Ordering::Relaxed) / 5;
+    print_round("round with nothing new (median of 5)", quiet[2], bytes, 0.0);
+    if let Some(peak) = peak_rss_mib() {
+        println!("  peak memory of this process, both nodes together: {peak:.0} MiB");
+    }
+}
+
+fn print_round(label: &str, time: Duration, bytes: u64, payload: f64) {
+    let ratio = if payload > 0.0 {
+        format!(" ({:.2} x payload)", bytes as f64 / payload)
+    } else {
+        String::new()
+    };
+    println!(
+        "  {label:<38} {:>9.3} ms  {:>12} bytes on the wire{ratio}",
+        time.as_secs_f64() * 1e3,
+        thousands(bytes as f64)
+    );
+}
