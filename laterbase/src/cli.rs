@@ -30,6 +30,29 @@ struct Cli {
 enum Command {
     /// Run a node: serve the HTTP API until SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Copy a consistent snapshot of a node's data into a new directory.
+    Backup(BackupArgs),
+}
+
+/// The flags of `laterbase backup`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BackupArgs {
+    /// The node's data directory, when no node runs on it.
+    #[arg(long, env = "LATERBASE_DATA_DIR", default_value = "./laterbase-data")]
+    pub data_dir: PathBuf,
+
+    /// The new directory to copy into (must not exist).
+    #[arg(long)]
+    pub to: PathBuf,
+
+    /// The base URL of a node that runs on the data directory: it takes the
+    /// copy itself, while it serves (the directory is then on its machine).
+    #[arg(long)]
+    pub node: Option<String>,
+
+    /// The node's access token, with `--node`.
+    #[arg(long, env = "LATERBASE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// The flags of `laterbase serve`.
@@ -100,6 +123,7 @@ pub fn run() -> ExitCode {
     let Cli { command } = Cli::parse();
     match command {
         Command::Serve(args) => serve(args),
+        Command::Backup(args) => backup(args),
     }
 }
 
@@ -118,6 +142,61 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => fail(&reason),
     }
+}
+
+/// Runs `laterbase backup`: through the running node with `--node`, else by
+/// opening the data directory (which fails while a node holds it).
+pub fn backup(args: BackupArgs) -> ExitCode {
+    init_logging(LogFormat::Text);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&format!("cannot start the async runtime: {error}")),
+    };
+    let outcome = runtime.block_on(async {
+        match &args.node {
+            Some(url) => backup_through(url, &args).await,
+            None => {
+                let node = Node::open(Config::new(&args.data_dir))
+                    .await
+                    .map_err(|error| {
+                        format!(
+                            "cannot open {}: {} (for a running node, pass --node <its URL>)",
+                            args.data_dir.display(),
+                            chain(&error)
+                        )
+                    })?;
+                let copied = node.backup(&args.to).await;
+                let _ = node.shutdown().await;
+                copied.map_err(|error| format!("backup failed: {}", chain(&error)))
+            }
+        }
+    });
+    match outcome {
+        Ok(records) => {
+            println!("copied {records} records into {}", args.to.display());
+            ExitCode::SUCCESS
+        }
+        Err(reason) => fail(&reason),
+    }
+}
+
+async fn backup_through(url: &str, args: &BackupArgs) -> Result<u64, String> {
+    let transport = crate::sync::transport::HttpTransport::new(
+        url,
+        crate::EventId::default(),
+        args.token.clone(),
+    );
+    let body = serde_json::json!({"to": args.to}).to_string();
+    let answer = transport
+        .post_json("/admin/backup", body.into())
+        .await
+        .map_err(|error| format!("backup failed: {error}"))?;
+    let answer: serde_json::Value =
+        serde_json::from_slice(&answer).map_err(|error| format!("the node answered: {error}"))?;
+    Ok(answer["records"].as_u64().unwrap_or(0))
 }
 
 fn fail(reason: &str) -> ExitCode {

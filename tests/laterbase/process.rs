@@ -634,3 +634,44 @@ fn a_ring_of_nodes_converges_through_kills_and_a_wipe() {
         assert!(server.terminate().success());
     }
 }
+
+#[test]
+fn the_backup_command_copies_a_running_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let copy = dir.path().join("copy");
+    let server = Server::start(&data);
+    assert_eq!(server.request("PUT", "/db/dock", "").0, 201);
+    write(&server, "dock", r#"[{"data": 1}, {"data": 2}]"#);
+    let output = Command::new(env!("CARGO_BIN_EXE_laterbase"))
+        .args([
+            "backup",
+            "--node",
+            &format!("http://{}", server.addr),
+            "--to",
+        ])
+        .arg(&copy)
+        .output()
+        .expect("run laterbase backup");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let refused = Command::new(env!("CARGO_BIN_EXE_laterbase"))
+        .args(["backup", "--data-dir"])
+        .arg(&data)
+        .arg("--to")
+        .arg(dir.path().join("other"))
+        .output()
+        .expect("run laterbase backup");
+    assert!(
+        !refused.status.success(),
+        "the running node holds its directory"
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--node"));
+    assert!(server.terminate().success());
+    let restored = Server::start(&copy);
+    assert_eq!(everything(&restored, "dock").len(), 2);
+    assert!(restored.terminate().success());
+}

@@ -221,3 +221,46 @@ async fn a_node_restored_from_an_old_copy_resyncs_without_gaps() {
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restored_from_an_online_backup_is_recognised_by_its_peers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("a");
+    let copy = dir.path().join("backup");
+    let a = Served::start(Config::new(&data)).await;
+    let b = Served::start(Config::in_memory()).await;
+    let db_a = a.node.create_database("s").await.expect("create");
+    db_a.append((0..10).map(|n| NewEvent::new(format!("{n}"))).collect())
+        .await
+        .expect("append");
+    let records = a.node.backup(&copy).await.expect("backup while serving");
+    assert!(records >= 10);
+    db_a.append((10..20).map(|n| NewEvent::new(format!("{n}"))).collect())
+        .await
+        .expect("append");
+    sync(&a, &b, "s").await;
+    let a_id = a.node.id();
+    a.stop().await;
+
+    let a = Served::start(Config::new(&copy)).await;
+    assert_eq!(a.node.id(), a_id, "the restored node keeps its id");
+    let db_a = a.node.database("s").expect("database");
+    assert_eq!(
+        db_a.lc(),
+        10,
+        "the copy holds what was durable when it was taken"
+    );
+    db_a.append(
+        (0..5)
+            .map(|n| NewEvent::new(format!("\"restored {n}\"")))
+            .collect(),
+    )
+    .await
+    .expect("append");
+    sync(&a, &b, "s").await;
+    let db_b = b.node.database("s").expect("database");
+    assert_eq!(contents(&db_a).await.len(), 25);
+    assert_eq!(contents(&db_a).await, contents(&db_b).await);
+    b.stop().await;
+    a.stop().await;
+}

@@ -150,6 +150,18 @@ impl Node {
         Ok(())
     }
 
+    /// Copies a consistent snapshot of the node's data, durably, into a new
+    /// data directory `to`, while the node goes on serving; returns the
+    /// number of records copied. A node started on the copy is a restored
+    /// node: it keeps the id, and its peers resend what it lacks.
+    pub async fn backup(&self, to: &std::path::Path) -> Result<u64> {
+        let storage = self.shared.storage()?;
+        let to = to.to_owned();
+        let copied = run_storage(self.shared.may_block, move || Ok(storage.backup(&to)?)).await?;
+        tracing::info!(records = copied, "backup written");
+        Ok(copied)
+    }
+
     /// Every peer and how its last sync went.
     pub fn peers(&self) -> Vec<PeerStatus> {
         self.shared

@@ -109,6 +109,7 @@ pub fn router(state: HttpState) -> Router {
         )
         .route("/db/{db}/e", get(events::read).post(events::write))
         .route("/db/{db}/conflicts", get(conflicts))
+        .route("/admin/backup", axum::routing::post(backup))
         .route("/sync/{db}/offer", axum::routing::post(sync_offer))
         .route("/sync/{db}/fill", axum::routing::post(sync_fill))
         .route("/{db}/{view}", get(view))
@@ -249,6 +250,26 @@ async fn name_node(State(state): State<HttpState>, request: Request, next: Next)
         response.headers_mut().insert(NODE_HEADER, value);
     }
     response
+}
+
+/// `POST /admin/backup` with `{"to": "<directory on the node's machine>"}`:
+/// a consistent copy of the node's data, taken while it serves.
+async fn backup(
+    State(state): State<HttpState>,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Backup {
+        to: std::path::PathBuf,
+    }
+    let body = events::read_body(body, &crate::limits::Limits::default()).await?;
+    let request: Backup = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::invalid_json(format!(
+            "a backup request is {{\"to\": \"<directory>\"}}: {error}"
+        ))
+    })?;
+    let records = state.node().backup(&request.to).await?;
+    Ok(Json(json!({"to": request.to, "records": records})).into_response())
 }
 
 /// `POST /sync/{db}/offer`: message 1 in, message 2 out. A database the

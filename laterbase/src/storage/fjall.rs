@@ -57,26 +57,21 @@ impl FjallStorage {
         let db = fjall::Database::builder(dir)
             .cache_size(CACHE_BYTES)
             .open()?;
-        let meta = db.keyspace("node", || keyspace_options(INDEX_MEMTABLE_BYTES_MAX))?;
+        let meta = db.keyspace("node", || keyspace_options_for("node"))?;
         Ok(FjallStorage { db, meta })
     }
 
     fn keyspaces(&self, name: &str) -> StorageResult<[Keyspace; 4]> {
-        let log = self.db.keyspace(&format!("{name}.log"), || {
-            keyspace_options(LOG_MEMTABLE_BYTES_MAX)
-        })?;
-        // The index is mostly random id bytes, which lz4 cannot shrink.
-        let ids = self.db.keyspace(&format!("{name}.ids"), || {
-            keyspace_options(INDEX_MEMTABLE_BYTES_MAX)
-                .data_block_compression_policy(fjall::config::CompressionPolicy::disabled())
-        })?;
-        let conflicts = self.db.keyspace(&format!("{name}.conflicts"), || {
-            keyspace_options(INDEX_MEMTABLE_BYTES_MAX)
-        })?;
-        let updates = self.db.keyspace(&format!("{name}.updates"), || {
-            keyspace_options(INDEX_MEMTABLE_BYTES_MAX)
-        })?;
-        Ok([log, ids, conflicts, updates])
+        let open = |suffix: &str| {
+            let full = format!("{name}.{suffix}");
+            self.db.keyspace(&full, || keyspace_options_for(&full))
+        };
+        Ok([
+            open("log")?,
+            open("ids")?,
+            open("conflicts")?,
+            open("updates")?,
+        ])
     }
 }
 
@@ -159,6 +154,57 @@ impl Storage for FjallStorage {
 
     fn persist(&self) -> StorageResult<()> {
         Ok(self.db.persist(PersistMode::SyncAll)?)
+    }
+
+    fn backup(&self, to: &Path) -> StorageResult<u64> {
+        if to.exists() {
+            return Err(StorageError::Io(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists already; a backup goes into a new directory",
+                    to.display()
+                ),
+            )));
+        }
+        // One snapshot across keyspaces: the copy is one instant of the store.
+        let snapshot = self.db.snapshot();
+        let target = fjall::Database::builder(to).open()?;
+        let mut copied = 0_u64;
+        for name in self.db.list_keyspace_names() {
+            let name: &str = &name;
+            let options = || keyspace_options_for(name);
+            let source = self.db.keyspace(name, options)?;
+            let copy = target.keyspace(name, options)?;
+            let mut batch = target.batch();
+            for guard in fjall::Readable::iter(&snapshot, &source) {
+                let (key, value) = guard.into_inner()?;
+                batch.insert(&copy, key, value);
+                copied += 1;
+                if batch.len() >= BACKUP_BATCH_RECORDS {
+                    batch.commit()?;
+                    batch = target.batch();
+                }
+            }
+            batch.commit()?;
+        }
+        target.persist(PersistMode::SyncAll)?;
+        Ok(copied)
+    }
+}
+
+/// Records per write batch of a backup.
+const BACKUP_BATCH_RECORDS: usize = 10_000;
+
+/// The options a keyspace is made with, by its name: the id index is mostly
+/// random id bytes, which lz4 cannot shrink.
+fn keyspace_options_for(name: &str) -> KeyspaceCreateOptions {
+    if name.ends_with(".log") {
+        keyspace_options(LOG_MEMTABLE_BYTES_MAX)
+    } else if name.ends_with(".ids") {
+        keyspace_options(INDEX_MEMTABLE_BYTES_MAX)
+            .data_block_compression_policy(fjall::config::CompressionPolicy::disabled())
+    } else {
+        keyspace_options(INDEX_MEMTABLE_BYTES_MAX)
     }
 }
 

@@ -211,6 +211,13 @@ impl Storage for MemoryStorage {
         state.persists += 1;
         Ok(())
     }
+
+    fn backup(&self, _to: &std::path::Path) -> StorageResult<u64> {
+        Err(StorageError::Io(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "an in-memory store has nothing on disk to back up; use crash_copy",
+        )))
+    }
 }
 
 struct MemoryDatabase {

@@ -125,6 +125,11 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Makes every write that returned before this call durable (an fsync).
     fn persist(&self) -> StorageResult<()>;
+
+    /// Copies a consistent snapshot of everything, durably, into a new store
+    /// at `to` (which must not exist), while writes go on; returns the
+    /// number of records copied.
+    fn backup(&self, to: &std::path::Path) -> StorageResult<u64>;
 }
 
 /// One database's events.

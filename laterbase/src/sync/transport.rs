@@ -45,6 +45,16 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpTransport<C> {
         }
     }
 
+    /// POSTs a JSON body to `path` and returns the answer's body.
+    pub async fn post_json(&self, path: &str, body: Bytes) -> Result<Bytes, TransportError> {
+        let mut request = self.request("POST", path, body)?;
+        request.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
+        Ok(self.exchange(request).await?.1)
+    }
+
     /// GETs `path` and returns the answering node's id and the body.
     pub async fn get(&self, path: &str) -> Result<(Option<EventId>, Bytes), TransportError> {
         let request = self.request("GET", path, Bytes::new())?;
