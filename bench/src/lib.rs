@@ -26,6 +26,26 @@ pub fn increasing(count: usize, batch: usize, value_bytes: usize, seed: u64) -> 
     items.chunks(batch).map(<[Item]>::to_vec).collect()
 }
 
+/// The batches of [`increasing`], made one at a time, for workloads too
+/// large to hold in memory beside the nodes they load.
+pub fn increasing_lazily(
+    count: usize,
+    batch: usize,
+    value_bytes: usize,
+    seed: u64,
+) -> impl Iterator<Item = Vec<Item>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let start_ms = 1_700_000_000_000;
+    (0..count as u64).step_by(batch.max(1)).map(move |first| {
+        (first..(first + batch as u64).min(count as u64))
+            .map(|n| {
+                let id = EventId::from_parts(start_ms + n, u128::from(rng.next_u64()));
+                (id, value(&mut rng, value_bytes))
+            })
+            .collect()
+    })
+}
+
 /// `count` events with ids at random past times, in random order: backdated
 /// writes, each batch scattered over the whole key space.
 pub fn scattered(count: usize, batch: usize, value_bytes: usize, seed: u64) -> Vec<Vec<Item>> {

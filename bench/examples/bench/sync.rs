@@ -14,7 +14,7 @@ use laterbase::http::{HttpState, router};
 use laterbase::sync::driver::round;
 use laterbase::sync::transport::HttpTransport;
 use laterbase::{Config, Database, NewEvent, Node};
-use laterbase_bench::{fresh_dir, increasing, peak_rss_mib, thousands};
+use laterbase_bench::{fresh_dir, increasing, increasing_lazily, peak_rss_mib, thousands};
 
 const VALUE_BYTES: usize = 100;
 /// The anchors' payload: the 26-character id and the value.
@@ -150,7 +150,7 @@ pub fn run(events: usize, parent: Option<&Path>) {
     let b = Served::start(parent);
     let source = a.database();
     // Load A through the embedding API, in batches of 1,000.
-    for batch in increasing(events, 1_000, VALUE_BYTES, 21) {
+    for batch in increasing_lazily(events, 1_000, VALUE_BYTES, 21) {
         let batch: Vec<NewEvent> = batch
             .into_iter()
             .map(|(id, value)| NewEvent::with_id(id, value))
