@@ -90,14 +90,20 @@ pub const SYNC_PAGE_EVENTS_MAX: usize = 10_000;
 /// least one event goes, whatever its size).
 pub const SYNC_PAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
 
+/// How long a sync request may take, answer included, before it fails.
+pub const SYNC_REQUEST_TIMEOUT_MS: u64 = 60_000;
+
+/// The largest answer a sync request reads from a peer.
+pub const SYNC_ANSWER_BYTES_MAX: usize = 64 * 1024 * 1024;
+
 /// The default time between sync passes with a peer when nothing is written.
 pub const SYNC_INTERVAL_MS_DEFAULT: u64 = 1_000;
 
 /// The longest wait before retrying a peer that failed.
 pub const SYNC_BACKOFF_MS_MAX: u64 = 60_000;
 
-/// The most rounds one pass runs with one peer (over all databases), so
-/// that a long catch-up also reports its progress.
+/// The most rounds one pass runs for one database with one peer, so that a
+/// long catch-up also reports its progress between passes.
 pub const SYNC_ROUNDS_PER_PASS_MAX: u64 = 1_000;
 
 /// The most times a crashed sync worker is restarted.

@@ -281,25 +281,48 @@ async fn pass(state: &mut WorkerState) -> Result<PassReport> {
     let listed: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|error| Error::Sync(format!("the peer's database list: {error}")))?;
     let names = listed["databases"].as_array().cloned().unwrap_or_default();
+    // One database that fails does not hold up the others: the pass goes
+    // on, and reports the first failure.
+    let mut failure = None;
     for name in names.iter().filter_map(|name| name.as_str()) {
-        state.shared.node.ensure_database(name).await?;
+        if let Err(error) = state.shared.node.ensure_database(name).await {
+            failure.get_or_insert(error);
+        }
     }
     let mut report = PassReport::default();
     for name in state.shared.node.databases() {
-        let database = state.shared.node.database(&name)?;
-        loop {
-            let done = round(&database, peer, &state.transport).await?;
-            report.rounds += 1;
-            report.totals.events_in += done.events_in;
-            report.totals.events_out += done.events_out;
-            report.totals.bytes_in += done.bytes_in;
-            report.totals.bytes_out += done.bytes_out;
-            if !done.more || report.rounds >= SYNC_ROUNDS_PER_PASS_MAX {
-                break;
-            }
+        if let Err(error) = sync_database(state, peer, &name, &mut report).await {
+            tracing::warn!(peer = %state.shared.config.peers[state.index], database = %name, %error, "sync of a database failed");
+            failure.get_or_insert(error);
         }
     }
-    Ok(report)
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(report),
+    }
+}
+
+/// Rounds for one database until neither side has more, within the bound.
+async fn sync_database(
+    state: &WorkerState,
+    peer: EventId,
+    name: &str,
+    report: &mut PassReport,
+) -> Result<()> {
+    let database = state.shared.node.database(name)?;
+    let mut rounds = 0;
+    loop {
+        let done = round(&database, peer, &state.transport).await?;
+        rounds += 1;
+        report.rounds += 1;
+        report.totals.events_in += done.events_in;
+        report.totals.events_out += done.events_out;
+        report.totals.bytes_in += done.bytes_in;
+        report.totals.bytes_out += done.bytes_out;
+        if !done.more || rounds >= SYNC_ROUNDS_PER_PASS_MAX {
+            return Ok(());
+        }
+    }
 }
 
 /// Records a pass in the peer's status, the metrics and the backoff.

@@ -96,7 +96,8 @@ pub async fn round(
     report.ids_in += ids;
     report.events_in += events;
     report.more |= reply.page.more;
-    let (missing, push_taken) = (reply.missing.clone(), reply.push_taken);
+    let (missing, push_taken, cursor_stored) =
+        (reply.missing.clone(), reply.push_taken, reply.cursor_stored);
     let log = database.sync_log()?;
     let (fill, initiator, effects) = run_storage(may_block, move || {
         Ok(protocol::fill(&log, initiator, reply)?)
@@ -111,6 +112,7 @@ pub async fn round(
         fill,
         missing,
         push_taken,
+        cursor_stored,
     };
     let body = wire::encode_fill(&request);
     report.bytes_out += body.len() as u64;
@@ -142,7 +144,11 @@ pub async fn answer_fill(database: &Database, peer: EventId, body: &Bytes) -> Re
     let request = wire::decode_fill(body).map_err(|error| protocol_error(&error))?;
     let link = database.sync_link(peer).await?;
     let log = database.sync_log()?;
-    let responder = Responder::from_reply(request.missing, request.push_taken);
+    // The pushed page was checked against the cursor stored at the reply:
+    // if the cursor changed since (this node lost its data and came back,
+    // say), the page may start past it, and must not move it.
+    let push_taken = request.push_taken && link.into_peer == request.cursor_stored;
+    let responder = Responder::from_reply(request.missing, push_taken);
     let (deliver, effects) = run_storage(database.shared.may_block, move || {
         Ok(protocol::deliver(&log, responder, request.fill)?)
     })

@@ -167,6 +167,10 @@ pub struct Reply {
     /// Whether the offered page starts at or before that cursor, so that
     /// holding all of it moves the cursor to its end.
     pub push_taken: bool,
+    /// The responder's cursor into the initiator as it was stored when it
+    /// replied: a responder that keeps no state between the round trips
+    /// takes the fill's page only if its cursor has not changed since.
+    pub cursor_stored: Option<Cursor>,
 }
 
 /// Message 3, initiator to responder.
@@ -256,7 +260,18 @@ pub fn page_after(
         });
     }
     let (events, more_events) = log.events_after(from.lc, bounds)?;
-    let (updates, more_updates) = log.updates_after(from.us, bounds)?;
+    // New and rewritten events share one page's budget, so that a page
+    // never holds more than a merge takes.
+    let data: usize = events.iter().map(|event| event.data.len()).sum();
+    let rest = PageBounds {
+        events: bounds.events.saturating_sub(events.len()),
+        bytes: bounds.bytes.saturating_sub(data),
+    };
+    let (updates, more_updates) = if rest.events == 0 || rest.bytes == 0 {
+        (Vec::new(), from.us < log.head_us())
+    } else {
+        log.updates_after(from.us, rest)?
+    };
     let to = Cursor {
         lc: events.last().map_or(from.lc, |event| event.lc),
         us: updates.last().map_or(from.us, |(us, _)| *us),
@@ -423,6 +438,7 @@ pub fn reply(
         page,
         cursor_at_initiator: mine,
         push_taken,
+        cursor_stored: cursor_into_initiator,
     };
     Ok((
         reply,

@@ -177,14 +177,20 @@ impl Log for DatabaseLog {
             .store
             .updates_after(after_us, self.head_us, bounds.events)?;
         let mut out = Vec::with_capacity(updates.len());
+        let mut bytes = 0;
+        let mut last = after_us;
         for (us, id) in updates {
             if let Some(lc) = self.store.lc_of(id)?
                 && let Some(event) = self.store.event_at(lc)?
             {
+                bytes += event.data.len();
+                if bytes > bounds.bytes && !out.is_empty() {
+                    break;
+                }
                 out.push((us, event));
             }
+            last = us;
         }
-        let last = out.last().map_or(after_us, |(us, _)| *us);
         Ok((out, last < self.head_us))
     }
 

@@ -11,6 +11,7 @@ use super::driver::{Sending, Transport, TransportError};
 use super::wire::CONTENT_TYPE;
 use crate::event::EventId;
 use crate::http::NODE_HEADER;
+use crate::limits::{SYNC_ANSWER_BYTES_MAX, SYNC_REQUEST_TIMEOUT_MS};
 
 /// Posts sync messages to one peer's base URL.
 #[derive(Clone)]
@@ -88,10 +89,14 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpTransport<C> {
         request: hyper::Request<Full<Bytes>>,
     ) -> Result<(Option<EventId>, Bytes), TransportError> {
         let uri = request.uri().to_string();
-        let response = self
-            .client
-            .request(request)
+        let timeout = std::time::Duration::from_millis(SYNC_REQUEST_TIMEOUT_MS);
+        let response = tokio::time::timeout(timeout, self.client.request(request))
             .await
+            .map_err(|_| {
+                TransportError(format!(
+                    "{uri}: no answer within {SYNC_REQUEST_TIMEOUT_MS} ms"
+                ))
+            })?
             .map_err(|error| TransportError(format!("{uri}: {error}")))?;
         let status = response.status();
         let node = response
@@ -99,10 +104,15 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpTransport<C> {
             .get(NODE_HEADER)
             .and_then(|value| value.to_str().ok())
             .and_then(|text| text.parse().ok());
-        let body = response
-            .into_body()
-            .collect()
+        let body =
+            http_body_util::Limited::new(response.into_body(), SYNC_ANSWER_BYTES_MAX).collect();
+        let body = tokio::time::timeout(timeout, body)
             .await
+            .map_err(|_| {
+                TransportError(format!(
+                    "{uri}: the answer did not end within {SYNC_REQUEST_TIMEOUT_MS} ms"
+                ))
+            })?
             .map_err(|error| TransportError(format!("{uri}: reading the answer: {error}")))?
             .to_bytes();
         if !status.is_success() {

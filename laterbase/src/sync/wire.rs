@@ -23,6 +23,8 @@ pub struct FillRequest {
     pub missing: Vec<EventId>,
     /// The reply's `push_taken`.
     pub push_taken: bool,
+    /// The reply's `cursor_stored`.
+    pub cursor_stored: Option<Cursor>,
 }
 
 /// Why bytes are not a sync message.
@@ -60,6 +62,7 @@ pub fn encode_reply(reply: &Reply) -> Bytes {
     out.page(&reply.page);
     out.cursor(reply.cursor_at_initiator);
     out.bytes.put_u8(u8::from(reply.push_taken));
+    out.option_cursor(reply.cursor_stored);
     out.done()
 }
 
@@ -71,6 +74,7 @@ pub fn decode_reply(bytes: &Bytes) -> Result<Reply, WireError> {
         page: input.page()?,
         cursor_at_initiator: input.cursor()?,
         push_taken: input.flag()?,
+        cursor_stored: input.option_cursor()?,
     };
     input.end()?;
     Ok(reply)
@@ -85,6 +89,7 @@ pub fn encode_fill(request: &FillRequest) -> Bytes {
     out.ids(&request.fill.want);
     out.ids(&request.missing);
     out.bytes.put_u8(u8::from(request.push_taken));
+    out.option_cursor(request.cursor_stored);
     out.done()
 }
 
@@ -101,6 +106,7 @@ pub fn decode_fill(bytes: &Bytes) -> Result<FillRequest, WireError> {
         fill,
         missing: input.ids()?,
         push_taken: input.flag()?,
+        cursor_stored: input.option_cursor()?,
     };
     input.end()?;
     Ok(request)
@@ -271,11 +277,11 @@ impl<'a> In<'a> {
         Ok(u128::from_be_bytes(self.array()?))
     }
 
-    fn count(&mut self) -> Result<usize, WireError> {
+    /// A count of items of at least `item_bytes` each: it cannot promise
+    /// more items than the bytes left hold, so no allocation runs away.
+    fn count(&mut self, item_bytes: usize) -> Result<usize, WireError> {
         let count = u32::from_be_bytes(self.array()?) as usize;
-        // Each counted item takes at least 16 bytes: a count cannot promise
-        // more items than the bytes left, so no allocation runs away.
-        if count > (self.bytes.len() - self.offset) / 8 + 1 {
+        if count > (self.bytes.len() - self.offset) / item_bytes {
             return Err(WireError(format!("a count of {count} exceeds the message")));
         }
         Ok(count)
@@ -314,7 +320,7 @@ impl<'a> In<'a> {
         let incarnation = self.u128()?;
         let head_lc = self.u64()?;
         let head_us = self.u64()?;
-        let count = self.count()?;
+        let count = self.count(32)?;
         let mut history = Vec::with_capacity(count);
         for _ in 0..count {
             history.push(EpochStart {
@@ -332,12 +338,12 @@ impl<'a> In<'a> {
     }
 
     fn ids(&mut self) -> Result<Vec<EventId>, WireError> {
-        let count = self.count()?;
+        let count = self.count(16)?;
         (0..count).map(|_| self.id()).collect()
     }
 
     fn events(&mut self) -> Result<Vec<Event>, WireError> {
-        let count = self.count()?;
+        let count = self.count(28)?;
         let mut events = Vec::with_capacity(count);
         for _ in 0..count {
             let id = self.id()?;
@@ -362,7 +368,7 @@ impl<'a> In<'a> {
         let entries = if self.flag()? {
             Entries::Events(self.events()?)
         } else {
-            let count = self.count()?;
+            let count = self.count(24)?;
             let mut entries = Vec::with_capacity(count);
             for _ in 0..count {
                 entries.push(IdDigest {
@@ -440,6 +446,7 @@ mod tests {
             page: ids_page,
             cursor_at_initiator: cursor(1),
             push_taken: true,
+            cursor_stored: Some(cursor(2)),
         };
         assert_eq!(decode_reply(&encode_reply(&reply)).expect("reply"), reply);
         let request = FillRequest {
@@ -451,6 +458,7 @@ mod tests {
             },
             missing: vec![event(4).id],
             push_taken: false,
+            cursor_stored: None,
         };
         assert_eq!(decode_fill(&encode_fill(&request)).expect("fill"), request);
         let deliver = Deliver {
