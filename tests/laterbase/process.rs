@@ -599,6 +599,27 @@ fn a_ring_of_nodes_converges_through_kills_and_a_wipe() {
         "a database created on one node and its events reach the ring"
     );
 
+    // Pause a node (SIGSTOP): the others go on, and it catches up when it
+    // resumes.
+    let paused = node(&nodes, 1).child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &paused])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    write(node(&nodes, 0), "yard", r#"{"data": "while b was paused"}"#);
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &paused])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let all: Vec<&Server> = nodes.iter().map(|n| n.as_ref().expect("running")).collect();
+    assert_eq!(converged(&all, "yard").len(), 7);
+
     // kill -9 a node in the middle of things; the others write on.
     nodes[1].take().expect("running").kill();
     write(node(&nodes, 0), "yard", r#"{"data": "while b was down"}"#);
@@ -609,7 +630,7 @@ fn a_ring_of_nodes_converges_through_kills_and_a_wipe() {
     );
     nodes[1] = Some(start(1));
     let all: Vec<&Server> = nodes.iter().map(|n| n.as_ref().expect("running")).collect();
-    assert_eq!(converged(&all, "yard").len(), 8);
+    assert_eq!(converged(&all, "yard").len(), 9);
 
     // Wipe a node's data directory: it gets everything back, and its new
     // writes flow out.
@@ -620,7 +641,7 @@ fn a_ring_of_nodes_converges_through_kills_and_a_wipe() {
     write(node(&nodes, 2), "yard", r#"{"data": "after the wipe"}"#);
     let all: Vec<&Server> = nodes.iter().map(|n| n.as_ref().expect("running")).collect();
     let last = converged(&all, "yard");
-    assert_eq!(last.len(), 9);
+    assert_eq!(last.len(), 10);
     for event in &first {
         assert!(
             last.contains(event),

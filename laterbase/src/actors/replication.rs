@@ -195,6 +195,7 @@ impl Actor for SyncWorker {
             args.shared.commits.clone(),
             tick_pending.clone(),
             delay_ms.clone(),
+            duration_ms(config.interval),
         ));
         Ok(WorkerState {
             shared: args.shared,
@@ -234,23 +235,30 @@ impl Actor for SyncWorker {
     }
 }
 
-/// Sends the worker a `Tick` after each wait: the interval (or backoff), cut
-/// short by a local commit.
+/// Sends the worker a `Tick` after each wait: the interval, cut short by a
+/// commit; or, after a failure, the whole backoff.
 async fn tick(
     worker: ActorRef<WorkerMsg>,
     mut commits: watch::Receiver<u64>,
     pending: Arc<AtomicBool>,
     delay_ms: Arc<AtomicU64>,
+    interval_ms: u64,
 ) {
     loop {
-        let delay = Duration::from_millis(delay_ms.load(Ordering::Relaxed));
-        tokio::select! {
-            changed = commits.changed() => {
-                if changed.is_err() {
-                    return;
+        let wait_ms = delay_ms.load(Ordering::Relaxed);
+        let sleep = tokio::time::sleep(Duration::from_millis(wait_ms));
+        if wait_ms > interval_ms {
+            // Backing off: commits do not cut the wait short.
+            sleep.await;
+        } else {
+            tokio::select! {
+                changed = commits.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
                 }
+                () = sleep => {}
             }
-            () = tokio::time::sleep(delay) => {}
         }
         if !pending.swap(true, Ordering::AcqRel) && worker.send_message(WorkerMsg::Tick).is_err() {
             return;
