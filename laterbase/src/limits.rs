@@ -106,7 +106,7 @@ pub const SYNC_BACKOFF_MS_MAX: u64 = 60_000;
 /// long catch-up also reports its progress between passes.
 pub const SYNC_ROUNDS_PER_PASS_MAX: u64 = 1_000;
 
-/// The most times a crashed sync worker is restarted.
+/// The most times the sync worker of one peer is restarted after crashing.
 pub const SYNC_WORKER_RESTARTS_MAX: u32 = 100;
 
 /// The epochs a database remembers (one per open of its node); a peer's

@@ -122,6 +122,24 @@ impl Staged {
     }
 }
 
+/// The form `id` has now: new in this commit, rewritten by it, or stored
+/// (as read before the merge began).
+fn current(
+    staged: &Staged,
+    stored: &HashMap<EventId, (u64, StoredEvent)>,
+    id: EventId,
+) -> Option<Current> {
+    if let Some(index) = staged.new_ids.get(&id) {
+        return Some(Current::New(*index, staged.batch.events[*index].clone()));
+    }
+    if let Some((lc, event)) = staged.replaced.get(&id) {
+        return Some(Current::Stored(*lc, event.clone()));
+    }
+    stored
+        .get(&id)
+        .map(|(lc, event)| Current::Stored(*lc, event.clone()))
+}
+
 /// An id's current form: stored before this commit (with its lc) or new in it.
 enum Current {
     Stored(u64, StoredEvent),
@@ -265,6 +283,16 @@ impl Writer {
                 limit: BATCH_EVENTS_MAX,
             });
         }
+        // Every read first: a merge that fails adds nothing to the commit.
+        let mut stored = HashMap::new();
+        for event in &events {
+            let known = staged.new_ids.contains_key(&event.id)
+                || staged.replaced.contains_key(&event.id)
+                || stored.contains_key(&event.id);
+            if !known && let Some(current) = self.stored(event.id)? {
+                stored.insert(event.id, current);
+            }
+        }
         let wall_ms = self.hlc.wall_ms();
         let mut receipt = MergeReceipt::default();
         for event in events {
@@ -278,7 +306,7 @@ impl Writer {
                 recorded_at: event.recorded_at,
                 data: event.data,
             };
-            let Some(current) = self.current(staged, incoming.id)? else {
+            let Some(current) = current(staged, &stored, incoming.id) else {
                 staged.push_new(incoming, true);
                 receipt.stored += 1;
                 continue;
@@ -306,17 +334,8 @@ impl Writer {
         Ok(receipt)
     }
 
-    /// The form `id` has now: new in this commit, rewritten by it, or stored.
-    fn current(&self, staged: &Staged, id: EventId) -> Result<Option<Current>> {
-        if let Some(index) = staged.new_ids.get(&id) {
-            return Ok(Some(Current::New(
-                *index,
-                staged.batch.events[*index].clone(),
-            )));
-        }
-        if let Some((lc, event)) = staged.replaced.get(&id) {
-            return Ok(Some(Current::Stored(*lc, event.clone())));
-        }
+    /// The stored form of `id`, with its lc, if stored.
+    fn stored(&self, id: EventId) -> Result<Option<(u64, StoredEvent)>> {
         let Some(lc) = self.store.lc_of(id)? else {
             return Ok(None);
         };
@@ -325,7 +344,7 @@ impl Writer {
             "the id index points past the written log"
         );
         let event = event_at(self.store.as_ref(), lc)?;
-        Ok(Some(Current::Stored(
+        Ok(Some((
             lc,
             StoredEvent {
                 id,

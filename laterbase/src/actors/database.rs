@@ -31,7 +31,7 @@ use crate::event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, R
 use crate::limits::{APPEND_KIB_IN_FLIGHT_MAX, BATCH_EVENTS_MAX, GET_IDS_MAX, Limits};
 use crate::storage::{Conflict, DatabaseRecord, DatabaseStore, Storage};
 use crate::sync::state::{DatabaseLog, Link, decode_link, encode_link, link_key};
-use crate::sync::{Effects, EpochStart};
+use crate::sync::{Cursor, Effects, EpochStart};
 
 /// A handle to one database: append and read its events.
 ///
@@ -76,6 +76,24 @@ pub(crate) struct NodeContext {
     pub(crate) limits: Limits,
     /// The node's count of commits that changed something.
     pub(crate) commits: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+/// The cursor to keep: the new one, except that within one incarnation and
+/// epoch a cursor never moves back (two rounds with one peer may finish out
+/// of order; each cursor is sound, the later-finishing one may be older).
+fn furthest(stored: Option<Cursor>, new: Option<Cursor>) -> Option<Cursor> {
+    match (stored, new) {
+        (Some(stored), Some(new))
+            if stored.incarnation == new.incarnation && stored.epoch == new.epoch =>
+        {
+            Some(Cursor {
+                lc: stored.lc.max(new.lc),
+                us: stored.us.max(new.us),
+                ..new
+            })
+        }
+        (stored, new) => new.or(stored),
+    }
 }
 
 /// Where a database's actor stands.
@@ -325,7 +343,7 @@ impl Database {
         effects: Effects,
     ) -> Result<Link> {
         let updated = Link {
-            into_peer: effects.cursor_into_peer.or(link.into_peer),
+            into_peer: furthest(link.into_peer, effects.cursor_into_peer),
             peer_into_local: effects.peer_cursor_into_local.or(link.peer_into_local),
             bulk: effects.bulk.unwrap_or(link.bulk),
         };

@@ -70,7 +70,8 @@ pub(crate) struct SupervisorState {
     args: Arc<SupervisorArgs>,
     /// Each running worker's peer index.
     workers: Vec<(ractor::ActorId, usize)>,
-    restarts: u32,
+    /// Restarts so far, per peer.
+    restarts: Vec<u32>,
 }
 
 impl Actor for ReplicationSupervisor {
@@ -83,10 +84,11 @@ impl Actor for ReplicationSupervisor {
         myself: ActorRef<()>,
         args: SupervisorArgs,
     ) -> Result<SupervisorState, ActorProcessingErr> {
+        let peers = args.config.peers.len();
         let mut state = SupervisorState {
             args: Arc::new(args),
             workers: Vec::new(),
-            restarts: 0,
+            restarts: vec![0; peers],
         };
         for index in 0..state.args.config.peers.len() {
             spawn_worker(&myself, &mut state, index).await?;
@@ -116,11 +118,11 @@ impl Actor for ReplicationSupervisor {
         };
         let (_, index) = state.workers.remove(position);
         let url = &state.args.config.peers[index];
-        if state.restarts >= SYNC_WORKER_RESTARTS_MAX {
+        if state.restarts[index] >= SYNC_WORKER_RESTARTS_MAX {
             tracing::error!(peer = %url, %reason, "sync worker stopped; restart budget spent");
             return Ok(());
         }
-        state.restarts += 1;
+        state.restarts[index] += 1;
         tracing::error!(peer = %url, %reason, "sync worker stopped; restarting it");
         spawn_worker(&myself, state, index).await?;
         Ok(())
