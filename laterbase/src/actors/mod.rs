@@ -5,7 +5,9 @@
 //! │                           the set of databases; restarts a crashed child
 //! ├── DatabaseActor "a"       the only writer of database "a": checks, assigns
 //! ├── DatabaseActor "b"       ids and logical clocks, writes, group-commits
-//! └── ...
+//! ├── ...
+//! └── ReplicationSupervisor   with `--peer`: one SyncWorker per peer
+//!     └── SyncWorker ...
 //! ```
 //!
 //! Callers hold a [`Node`] or a [`Database`]: typed handles whose async
@@ -40,5 +42,19 @@ where
         Ok(result) => result,
         Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
         Err(_) => Err(Error::Unavailable("the runtime is shutting down")),
+    }
+}
+
+/// The child a supervision event reports stopped (failed or terminated) and
+/// why; `None` for other events.
+pub(crate) fn stopped_child(
+    event: ractor::SupervisionEvent,
+) -> Option<(ractor::ActorCell, String)> {
+    match event {
+        ractor::SupervisionEvent::ActorFailed(cell, error) => Some((cell, error.to_string())),
+        ractor::SupervisionEvent::ActorTerminated(cell, _, reason) => {
+            Some((cell, reason.unwrap_or_else(|| "stopped".to_owned())))
+        }
+        _ => None,
     }
 }

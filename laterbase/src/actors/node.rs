@@ -510,12 +510,8 @@ impl Actor for NodeActor {
         event: SupervisionEvent,
         state: &mut NodeState,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, reason) = match event {
-            SupervisionEvent::ActorFailed(cell, error) => (cell, error.to_string()),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                (cell, reason.unwrap_or_else(|| "stopped".to_owned()))
-            }
-            _ => return Ok(()),
+        let Some((cell, reason)) = super::stopped_child(event) else {
+            return Ok(());
         };
         let Some(name) = state.children.remove(&cell.get_id()) else {
             return Ok(());
