@@ -29,6 +29,9 @@ use crate::limits::{SYNC_BACKOFF_MS_MAX, SYNC_ROUNDS_PER_PASS_MAX, SYNC_WORKER_R
 use crate::sync::driver::{RoundReport, round};
 use crate::sync::transport::HttpTransport;
 
+/// How often a long catch-up logs its progress.
+const CATCH_UP_LOG_INTERVAL: Duration = Duration::from_secs(5);
+
 /// How a node replicates: its peers, the interval, and the shared token.
 #[derive(Clone, Debug)]
 pub struct ReplicationConfig {
@@ -317,9 +320,26 @@ async fn sync_database(
 ) -> Result<()> {
     let database = state.shared.node.database(name)?;
     let mut rounds = 0;
+    let started = std::time::Instant::now();
+    let mut received = 0_u64;
+    let mut logged = started;
     loop {
         let done = round(&database, peer, &state.transport).await?;
         rounds += 1;
+        received += done.events_in;
+        // A long catch-up says how far it is, every few seconds.
+        if done.remaining > 0 && logged.elapsed() >= CATCH_UP_LOG_INTERVAL {
+            logged = std::time::Instant::now();
+            let rate = received as f64 / started.elapsed().as_secs_f64().max(0.001);
+            tracing::info!(
+                peer = %state.shared.config.peers[state.index],
+                database = %name,
+                received,
+                of = received + done.remaining,
+                events_per_second = rate as u64,
+                "catching up"
+            );
+        }
         report.rounds += 1;
         report.totals.events_in += done.events_in;
         report.totals.events_out += done.events_out;

@@ -58,6 +58,8 @@ pub struct RoundReport {
     /// Whether either log has more after this round's pages (events merged
     /// here count: their ids are offered back in the next round).
     pub more: bool,
+    /// The peer's events after its page: what is left to pull.
+    pub remaining: u64,
 }
 
 /// One round with `peer` for `database`, as the initiator.
@@ -96,6 +98,7 @@ pub async fn round(
     report.ids_in += ids;
     report.events_in += events;
     report.more |= reply.page.more;
+    report.remaining = reply.remaining;
     let (missing, push_taken, cursor_stored) =
         (reply.missing.clone(), reply.push_taken, reply.cursor_stored);
     let log = database.sync_log()?;

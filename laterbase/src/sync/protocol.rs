@@ -167,6 +167,9 @@ pub struct Reply {
     /// Whether the offered page starts at or before that cursor, so that
     /// holding all of it moves the cursor to its end.
     pub push_taken: bool,
+    /// How many of the responder's events lie after its page: what a
+    /// catching-up initiator still has to pull.
+    pub remaining: u64,
     /// The responder's cursor into the initiator as it was stored when it
     /// replied: a responder that keeps no state between the round trips
     /// takes the fill's page only if its cursor has not changed since.
@@ -435,6 +438,7 @@ pub fn reply(
     };
     let reply = Reply {
         missing: missing.clone(),
+        remaining: log.head_lc().saturating_sub(page.to.lc),
         page,
         cursor_at_initiator: mine,
         push_taken,

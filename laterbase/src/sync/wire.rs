@@ -63,6 +63,7 @@ pub fn encode_reply(reply: &Reply) -> Bytes {
     out.cursor(reply.cursor_at_initiator);
     out.bytes.put_u8(u8::from(reply.push_taken));
     out.option_cursor(reply.cursor_stored);
+    out.bytes.put_u64(reply.remaining);
     out.done()
 }
 
@@ -75,6 +76,7 @@ pub fn decode_reply(bytes: &Bytes) -> Result<Reply, WireError> {
         cursor_at_initiator: input.cursor()?,
         push_taken: input.flag()?,
         cursor_stored: input.option_cursor()?,
+        remaining: input.u64()?,
     };
     input.end()?;
     Ok(reply)
@@ -447,6 +449,7 @@ mod tests {
             cursor_at_initiator: cursor(1),
             push_taken: true,
             cursor_stored: Some(cursor(2)),
+            remaining: 12,
         };
         assert_eq!(decode_reply(&encode_reply(&reply)).expect("reply"), reply);
         let request = FillRequest {
