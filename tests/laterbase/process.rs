@@ -155,13 +155,11 @@ fn request(
 }
 
 /// Sends raw bytes, reads the answer to the end; `None` when the server
-/// closed without one. With `close_write`, the client then closes its side,
+/// could not be reached or closed without an answer. With `close_write`, the client then closes its side,
 /// which ends a request that was cut short.
 fn exchange(addr: SocketAddr, bytes: &[u8], close_write: bool) -> Option<(u16, Vec<u8>)> {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(PROCESS_TIMEOUT))
-        .expect("timeout");
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(PROCESS_TIMEOUT)).ok()?;
     let _ = stream.write_all(bytes);
     if close_write {
         let _ = stream.shutdown(std::net::Shutdown::Write);
@@ -695,4 +693,63 @@ fn the_backup_command_copies_a_running_node() {
     let restored = Server::start(&copy);
     assert_eq!(everything(&restored, "dock").len(), 2);
     assert!(restored.terminate().success());
+}
+
+#[test]
+fn kill_9_under_concurrent_load_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    assert_eq!(server.request("PUT", "/db/load", "").0, 201);
+    let addr = server.addr;
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|writer| {
+            let acknowledged = acknowledged.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                for batch in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
+                    let body = format!(r#"[{{"data": [{writer}, {batch}, 0]}}, {{"data": [{writer}, {batch}, 1]}}]"#);
+                    let raw = format!(
+                        "POST /db/load/e HTTP/1.1\r\nhost: t\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    // After the kill, requests fail: that is the point.
+                    let Some((200, answer)) = exchange(addr, raw.as_bytes(), false) else { continue };
+                    let answer: Value = serde_json::from_slice(&answer).expect("json");
+                    let mut acknowledged = acknowledged.lock().expect("lock");
+                    for id in answer["ids"].as_array().expect("ids") {
+                        acknowledged.push(id.as_str().expect("id").to_owned());
+                    }
+                }
+            })
+        })
+        .collect();
+    // Kill once a few hundred events are acknowledged, while writes go on.
+    let deadline = std::time::Instant::now() + PROCESS_TIMEOUT;
+    while acknowledged.lock().expect("lock").len() < 400 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writers made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.kill();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for writer in writers {
+        writer.join().expect("writer");
+    }
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    let server = Server::start(dir.path());
+    let stored: std::collections::HashSet<String> = everything(&server, "load")
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    for id in &acknowledged {
+        assert!(stored.contains(id), "acknowledged {id} survives kill -9");
+    }
+    assert!(server.terminate().success());
 }
