@@ -85,7 +85,7 @@ impl Drop for Served {
     }
 }
 
-async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
+pub(crate) async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream.set_nodelay(true).expect("nodelay");
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -95,7 +95,7 @@ async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
     sender
 }
 
-async fn send(
+pub(crate) async fn send(
     sender: &mut SendRequest<Full<Bytes>>,
     request: Request<Full<Bytes>>,
 ) -> (u16, Bytes) {
@@ -111,7 +111,7 @@ async fn send(
     (status, body)
 }
 
-fn post(body: &Bytes, content_type: &str) -> Request<Full<Bytes>> {
+pub(crate) fn post(body: &Bytes, content_type: &str) -> Request<Full<Bytes>> {
     Request::post("/db/bench/e")
         .header("host", "bench")
         .header("content-type", content_type)

@@ -47,7 +47,14 @@ enum Workload {
         /// Where the nodes' data directories are made.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Run each node in a process of its own and report each one's peak
+        /// memory (the full copy only, as B's own sync worker runs it).
+        #[arg(long)]
+        processes: bool,
     },
+    /// A node, for `sync --processes` (this program's `laterbase serve`).
+    #[command(hide = true)]
+    Node(laterbase::cli::ServeArgs),
     /// The anchors' workloads A (ingest) and C (changes feed) over HTTP.
     Http {
         /// Events per workload.
@@ -69,7 +76,7 @@ enum Workload {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() {
+fn main() -> std::process::ExitCode {
     match Args::parse().workload {
         Workload::Ingest {
             events,
@@ -83,6 +90,17 @@ fn main() {
             only,
         }),
         Workload::Http { events, runs, dir } => http::run(events, runs, dir.as_deref()),
-        Workload::Sync { events, dir } => sync::run(events, dir.as_deref()),
+        Workload::Sync {
+            events,
+            dir,
+            processes: false,
+        } => sync::run(events, dir.as_deref()),
+        Workload::Sync {
+            events,
+            dir,
+            processes: true,
+        } => sync::run_processes(events, dir.as_deref()),
+        Workload::Node(args) => return laterbase::cli::serve(args),
     }
+    std::process::ExitCode::SUCCESS
 }

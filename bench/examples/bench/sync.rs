@@ -232,3 +232,141 @@ fn print_round(label: &str, time: Duration, bytes: u64, payload: f64) {
         thousands(bytes as f64)
     );
 }
+
+/// A node in a process of its own: this program's hidden `node` command.
+struct NodeProcess {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl NodeProcess {
+    fn start(dir: &Path, extra: &[String]) -> NodeProcess {
+        use std::io::BufRead;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let addr = listener.local_addr().expect("address");
+        drop(listener);
+        let mut child = std::process::Command::new(std::env::current_exe().expect("this program"))
+            .arg("node")
+            .arg("--data-dir")
+            .arg(dir)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn a node");
+        let stderr = child.stderr.take().expect("stderr");
+        let (ready, serving) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains("serving") {
+                    let _ = ready.send(());
+                }
+            }
+        });
+        serving
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the node starts");
+        NodeProcess { child, addr }
+    }
+
+    /// Peak resident memory (VmHWM), in MiB.
+    fn peak_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|line| line.starts_with("VmHWM:"))
+            .and_then(|line| line.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    }
+
+    fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Workload B with each node in its own process: A is loaded over HTTP in
+/// the binary encoding, then B starts with A (through the counting relay) as
+/// its peer and its own sync worker copies everything.
+pub fn run_processes(events: usize, parent: Option<&Path>) {
+    let dir_a = fresh_dir(parent);
+    let dir_b = fresh_dir(parent);
+    let a = NodeProcess::start(dir_a.path(), &[]);
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    client.block_on(async {
+        let mut sender = crate::http::connect(a.addr).await;
+        let create = hyper::Request::put("/db/bench")
+            .header("host", "bench")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .expect("request");
+        crate::http::send(&mut sender, create).await;
+        for batch in increasing_lazily(events, 1_000, VALUE_BYTES, 21) {
+            let batch: Vec<NewEvent> = batch
+                .into_iter()
+                .map(|(id, value)| NewEvent::with_id(id, value))
+                .collect();
+            let body = laterbase::http::binary::encode_batch(&batch);
+            let (status, _) = crate::http::send(
+                &mut sender,
+                crate::http::post(&body, laterbase::http::binary::CONTENT_TYPE),
+            )
+            .await;
+            assert_eq!(status, 200);
+        }
+    });
+    let counter = relay(&client, a.addr);
+    let start = Instant::now();
+    let peer = format!("http://{}", counter.addr);
+    let b = NodeProcess::start(
+        dir_b.path(),
+        &[
+            "--peer".to_owned(),
+            peer,
+            "--sync-interval-ms".to_owned(),
+            "100".to_owned(),
+        ],
+    );
+    let full = client.block_on(async {
+        let mut sender = crate::http::connect(b.addr).await;
+        loop {
+            let request = hyper::Request::get("/db/bench")
+                .header("host", "bench")
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .expect("request");
+            let (status, body) = crate::http::send(&mut sender, request).await;
+            if status == 200 {
+                let info: serde_json::Value = serde_json::from_slice(&body).expect("json");
+                if info["events"].as_u64() == Some(events as u64) {
+                    return start.elapsed();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let bytes = counter.bytes.load(Ordering::Relaxed);
+    let payload = (events * PAYLOAD_BYTES) as f64;
+    println!(
+        "sync, one process per node: A holds {events} events of {VALUE_BYTES} bytes, B starts empty with A as its peer"
+    );
+    print_round("full copy (B's start included)", full, bytes, payload);
+    println!(
+        "  peak memory: node A {:.0} MiB, node B {:.0} MiB",
+        a.peak_mib(),
+        b.peak_mib()
+    );
+    b.stop();
+    a.stop();
+}
