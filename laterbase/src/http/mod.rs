@@ -280,10 +280,9 @@ async fn sync_offer(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let name = database_name(path)?;
-    let peer = peer_node(&headers)?;
+    let (name, peer) = (database_name(path)?, peer_node(&headers)?);
     let (database, _) = state.node().ensure_database(&name).await?;
-    let body = events::read_body(body, &crate::limits::Limits::default()).await?;
+    let body = read_sync_body(body).await?;
     let reply = crate::sync::driver::answer_offer(&database, peer, &body).await?;
     Ok(sync_response(reply))
 }
@@ -295,12 +294,17 @@ async fn sync_fill(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let name = database_name(path)?;
-    let peer = peer_node(&headers)?;
+    let (name, peer) = (database_name(path)?, peer_node(&headers)?);
     let database = state.node().database(&name)?;
-    let body = events::read_body(body, &crate::limits::Limits::default()).await?;
+    let body = read_sync_body(body).await?;
     let deliver = crate::sync::driver::answer_fill(&database, peer, &body).await?;
     Ok(sync_response(deliver))
+}
+
+/// A sync message, read up to the compiled body limit: an operator's lower
+/// limit for writes must not cut the pages peers send.
+async fn read_sync_body(body: axum::body::Body) -> Result<bytes::Bytes, ApiError> {
+    events::read_body(body, &crate::limits::Limits::default()).await
 }
 
 fn peer_node(headers: &HeaderMap) -> Result<crate::EventId, ApiError> {
