@@ -327,6 +327,7 @@ pub fn run_processes(events: usize, parent: Option<&Path>) {
             assert_eq!(status, 200);
         }
     });
+    let loaded_peak = a.peak_mib();
     let counter = relay(&client, a.addr);
     let start = Instant::now();
     let peer = format!("http://{}", counter.addr);
@@ -363,7 +364,7 @@ pub fn run_processes(events: usize, parent: Option<&Path>) {
     );
     print_round("full copy (B's start included)", full, bytes, payload);
     println!(
-        "  peak memory: node A {:.0} MiB, node B {:.0} MiB",
+        "  peak memory: node A {:.0} MiB ({loaded_peak:.0} MiB after loading), node B {:.0} MiB",
         a.peak_mib(),
         b.peak_mib()
     );
