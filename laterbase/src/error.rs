@@ -103,6 +103,36 @@ pub enum Error {
     /// The node's actors failed to start.
     #[error("the node failed to start: {0}")]
     Start(String),
+    /// No view of that name is defined for the database.
+    #[error("database {db:?} has no view {view:?}")]
+    ViewNotFound {
+        /// The database.
+        db: String,
+        /// The view asked for.
+        view: String,
+    },
+    /// A view key does not parse as the view's key type.
+    #[error("key {key:?} is not {expected}, the key type of view {view:?}")]
+    InvalidKey {
+        /// The view.
+        view: String,
+        /// The key as given.
+        key: String,
+        /// What the view's keys are.
+        expected: String,
+    },
+    /// Two views compiled into the binary share a database and a name.
+    #[error("two views are named {view:?} on database {db:?}: {first} and {second}")]
+    DuplicateView {
+        /// The database.
+        db: String,
+        /// The shared name.
+        view: String,
+        /// One struct.
+        first: String,
+        /// The other.
+        second: String,
+    },
     /// The node or database is shutting down or restarting.
     #[error("unavailable: {0}")]
     Unavailable(&'static str),

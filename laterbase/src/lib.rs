@@ -50,6 +50,15 @@ pub mod limits;
 pub mod server;
 pub mod storage;
 pub mod sync;
+pub mod testing;
+pub mod views;
+
+// The code `#[view]` generates names `::laterbase::__private`, also inside
+// this crate's own tests.
+extern crate self as laterbase;
+
+#[doc(hidden)]
+pub use views::private as __private;
 
 pub use actors::{
     Database, DatabaseInfo, DatabaseStats, MergeReceipt, Node, PeerStatus, ReplicationConfig,
@@ -57,5 +66,7 @@ pub use actors::{
 pub use config::Config;
 pub use error::{Error, Result, StorageError};
 pub use event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Receipt, Timestamp};
+pub use laterbase_macros::view;
 pub use storage::Conflict;
 pub use storage::memory::MemoryStorage;
+pub use views::{Key, KeyKind, Row, View, ViewStatus};

@@ -120,6 +120,29 @@ pub const SYNC_WORKER_RESTARTS_MAX: u32 = 100;
 /// cursor into a forgotten epoch starts over, which is safe, only slower.
 pub const EPOCHS_MAX: usize = 256;
 
+/// Events an ordered view (a custom fold) folds into a key between two
+/// checkpoints of its state: a backdated event refolds at most this many
+/// events plus the key's events newer than it.
+pub const VIEW_CHECKPOINT_EVENTS: u32 = 64;
+
+/// The most events a view folds in one step (one atomic write of its rows),
+/// so that queries are answered between steps of a long catch-up.
+pub const VIEW_FOLD_EVENTS_MAX: usize = 10_000;
+
+/// How long a view query waits for the view to reach the database's
+/// logical clock (read-your-writes) before it answers `unavailable`; a view
+/// rebuilding from its events may take longer.
+pub const VIEW_QUERY_WAIT_MS: u64 = 5_000;
+
+/// The most queries waiting on one view for it to catch up.
+pub const VIEW_QUERIES_WAITING_MAX: usize = 1_024;
+
+/// The most rows one page of a view read returns when `limit` is given.
+pub const VIEW_PAGE_ROWS_MAX: usize = 10_000;
+
+/// The most times a crashed view actor is restarted.
+pub const VIEW_RESTARTS_MAX: u32 = 100;
+
 /// fjall's block cache.
 pub const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 

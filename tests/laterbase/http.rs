@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 /// A node in memory behind its router.
-struct Api {
+pub(crate) struct Api {
     router: Router,
-    node: Node,
+    pub(crate) node: Node,
 }
 
 fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
@@ -30,15 +30,15 @@ fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
 }
 
 impl Api {
-    async fn new() -> Api {
+    pub(crate) async fn new() -> Api {
         Api::with_token(None).await
     }
 
-    async fn with_token(token: Option<&str>) -> Api {
+    pub(crate) async fn with_token(token: Option<&str>) -> Api {
         Api::on(Config::in_memory(), token).await
     }
 
-    async fn on(config: Config, token: Option<&str>) -> Api {
+    pub(crate) async fn on(config: Config, token: Option<&str>) -> Api {
         let node = Node::open(config).await.expect("open");
         let state = HttpState::new(node.clone())
             .token(token.map(str::to_owned))
@@ -49,7 +49,7 @@ impl Api {
         }
     }
 
-    async fn send(&self, request: Request<Body>) -> (StatusCode, Bytes) {
+    pub(crate) async fn send(&self, request: Request<Body>) -> (StatusCode, Bytes) {
         let response = self
             .router
             .clone()
@@ -66,7 +66,12 @@ impl Api {
         (status, body)
     }
 
-    async fn call(&self, method: &str, uri: &str, body: impl Into<Body>) -> (StatusCode, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        body: impl Into<Body>,
+    ) -> (StatusCode, Value) {
         let request = Request::builder()
             .method(method)
             .uri(uri)
@@ -79,15 +84,15 @@ impl Api {
         (status, value)
     }
 
-    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, uri: &str) -> (StatusCode, Value) {
         self.call("GET", uri, Body::empty()).await
     }
 
-    async fn post(&self, uri: &str, body: &str) -> (StatusCode, Value) {
+    pub(crate) async fn post(&self, uri: &str, body: &str) -> (StatusCode, Value) {
         self.call("POST", uri, body.to_owned()).await
     }
 
-    async fn create(&self, name: &str) {
+    pub(crate) async fn create(&self, name: &str) {
         let (status, _) = self
             .call("PUT", &format!("/db/{name}"), Body::empty())
             .await;
@@ -96,7 +101,7 @@ impl Api {
 }
 
 /// Asserts an error answer: its status, its code, and a message.
-fn assert_error(answer: &(StatusCode, Value), status: StatusCode, code: &str) {
+pub(crate) fn assert_error(answer: &(StatusCode, Value), status: StatusCode, code: &str) {
     assert_eq!(answer.0, status, "{}", answer.1);
     assert_eq!(answer.1["error"], code, "{}", answer.1);
     assert!(

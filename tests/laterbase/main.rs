@@ -11,3 +11,4 @@ mod process;
 mod supervision;
 mod support;
 mod sync;
+mod views;

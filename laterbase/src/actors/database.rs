@@ -15,6 +15,7 @@
 //! watermark (`durable_lc`), which moves only after an fsync, so nothing is
 //! shown that a power loss could take back.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -24,14 +25,19 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::commit::{MergeReceipt, PendingWrite, Write, Writer, check_batch_size, event_at};
-use super::run_storage;
+use super::view::{ViewActor, ViewAnswer, ViewArgs, ViewHandle, ViewQuery};
+use super::{run_storage, stopped_child};
 use crate::clock::Hlc;
 use crate::error::{Error, Result};
 use crate::event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Receipt};
-use crate::limits::{APPEND_KIB_IN_FLIGHT_MAX, BATCH_EVENTS_MAX, GET_IDS_MAX, Limits};
+use crate::limits::{
+    APPEND_KIB_IN_FLIGHT_MAX, BATCH_EVENTS_MAX, GET_IDS_MAX, Limits, VIEW_PAGE_ROWS_MAX,
+    VIEW_RESTARTS_MAX,
+};
 use crate::storage::{Conflict, DatabaseRecord, DatabaseStore, Storage};
 use crate::sync::state::{DatabaseLog, Link, decode_link, encode_link, link_key};
 use crate::sync::{Cursor, Effects, EpochStart};
+use crate::views::{Key, Registration, Row, ViewStatus};
 
 /// A handle to one database: append and read its events.
 ///
@@ -76,6 +82,8 @@ pub(crate) struct NodeContext {
     pub(crate) limits: Limits,
     /// The node's count of commits that changed something.
     pub(crate) commits: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Every view compiled into the binary.
+    pub(crate) views: Arc<Vec<Registration>>,
 }
 
 /// The cursor to keep: the new one, except that within one incarnation and
@@ -121,6 +129,10 @@ pub(crate) struct DatabaseShared {
     pub(crate) commits: Arc<tokio::sync::watch::Sender<u64>>,
     /// The engine's handle; `None` once the node has shut down.
     pub(crate) store: RwLock<Option<Arc<dyn DatabaseStore>>>,
+    /// The views of this database compiled into the binary.
+    pub(crate) views: Vec<Registration>,
+    /// Each view's running actor, by name; set by the database actor.
+    pub(crate) view_actors: RwLock<BTreeMap<&'static str, ViewHandle>>,
     /// The running actor; replaced when the supervisor restarts it.
     actor: tokio::sync::watch::Sender<ActorSlot>,
     /// The highest logical clock that an fsync has covered.
@@ -143,6 +155,12 @@ impl DatabaseShared {
         history: Vec<EpochStart>,
         context: &NodeContext,
     ) -> DatabaseShared {
+        let views = context
+            .views
+            .iter()
+            .filter(|view| view.db == record.name)
+            .copied()
+            .collect();
         DatabaseShared {
             record,
             history,
@@ -151,6 +169,8 @@ impl DatabaseShared {
             call_timeout_ms: context.call_timeout_ms,
             limits: context.limits,
             commits: context.commits.clone(),
+            views,
+            view_actors: RwLock::default(),
             store: RwLock::new(Some(store)),
             actor: tokio::sync::watch::Sender::new(ActorSlot::Restarting),
             durable_lc: AtomicU64::new(0),
@@ -309,6 +329,97 @@ impl Database {
             Ok(conflicts)
         })
         .await
+    }
+
+    /// The names of this database's views, sorted.
+    pub fn view_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self.shared.views.iter().map(|view| view.name).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The row of `view` at `key`, over every event durable when the call
+    /// began (read-your-writes). `key` is the key as a query gives it (see
+    /// [`Key::parse`]).
+    pub async fn view_row(&self, view: &str, key: &str) -> Result<Option<Row>> {
+        let handle = self.view_handle(view)?;
+        let parsed = Key::parse(handle.key_kind, key).ok_or_else(|| Error::InvalidKey {
+            view: view.to_owned(),
+            key: key.to_owned(),
+            expected: handle.key_kind.to_string(),
+        })?;
+        match handle.ask(ViewQuery::Key(parsed), self.lc()).await? {
+            ViewAnswer::Row(row) => Ok(row),
+            _ => Err(Error::Unavailable("the view answered another question")),
+        }
+    }
+
+    /// Rows of `view` in key order after the row keyed `after` (a key as a
+    /// query gives it), at most `limit` (or every row); and whether more
+    /// follow. Over every event durable when the call began.
+    pub async fn view_rows(
+        &self,
+        view: &str,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<(Vec<Row>, bool)> {
+        let handle = self.view_handle(view)?;
+        let after = match after {
+            Some(text) => {
+                Some(
+                    Key::parse(handle.key_kind, text).ok_or_else(|| Error::InvalidKey {
+                        view: view.to_owned(),
+                        key: text.to_owned(),
+                        expected: handle.key_kind.to_string(),
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let limit = limit.map_or(usize::MAX, |limit| limit.clamp(1, VIEW_PAGE_ROWS_MAX));
+        match handle
+            .ask(ViewQuery::Rows { after, limit }, self.lc())
+            .await?
+        {
+            ViewAnswer::Rows { rows, more } => Ok((rows, more)),
+            _ => Err(Error::Unavailable("the view answered another question")),
+        }
+    }
+
+    /// Where each of this database's views stands, once each has folded
+    /// every event durable now.
+    pub async fn view_statuses(&self) -> Result<Vec<ViewStatus>> {
+        let mut statuses = Vec::new();
+        for name in self.view_names() {
+            let handle = self.view_handle(name)?;
+            match handle.ask(ViewQuery::Status, self.lc()).await? {
+                ViewAnswer::Status(status) => statuses.push(status),
+                _ => return Err(Error::Unavailable("the view answered another question")),
+            }
+        }
+        Ok(statuses)
+    }
+
+    fn view_handle(&self, view: &str) -> Result<ViewHandle> {
+        let not_found = || Error::ViewNotFound {
+            db: self.name().to_owned(),
+            view: view.to_owned(),
+        };
+        if !self
+            .shared
+            .views
+            .iter()
+            .any(|registered| registered.name == view)
+        {
+            return Err(not_found());
+        }
+        self.shared
+            .view_actors
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(view)
+            .cloned()
+            .ok_or(Error::Unavailable("the view is starting"))
     }
 
     /// The durable log as the sync protocol reads it, as of now.
@@ -575,6 +686,12 @@ pub(crate) struct DatabaseState {
     queue: Vec<PendingWrite>,
     /// Whether a `Flush` is in the mailbox.
     flush_queued: bool,
+    /// The engine, for the views' stores.
+    storage: Arc<dyn Storage>,
+    /// The running view actors, to restart one that crashes.
+    views: HashMap<ractor::ActorId, Registration>,
+    /// View restarts so far, bounded by `VIEW_RESTARTS_MAX`.
+    view_restarts: u32,
 }
 
 impl Actor for DatabaseActor {
@@ -584,7 +701,7 @@ impl Actor for DatabaseActor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<DatabaseMsg>,
+        myself: ActorRef<DatabaseMsg>,
         args: DatabaseArgs,
     ) -> Result<DatabaseState, ActorProcessingErr> {
         let DatabaseArgs {
@@ -596,16 +713,49 @@ impl Actor for DatabaseActor {
         // A writer left running by a killed predecessor finishes first.
         let lease = shared.writer_lease.clone().lock_owned().await;
         let opening = shared.clone();
+        let views_storage = storage.clone();
         let writer = run_storage(shared.may_block, move || {
             Writer::open(opening, storage, hlc, restarted, lease)
         })
         .await?;
-        Ok(DatabaseState {
+        let mut state = DatabaseState {
             shared,
             writer: Some(writer),
             queue: Vec::new(),
             flush_queued: false,
-        })
+            storage: views_storage,
+            views: HashMap::new(),
+            view_restarts: 0,
+        };
+        for registration in state.shared.views.clone() {
+            spawn_view(&myself, &mut state, registration).await?;
+        }
+        Ok(state)
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<DatabaseMsg>,
+        event: ractor::SupervisionEvent,
+        state: &mut DatabaseState,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some((cell, reason)) = stopped_child(event) else {
+            return Ok(());
+        };
+        let Some(registration) = state.views.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        let (db, view) = (registration.db, registration.name);
+        if state.view_restarts >= VIEW_RESTARTS_MAX {
+            tracing::error!(database = db, view, %reason, "view actor stopped; restart budget spent, the view stays unavailable");
+            return Ok(());
+        }
+        state.view_restarts += 1;
+        tracing::error!(database = db, view, %reason, "view actor stopped; restarting it");
+        if let Err(error) = spawn_view(&myself, state, registration).await {
+            tracing::error!(database = db, view, %error, "view actor failed to restart; the view stays unavailable");
+        }
+        Ok(())
     }
 
     async fn handle(
@@ -666,11 +816,42 @@ impl Actor for DatabaseActor {
 
     async fn post_stop(
         &self,
-        _myself: ActorRef<DatabaseMsg>,
+        myself: ActorRef<DatabaseMsg>,
         state: &mut DatabaseState,
     ) -> Result<(), ActorProcessingErr> {
+        // Views are not restarted from here on.
+        state.views.clear();
+        myself
+            .stop_children_and_wait(
+                None,
+                Some(Duration::from_millis(state.shared.call_timeout_ms)),
+            )
+            .await;
         commit_queued(state).await
     }
+}
+
+/// Starts the actor of one view, linked to its database's actor.
+async fn spawn_view(
+    myself: &ActorRef<DatabaseMsg>,
+    state: &mut DatabaseState,
+    registration: Registration,
+) -> Result<(), ActorProcessingErr> {
+    let args = ViewArgs {
+        registration,
+        shared: state.shared.clone(),
+        storage: state.storage.clone(),
+    };
+    let key_kind = (registration.engine)().key_kind();
+    let (actor, _) = Actor::spawn_linked(None, ViewActor, args, myself.get_cell()).await?;
+    state.views.insert(actor.get_id(), registration);
+    state
+        .shared
+        .view_actors
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(registration.name, ViewHandle { key_kind, actor });
+    Ok(())
 }
 
 /// Commits every queued append, a batch's worth at a time.

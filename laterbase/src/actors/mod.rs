@@ -4,7 +4,9 @@
 //! NodeActor                   root supervisor; owns the storage engine and
 //! │                           the set of databases; restarts a crashed child
 //! ├── DatabaseActor "a"       the only writer of database "a": checks, assigns
-//! ├── DatabaseActor "b"       ids and logical clocks, writes, group-commits
+//! │   ├── ViewActor "a/v1"    ids and logical clocks, writes, group-commits;
+//! │   └── ...                 restarts a crashed view (one actor per view,
+//! ├── DatabaseActor "b"       folding the database's durable events)
 //! ├── ...
 //! └── ReplicationSupervisor   with `--peer`: one SyncWorker per peer
 //!     └── SyncWorker ...
@@ -19,6 +21,7 @@ pub(crate) mod commit;
 pub(crate) mod database;
 pub(crate) mod node;
 pub(crate) mod replication;
+pub(crate) mod view;
 
 pub use commit::MergeReceipt;
 pub use database::{Database, DatabaseInfo, DatabaseStats};

@@ -57,6 +57,8 @@ pub(crate) struct NodeShared {
     /// Counts commits that changed something: sync workers watch it to sync
     /// soon after a write.
     commits: Arc<watch::Sender<u64>>,
+    /// Every view compiled into the binary.
+    views: Arc<Vec<crate::views::Registration>>,
     /// What `/peers` shows; filled by the sync workers.
     peers: PeerStatuses,
     /// The engine; `None` once the node has shut down.
@@ -309,6 +311,8 @@ impl std::fmt::Debug for Node {
 /// Opens the engine and reads everything a node starts from.
 async fn load(config: Config) -> Result<NodeShared> {
     let limits = config.limits.validate().map_err(Error::InvalidConfig)?;
+    // Two views of one name stop the node before it touches its data.
+    let views = Arc::new(crate::views::registered()?);
     let random = Arc::new(config.seed.map_or_else(Random::from_os, Random::from_seed));
     let storage: Arc<dyn Storage> = match config.engine {
         Engine::Memory(storage) => Arc::new(storage),
@@ -368,6 +372,7 @@ async fn load(config: Config) -> Result<NodeShared> {
         call_timeout_ms: config.call_timeout_ms,
         limits,
         commits: commits.clone(),
+        views: views.clone(),
     };
     let hlc = Arc::new(Hlc::new(
         config.clock.clone(),
@@ -392,6 +397,7 @@ async fn load(config: Config) -> Result<NodeShared> {
         random,
         clock: config.clock,
         commits,
+        views,
         peers: Arc::default(),
         storage: RwLock::new(Some(storage)),
         databases: RwLock::new(databases),
@@ -601,6 +607,7 @@ async fn create_database(
         call_timeout_ms: state.shared.call_timeout_ms,
         limits: state.shared.limits,
         commits: state.shared.commits.clone(),
+        views: state.shared.views.clone(),
     };
     let shared = Arc::new(DatabaseShared::new(record, store, history, &context));
     spawn_database(myself, state, shared.clone(), false)

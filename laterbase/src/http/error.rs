@@ -68,7 +68,16 @@ impl ApiError {
         )
     }
 
-    /// 404: no such view.
+    /// 404: the view has no row with that key.
+    pub fn key_not_found(view: &str, key: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "key_not_found",
+            format!("view {view:?} has no row with key {key:?}"),
+        )
+    }
+
+    /// 404: the database has no such view.
     pub fn view_not_found(database: &str, view: &str) -> ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -143,6 +152,12 @@ impl From<Error> for ApiError {
                 ApiError::unavailable(message)
             }
             Error::Sync(_) => ApiError::invalid_event(message),
+            Error::ViewNotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "view_not_found", message)
+            }
+            Error::InvalidKey { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_key", message)
+            }
             other => ApiError::internal(&ErrorChain(&other)),
         }
     }

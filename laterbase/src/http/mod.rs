@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::{MatchedPath, Path, Request, State};
+use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -109,6 +109,7 @@ pub fn router(state: HttpState) -> Router {
         )
         .route("/db/{db}/e", get(events::read).post(events::write))
         .route("/db/{db}/conflicts", get(conflicts))
+        .route("/db/{db}/views", get(view_statuses))
         .route("/admin/backup", axum::routing::post(backup))
         .route("/sync/{db}/offer", axum::routing::post(sync_offer))
         .route("/sync/{db}/fill", axum::routing::post(sync_fill))
@@ -221,15 +222,82 @@ async fn conflicts(
     Ok(events::conflicts_json(&conflicts))
 }
 
+/// `GET /{db}/{view}`: every row, or one with `?key=K`; `limit` and `after`
+/// page through a large view (then the answer says whether `more` follow).
 async fn view(
     State(state): State<HttpState>,
     path: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let Path((database, view)) = path.map_err(|_| undecodable_name())?;
     crate::event::validate_name(&database)?;
     crate::event::validate_name(&view)?;
-    state.node().database(&database)?;
-    Err(ApiError::view_not_found(&database, &view))
+    let db = state.node().database(&database)?;
+    let query = parse_view_query(query.as_deref().unwrap_or(""))?;
+    if let Some(key) = query.key {
+        if query.limit.is_some() || query.after.is_some() {
+            return Err(ApiError::invalid_query(
+                "key (one row) cannot be combined with limit or after (a page)",
+            ));
+        }
+        return match db.view_row(&view, &key).await? {
+            Some(row) => Ok(Json(row).into_response()),
+            None => Err(ApiError::key_not_found(&view, &key)),
+        };
+    }
+    let (rows, more) = db
+        .view_rows(&view, query.after.as_deref(), query.limit)
+        .await?;
+    let mut answer = serde_json::json!({"db": database, "view": view, "rows": rows});
+    if query.limit.is_some() {
+        answer["more"] = serde_json::Value::Bool(more);
+    }
+    Ok(Json(answer).into_response())
+}
+
+/// What a view query asks.
+struct ViewQueryParams {
+    key: Option<String>,
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+fn parse_view_query(query: &str) -> Result<ViewQueryParams, ApiError> {
+    let mut params = ViewQueryParams {
+        key: None,
+        limit: None,
+        after: None,
+    };
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        match name.as_ref() {
+            "key" => params.key = Some(value.into_owned()),
+            "after" => params.after = Some(value.into_owned()),
+            "limit" => match value.parse::<usize>() {
+                Ok(limit) if limit >= 1 => params.limit = Some(limit),
+                _ => {
+                    return Err(ApiError::invalid_query(format!(
+                        "limit {value:?} is not a whole number of at least 1"
+                    )));
+                }
+            },
+            other => {
+                return Err(ApiError::invalid_query(format!(
+                    "unknown query parameter {other:?}: a view takes key, or limit and after"
+                )));
+            }
+        }
+    }
+    Ok(params)
+}
+
+/// `GET /db/{db}/views`: where each view of the database stands.
+async fn view_statuses(
+    State(state): State<HttpState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let name = database_name(path)?;
+    let statuses = state.node().database(&name)?.view_statuses().await?;
+    Ok(Json(serde_json::json!({ "views": statuses })).into_response())
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -28,7 +28,8 @@ use std::path::Path;
 use fjall::{Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use super::{
-    DatabaseRecord, DatabaseStore, NodeRecord, Storage, StorageResult, StoredEvent, WriteBatch,
+    DatabaseRecord, DatabaseStore, NodeRecord, Storage, StorageResult, StoredEvent, ViewStore,
+    WriteBatch,
 };
 use crate::error::StorageError;
 use bytes::Bytes;
@@ -156,6 +157,15 @@ impl Storage for FjallStorage {
         Ok(self.db.persist(PersistMode::SyncAll)?)
     }
 
+    fn open_view(&self, database: &str, view: &str) -> StorageResult<Box<dyn ViewStore>> {
+        let name = format!("{database}.view.{view}");
+        let rows = self.db.keyspace(&name, || keyspace_options_for(&name))?;
+        Ok(Box::new(FjallView {
+            db: self.db.clone(),
+            rows,
+        }))
+    }
+
     fn backup(&self, to: &Path) -> StorageResult<u64> {
         if to.exists() {
             return Err(StorageError::Io(std::io::Error::new(
@@ -205,6 +215,52 @@ fn keyspace_options_for(name: &str) -> KeyspaceCreateOptions {
             .data_block_compression_policy(fjall::config::CompressionPolicy::disabled())
     } else {
         keyspace_options(INDEX_MEMTABLE_BYTES_MAX)
+    }
+}
+
+/// A view's keyspace, `{database}.view.{view}`.
+struct FjallView {
+    db: fjall::Database,
+    rows: Keyspace,
+}
+
+impl ViewStore for FjallView {
+    fn get(&self, key: &[u8]) -> StorageResult<Option<Bytes>> {
+        Ok(self.rows.get(key)?.map(Bytes::from))
+    }
+
+    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> StorageResult<Vec<(Bytes, Bytes)>> {
+        let mut entries = Vec::new();
+        for guard in self.rows.range(start..end).take(limit) {
+            let (key, value) = guard.into_inner()?;
+            entries.push((key.into(), value.into()));
+        }
+        Ok(entries)
+    }
+
+    fn last_in(&self, start: &[u8], end: &[u8]) -> StorageResult<Option<(Bytes, Bytes)>> {
+        match self.rows.range(start..end).next_back() {
+            Some(guard) => {
+                let (key, value) = guard.into_inner()?;
+                Ok(Some((key.into(), value.into())))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn write(&self, changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> StorageResult<()> {
+        let mut batch = self.db.batch();
+        for (key, value) in changes {
+            match value {
+                Some(value) => batch.insert(&self.rows, key.as_slice(), value.as_slice()),
+                None => batch.remove(&self.rows, key.as_slice()),
+            }
+        }
+        Ok(batch.commit()?)
+    }
+
+    fn clear(&self) -> StorageResult<()> {
+        Ok(self.rows.clear()?)
     }
 }
 

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 
 use super::{
-    DatabaseRecord, DatabaseStore, NodeRecord, Storage, StorageResult, StoredEvent, WriteBatch,
+    DatabaseRecord, DatabaseStore, NodeRecord, Storage, StorageResult, StoredEvent, ViewStore,
+    WriteBatch,
 };
 use crate::error::StorageError;
 use crate::event::{Event, EventId};
@@ -34,6 +35,10 @@ struct State {
     panic_next_write: bool,
     /// Set by a failed persist: every later write and persist fails.
     poisoned: bool,
+    /// Each view's entries, by database and view. Views are derived, so this
+    /// engine keeps them out of its disk model: a crash copy starts every
+    /// view over, which is what a view whose writes were all lost does.
+    views: BTreeMap<(String, String), BTreeMap<Vec<u8>, Bytes>>,
 }
 
 #[derive(Clone, Default)]
@@ -116,6 +121,70 @@ impl MemoryStorage {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One view of a [`MemoryStorage`].
+struct MemoryView {
+    storage: MemoryStorage,
+    name: (String, String),
+}
+
+impl MemoryView {
+    fn read<T>(&self, read: impl FnOnce(&BTreeMap<Vec<u8>, Bytes>) -> T) -> T {
+        let state = self.storage.lock();
+        match state.views.get(&self.name) {
+            Some(entries) => read(entries),
+            None => read(&BTreeMap::new()),
+        }
+    }
+}
+
+impl ViewStore for MemoryView {
+    fn get(&self, key: &[u8]) -> StorageResult<Option<Bytes>> {
+        Ok(self.read(|entries| entries.get(key).cloned()))
+    }
+
+    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> StorageResult<Vec<(Bytes, Bytes)>> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        Ok(self.read(|entries| {
+            entries
+                .range(start.to_vec()..end.to_vec())
+                .take(limit)
+                .map(|(key, value)| (Bytes::copy_from_slice(key), value.clone()))
+                .collect()
+        }))
+    }
+
+    fn last_in(&self, start: &[u8], end: &[u8]) -> StorageResult<Option<(Bytes, Bytes)>> {
+        if start >= end {
+            return Ok(None);
+        }
+        Ok(self.read(|entries| {
+            entries
+                .range(start.to_vec()..end.to_vec())
+                .next_back()
+                .map(|(key, value)| (Bytes::copy_from_slice(key), value.clone()))
+        }))
+    }
+
+    fn write(&self, changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> StorageResult<()> {
+        let mut state = self.storage.lock();
+        let entries = state.views.entry(self.name.clone()).or_default();
+        for (key, value) in changes {
+            match value {
+                Some(value) => entries.insert(key.clone(), Bytes::copy_from_slice(value)),
+                None => entries.remove(key),
+            };
+        }
+        Ok(())
+    }
+
+    fn clear(&self) -> StorageResult<()> {
+        self.storage.lock().views.remove(&self.name);
+        Ok(())
     }
 }
 
@@ -210,6 +279,13 @@ impl Storage for MemoryStorage {
         }
         state.persists += 1;
         Ok(())
+    }
+
+    fn open_view(&self, database: &str, view: &str) -> StorageResult<Box<dyn ViewStore>> {
+        Ok(Box::new(MemoryView {
+            storage: self.clone(),
+            name: (database.to_owned(), view.to_owned()),
+        }))
     }
 
     fn backup(&self, _to: &std::path::Path) -> StorageResult<u64> {

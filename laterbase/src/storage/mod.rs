@@ -126,6 +126,11 @@ pub trait Storage: Send + Sync + 'static {
     /// Makes every write that returned before this call durable (an fsync).
     fn persist(&self) -> StorageResult<()>;
 
+    /// Opens (or creates) the store of view `view` of database `database`.
+    /// Views are derived data: their writes become durable with the next
+    /// [`Storage::persist`] and are never persisted on their own.
+    fn open_view(&self, database: &str, view: &str) -> StorageResult<Box<dyn ViewStore>>;
+
     /// Copies a consistent snapshot of everything, durably, into a new store
     /// at `to` (which must not exist), while writes go on; returns the
     /// number of records copied.
@@ -201,4 +206,24 @@ fn id_bounds(after: Option<EventId>, before: Option<EventId>) -> Option<(u128, u
         None => u128::MAX,
     };
     (low <= high).then_some((low, high))
+}
+
+/// One view's store: a sorted map of bytes that the view runtime lays out
+/// (rows, its position, checkpoints). Derived from events, so losing the tail
+/// of its writes in a crash costs a refold of that tail, never an event.
+pub trait ViewStore: Send + Sync + 'static {
+    /// The value at `key`.
+    fn get(&self, key: &[u8]) -> StorageResult<Option<Bytes>>;
+
+    /// Entries with `start <= key < end`, in key order, at most `limit`.
+    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> StorageResult<Vec<(Bytes, Bytes)>>;
+
+    /// The entry with the greatest key in `start <= key < end`.
+    fn last_in(&self, start: &[u8], end: &[u8]) -> StorageResult<Option<(Bytes, Bytes)>>;
+
+    /// Sets (`Some`) and removes (`None`) entries, atomically.
+    fn write(&self, changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> StorageResult<()>;
+
+    /// Removes every entry.
+    fn clear(&self) -> StorageResult<()>;
 }

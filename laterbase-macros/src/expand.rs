@@ -1,0 +1,251 @@
+//! The code of one checked `#[view]`: the struct as written (without its
+//! aggregator attributes), then, inside `const _: () = { ... };`, the
+//! state a row keeps, the `View` implementation and the registration.
+//! Every path is `::laterbase::__private`; an expression that reads an
+//! event field carries that field's token span, so that the compiler's
+//! errors point at the attribute.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::ast::{Aggregator, Kind, Model};
+
+/// The code for `model`, which `check` passed.
+pub fn view(model: &Model) -> TokenStream {
+    let item = &model.item;
+    let ident = &item.ident;
+    let event = model.event.as_ref().expect("checked: `event` is given");
+    let db = model.db.as_ref().expect("checked: `db` is given");
+    let name = match &model.name {
+        Some(name) => name.value(),
+        None => snake_case(&ident.to_string()),
+    };
+    let fingerprint = fnv1a(model.source.as_bytes());
+    let (key_kind, key) = key(model, event);
+    let body = match &model.fold {
+        Some(fold) => custom(model, fold),
+        None => declarative(model),
+    };
+    let Body {
+        state_item,
+        state,
+        ordered,
+        fold,
+        value,
+    } = body;
+    let type_name = ident.to_string();
+    quote! {
+        #[allow(dead_code, reason = "a view struct names a view; its rows are JSON")]
+        #item
+
+        const _: () = {
+            #state_item
+
+            #[automatically_derived]
+            impl ::laterbase::__private::View for #ident {
+                const DB: &'static str = #db;
+                const NAME: &'static str = #name;
+                const FINGERPRINT: u64 = #fingerprint;
+                const ORDERED: bool = #ordered;
+                type Event = #event;
+                type State = #state;
+
+                fn key_kind() -> ::laterbase::__private::KeyKind {
+                    #key_kind
+                }
+
+                fn key(event: &#event) -> ::laterbase::__private::Key {
+                    #key
+                }
+
+                fn fold(
+                    state: &mut #state,
+                    id: ::laterbase::__private::EventId,
+                    event: &#event,
+                ) {
+                    #fold
+                }
+
+                fn value(state: &#state) -> ::laterbase::__private::serde_json::Value {
+                    #value
+                }
+            }
+
+            ::laterbase::__private::inventory::submit! {
+                ::laterbase::__private::Registration::of::<#ident>(
+                    ::core::concat!(::core::module_path!(), "::", #type_name)
+                )
+            }
+        };
+    }
+}
+
+struct Body {
+    state_item: TokenStream,
+    state: TokenStream,
+    ordered: bool,
+    fold: TokenStream,
+    value: TokenStream,
+}
+
+/// How the key is read from an event, and its kind.
+fn key(model: &Model, event: &syn::Path) -> (TokenStream, TokenStream) {
+    match &model.key {
+        Some(field) => (
+            quote_spanned! {field.span()=>
+                ::laterbase::__private::key_kind_of::<#event, _>(|event| &event.#field)
+            },
+            quote_spanned! {field.span()=> ::laterbase::__private::key_of(&event.#field) },
+        ),
+        None => (
+            quote! { ::laterbase::__private::KeyKind::Null },
+            quote! {
+                let _ = event;
+                ::laterbase::__private::Key::Null
+            },
+        ),
+    }
+}
+
+/// A view with `fold = path`: the struct is its own state, folded by the
+/// user's function in id order.
+fn custom(model: &Model, fold: &syn::Path) -> Body {
+    let ident = &model.item.ident;
+    Body {
+        state_item: TokenStream::new(),
+        state: quote!(#ident),
+        ordered: true,
+        fold: quote_spanned! {fold.span()=> #fold(state, id, event); },
+        value: quote! { ::laterbase::__private::json(state) },
+    }
+}
+
+/// A view of aggregator fields: a hidden state struct with one slot per
+/// field, folded in arrival order (`first` and `last` keep the id they
+/// came from, so order does not matter to them either).
+fn declarative(model: &Model) -> Body {
+    let state_ident = format_ident!("__{}State", model.item.ident);
+    let mut slots = Vec::new();
+    let mut folds = Vec::new();
+    let mut values = Vec::new();
+    for field in &model.fields {
+        let Some(aggregator) = field.aggregators.first() else {
+            continue;
+        };
+        let slot = &field.ident;
+        let ty = &field.ty;
+        let label = slot.to_string();
+        let (slot_ty, fold, value) = aggregate(aggregator, slot, ty);
+        slots.push(quote! { #slot: #slot_ty });
+        folds.push(fold);
+        values.push(quote! { map.insert(::std::string::String::from(#label), #value); });
+    }
+    let count = values.len();
+    Body {
+        state_item: quote! {
+            #[derive(
+                ::laterbase::__private::serde::Serialize,
+                ::laterbase::__private::serde::Deserialize,
+                ::core::default::Default,
+            )]
+            #[serde(crate = "::laterbase::__private::serde")]
+            pub struct #state_ident { #(#slots,)* }
+        },
+        state: quote!(#state_ident),
+        ordered: false,
+        fold: quote! {
+            let _ = id;
+            #(#folds)*
+        },
+        value: quote! {
+            let mut map = ::laterbase::__private::serde_json::Map::with_capacity(#count);
+            #(#values)*
+            ::laterbase::__private::serde_json::Value::Object(map)
+        },
+    }
+}
+
+/// One field's slot type, fold statement and value expression.
+fn aggregate(
+    aggregator: &Aggregator,
+    slot: &syn::Ident,
+    ty: &syn::Type,
+) -> (TokenStream, TokenStream, TokenStream) {
+    let private = quote!(::laterbase::__private);
+    if aggregator.kind == Kind::Count {
+        let span = aggregator.path.span();
+        return (
+            quote!(#ty),
+            quote_spanned! {span=> #private::count(&mut state.#slot); },
+            quote! { #private::json(&state.#slot) },
+        );
+    }
+    let field = aggregator
+        .field
+        .as_ref()
+        .expect("checked: the aggregator names a field");
+    let span = field.span();
+    match aggregator.kind {
+        Kind::Count => unreachable!("count returned above"),
+        Kind::Sum => (
+            quote!(#ty),
+            quote_spanned! {span=> #private::sum(&mut state.#slot, &event.#field); },
+            quote! { #private::json(&state.#slot) },
+        ),
+        Kind::Min | Kind::Max => {
+            let function = format_ident!("{}", aggregator.kind.name());
+            (
+                quote!(::core::option::Option<#ty>),
+                quote_spanned! {span=> #private::#function(&mut state.#slot, &event.#field); },
+                quote! { #private::json(&state.#slot) },
+            )
+        }
+        Kind::First | Kind::Last => {
+            let function = format_ident!("{}", aggregator.kind.name());
+            (
+                quote!(::core::option::Option<(#private::EventId, #ty)>),
+                quote_spanned! {span=> #private::#function(&mut state.#slot, id, &event.#field); },
+                quote! { #private::slot_value(&state.#slot) },
+            )
+        }
+    }
+}
+
+/// `SensorStats` → `sensor_stats`.
+fn snake_case(name: &str) -> String {
+    let mut snake = String::with_capacity(name.len() + 4);
+    let mut previous_lower = false;
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            if previous_lower {
+                snake.push('_');
+            }
+            snake.push(c.to_ascii_lowercase());
+            previous_lower = false;
+        } else {
+            snake.push(c);
+            previous_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        }
+    }
+    snake
+}
+
+/// A stable 64-bit hash of the view's definition (FNV-1a).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snake_case;
+
+    #[test]
+    fn struct_names_become_snake_case() {
+        assert_eq!(snake_case("SensorStats"), "sensor_stats");
+        assert_eq!(snake_case("Shipment"), "shipment");
+        assert_eq!(snake_case("Dock2Totals"), "dock2_totals");
+    }
+}

@@ -1,0 +1,363 @@
+//! The actor of one view of one database: it owns the view's store, folds
+//! the database's durable events into it as they arrive (local writes and
+//! sync alike), and answers queries once it has folded every event that was
+//! durable when the query began (read-your-writes).
+//!
+//! ```text
+//! commit ─ nudge ─▶ Step: read ≤ VIEW_FOLD_EVENTS_MAX durable events after
+//!                         the position ─ fold ─ one atomic write ─ answer
+//!                         the queries that wait for this lc ─ Step again
+//!                         while behind
+//! ```
+//!
+//! A view whose definition changed (its fingerprint), or whose database
+//! rewrote a stored event (a conflict's winner), starts over from an empty
+//! store and refolds in the background; queries wait for it up to
+//! [`VIEW_QUERY_WAIT_MS`] and then answer `unavailable`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use super::database::DatabaseShared;
+use super::run_storage;
+use crate::error::{Error, Result};
+use crate::limits::{VIEW_FOLD_EVENTS_MAX, VIEW_QUERIES_WAITING_MAX, VIEW_QUERY_WAIT_MS};
+use crate::storage::{Storage, ViewStore};
+use crate::views::fold::{self, Engine, Position};
+use crate::views::{Key, KeyKind, Registration, Row, ViewStatus};
+
+/// A view's handle: queries go to its actor.
+#[derive(Clone)]
+pub(crate) struct ViewHandle {
+    pub(crate) key_kind: KeyKind,
+    pub(crate) actor: ActorRef<ViewMsg>,
+}
+
+/// What a query asks for.
+pub(crate) enum ViewQuery {
+    /// One row.
+    Key(Key),
+    /// Rows in key order after `after`, at most `limit`.
+    Rows { after: Option<Key>, limit: usize },
+    /// Where the view stands.
+    Status,
+}
+
+/// What a query answers.
+pub(crate) enum ViewAnswer {
+    Row(Option<Row>),
+    Rows { rows: Vec<Row>, more: bool },
+    Status(ViewStatus),
+}
+
+/// Messages a view actor takes.
+pub(crate) enum ViewMsg {
+    /// Fold the next events, if any are durable.
+    Step,
+    /// Answer once the view has folded up to `lc`.
+    Query {
+        query: ViewQuery,
+        lc: u64,
+        reply: RpcReplyPort<Result<ViewAnswer>>,
+    },
+}
+
+impl ViewHandle {
+    /// Asks the view, which answers over every event durable now.
+    pub(crate) async fn ask(&self, query: ViewQuery, lc: u64) -> Result<ViewAnswer> {
+        let wait = Duration::from_millis(VIEW_QUERY_WAIT_MS);
+        let unavailable = |_| Error::Unavailable("the view is catching up; retry shortly");
+        let call = self
+            .actor
+            .call(|reply| ViewMsg::Query { query, lc, reply }, Some(wait));
+        match call.await {
+            Ok(ractor::rpc::CallResult::Success(answer)) => answer,
+            Ok(ractor::rpc::CallResult::Timeout) => Err(unavailable(())),
+            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => {
+                Err(Error::Unavailable("the view is restarting"))
+            }
+        }
+    }
+}
+
+/// The view actor's behaviour.
+pub(crate) struct ViewActor;
+
+/// What a view actor is started with.
+pub(crate) struct ViewArgs {
+    pub(crate) registration: Registration,
+    pub(crate) shared: Arc<DatabaseShared>,
+    pub(crate) storage: Arc<dyn Storage>,
+}
+
+pub(crate) struct ViewState {
+    registration: Registration,
+    engine: Arc<dyn Engine>,
+    /// The view's rows and position.
+    store: Arc<dyn ViewStore>,
+    /// The database whose events it folds.
+    shared: Arc<DatabaseShared>,
+    /// How far it has folded; the same as stored.
+    position: Position,
+    /// Whether it is refolding from the start after a change.
+    rebuilding: bool,
+    /// Queries waiting for the view to reach their lc.
+    waiting: Vec<(ViewQuery, u64, RpcReplyPort<Result<ViewAnswer>>)>,
+    /// Whether a `Step` is in the mailbox.
+    step_queued: bool,
+    /// The task that turns commits into steps.
+    nudges: tokio::task::JoinHandle<()>,
+}
+
+impl Actor for ViewActor {
+    type Msg = ViewMsg;
+    type State = ViewState;
+    type Arguments = ViewArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ViewMsg>,
+        args: ViewArgs,
+    ) -> Result<ViewState, ActorProcessingErr> {
+        let ViewArgs {
+            registration,
+            shared,
+            storage,
+        } = args;
+        let engine: Arc<dyn Engine> = Arc::from((registration.engine)());
+        let (db, name) = (registration.db, registration.name);
+        let fingerprint = engine.fingerprint();
+        let us = shared.durable_us.load(Ordering::Acquire);
+        let (store, position, rebuilding) = run_storage(shared.may_block, move || {
+            let store: Arc<dyn ViewStore> = Arc::from(storage.open_view(db, name)?);
+            let (position, rebuilding) = match Position::load(store.as_ref())? {
+                Some(position) if position.fingerprint == fingerprint => (position, false),
+                Some(_) => {
+                    tracing::warn!(
+                        database = db,
+                        view = name,
+                        "the view's definition changed; rebuilding it from the events"
+                    );
+                    (Position::reset(store.as_ref(), us, fingerprint)?, true)
+                }
+                None => (Position::reset(store.as_ref(), us, fingerprint)?, false),
+            };
+            Ok((store, position, rebuilding))
+        })
+        .await?;
+        tracing::info!(
+            database = db,
+            view = name,
+            lc = position.lc,
+            "view resumes from its stored position"
+        );
+        let nudges = tokio::spawn(nudge(shared.commits.subscribe(), myself.clone()));
+        myself.send_message(ViewMsg::Step)?;
+        Ok(ViewState {
+            registration,
+            engine,
+            store,
+            shared,
+            position,
+            rebuilding,
+            waiting: Vec::new(),
+            step_queued: true,
+            nudges,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ViewMsg>,
+        message: ViewMsg,
+        state: &mut ViewState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            ViewMsg::Step => {
+                state.step_queued = false;
+                step(state).await?;
+                if state.position.lc < state.shared.durable_lc.load(Ordering::Acquire)
+                    && !state.step_queued
+                {
+                    state.step_queued = true;
+                    myself.send_message(ViewMsg::Step)?;
+                }
+            }
+            ViewMsg::Query { query, lc, reply } => {
+                if state.position.lc >= lc && !state.rebuilding {
+                    let _ = reply.send(answer(state, query).await);
+                } else if state.waiting.len() >= VIEW_QUERIES_WAITING_MAX {
+                    let _ = reply.send(Err(Error::Unavailable(
+                        "too many queries wait for this view; retry shortly",
+                    )));
+                } else {
+                    state.waiting.push((query, lc, reply));
+                    if !state.step_queued {
+                        state.step_queued = true;
+                        myself.send_message(ViewMsg::Step)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<ViewMsg>,
+        state: &mut ViewState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.nudges.abort();
+        Ok(())
+    }
+}
+
+/// Sends a step after every commit of the node (coalesced: the watch keeps
+/// only the latest), until the actor is gone.
+async fn nudge(mut commits: tokio::sync::watch::Receiver<u64>, actor: ActorRef<ViewMsg>) {
+    while commits.changed().await.is_ok() {
+        if actor.send_message(ViewMsg::Step).is_err() {
+            return;
+        }
+    }
+}
+
+/// Folds the next durable events, then answers the queries they satisfy.
+async fn step(state: &mut ViewState) -> Result<(), ActorProcessingErr> {
+    let durable_us = state.shared.durable_us.load(Ordering::Acquire);
+    let durable_lc = state.shared.durable_lc.load(Ordering::Acquire);
+    let (db, name) = (state.registration.db, state.registration.name);
+    if durable_us > state.position.us {
+        // A stored event was rewritten (a conflict's winner): its old value
+        // is folded in and cannot be taken out, so the view starts over.
+        tracing::warn!(
+            database = db,
+            view = name,
+            "a stored event was rewritten; rebuilding the view from the events"
+        );
+        let store = state.store.clone();
+        let fingerprint = state.engine.fingerprint();
+        state.position = run_storage(state.shared.may_block, move || {
+            Ok(Position::reset(store.as_ref(), durable_us, fingerprint)?)
+        })
+        .await?;
+        state.rebuilding = true;
+        metrics::counter!("laterbase_view_rebuilds_total", "database" => db, "view" => name)
+            .increment(1);
+    }
+    if state.position.lc < durable_lc {
+        let (store, engine, log) = (
+            state.store.clone(),
+            state.engine.clone(),
+            state.shared.store()?,
+        );
+        let mut position = state.position;
+        let before = position;
+        position = run_storage(state.shared.may_block, move || {
+            let events = log.scan_log(position.lc, durable_lc, VIEW_FOLD_EVENTS_MAX)?;
+            engine.fold(store.as_ref(), log.as_ref(), &events, &mut position)?;
+            Ok(position)
+        })
+        .await?;
+        state.position = position;
+        metrics::counter!("laterbase_view_events_folded_total", "database" => db, "view" => name)
+            .increment(position.folded.saturating_sub(before.folded));
+        metrics::counter!("laterbase_view_events_skipped_total", "database" => db, "view" => name)
+            .increment(position.skipped.saturating_sub(before.skipped));
+        if position.skipped > before.skipped {
+            tracing::debug!(
+                database = db,
+                view = name,
+                skipped = position.skipped - before.skipped,
+                "events that do not decode into the view's event type were skipped"
+            );
+        }
+    }
+    if state.rebuilding && state.position.lc >= durable_lc {
+        state.rebuilding = false;
+        tracing::info!(
+            database = db,
+            view = name,
+            events = state.position.folded,
+            "view rebuilt"
+        );
+    }
+    let ready = state.position.lc;
+    let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut state.waiting)
+        .into_iter()
+        .partition(|(_, lc, _)| *lc <= ready && !state.rebuilding);
+    state.waiting = later;
+    for (query, _, reply) in now {
+        let _ = reply.send(answer(state, query).await);
+    }
+    if state.rebuilding && state.position.lc < durable_lc {
+        tracing::info!(
+            database = db,
+            view = name,
+            lc = state.position.lc,
+            of = durable_lc,
+            "view rebuilding"
+        );
+    }
+    Ok(())
+}
+
+/// Answers `query` from the store as it stands.
+async fn answer(state: &ViewState, query: ViewQuery) -> Result<ViewAnswer> {
+    let store = state.store.clone();
+    let engine = state.engine.clone();
+    let kind = engine.key_kind();
+    match query {
+        ViewQuery::Status => Ok(ViewAnswer::Status(ViewStatus {
+            db: state.registration.db.to_owned(),
+            view: state.registration.name.to_owned(),
+            lc: state.position.lc,
+            folded: state.position.folded,
+            skipped: state.position.skipped,
+            rebuilding: state.rebuilding,
+        })),
+        ViewQuery::Key(key) => {
+            run_storage(state.shared.may_block, move || {
+                let Some(stored) = store.get(&fold::row_key(&key.to_bytes()))? else {
+                    return Ok(ViewAnswer::Row(None));
+                };
+                Ok(ViewAnswer::Row(Some(Row {
+                    key: key.to_json(),
+                    value: engine.value(&stored)?,
+                })))
+            })
+            .await
+        }
+        ViewQuery::Rows { after, limit } => {
+            run_storage(state.shared.may_block, move || {
+                let (start, end) = fold::row_bounds();
+                let start = match after {
+                    // Just past the row `after`.
+                    Some(after) => {
+                        let mut key = fold::row_key(&after.to_bytes());
+                        key.push(0);
+                        key
+                    }
+                    None => start,
+                };
+                let mut entries = store.range(&start, &end, limit.saturating_add(1))?;
+                let more = entries.len() > limit;
+                entries.truncate(limit);
+                let rows = entries
+                    .iter()
+                    .map(|(stored_key, stored)| {
+                        Ok(Row {
+                            key: fold::row_of(kind, stored_key)?.to_json(),
+                            value: engine.value(stored)?,
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                Ok(ViewAnswer::Rows { rows, more })
+            })
+            .await
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! What the code `#[view]` generates calls: the aggregators, the key
+//! helpers and the crates it names, all under `::laterbase::__private`, so
+//! that a user's crate needs no dependency but `laterbase`. Not a stable
+//! interface.
+
+pub use inventory;
+pub use serde;
+pub use serde_json;
+
+pub use super::{Key, KeyKind, Registration, View};
+pub use crate::event::EventId;
+
+/// A field `#[sum]` can add up.
+#[diagnostic::on_unimplemented(
+    message = "`#[sum]` cannot add up values of type `{Self}`",
+    label = "this field is not a number",
+    note = "`#[sum]` takes integer and floating-point fields"
+)]
+pub trait Summable: Copy + std::ops::AddAssign {}
+
+macro_rules! summable {
+    ($($t:ty),*) => { $(impl Summable for $t {})* };
+}
+summable!(
+    i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64
+);
+
+/// A field `#[count]` can count in.
+#[diagnostic::on_unimplemented(
+    message = "`#[count]` counts in an integer field, not `{Self}`",
+    label = "this field is not an integer"
+)]
+pub trait Countable: Copy {
+    /// One more.
+    fn increment(&mut self);
+}
+
+macro_rules! countable {
+    ($($t:ty),*) => { $(impl Countable for $t {
+        fn increment(&mut self) { *self = self.saturating_add(1); }
+    })* };
+}
+countable!(i32, i64, i128, isize, u32, u64, u128, usize);
+
+/// A field a view can group by.
+#[diagnostic::on_unimplemented(
+    message = "a view cannot be keyed by `{Self}`",
+    label = "the key field must be a string, an integer or a boolean"
+)]
+pub trait IntoKey {
+    /// The kind of every key of this type.
+    const KIND: KeyKind;
+    /// This value as a key.
+    fn to_key(&self) -> Key;
+}
+
+impl IntoKey for String {
+    const KIND: KeyKind = KeyKind::Str;
+    fn to_key(&self) -> Key {
+        Key::Str(self.clone())
+    }
+}
+
+impl IntoKey for str {
+    const KIND: KeyKind = KeyKind::Str;
+    fn to_key(&self) -> Key {
+        Key::Str(self.to_owned())
+    }
+}
+
+impl IntoKey for bool {
+    const KIND: KeyKind = KeyKind::Bool;
+    fn to_key(&self) -> Key {
+        Key::Bool(*self)
+    }
+}
+
+macro_rules! signed_key {
+    ($($t:ty),*) => { $(impl IntoKey for $t {
+        const KIND: KeyKind = KeyKind::Int;
+        fn to_key(&self) -> Key { Key::Int(i64::from(*self)) }
+    })* };
+}
+signed_key!(i8, i16, i32, i64);
+
+macro_rules! unsigned_key {
+    ($($t:ty),*) => { $(impl IntoKey for $t {
+        const KIND: KeyKind = KeyKind::UInt;
+        fn to_key(&self) -> Key { Key::UInt(u64::from(*self)) }
+    })* };
+}
+unsigned_key!(u8, u16, u32, u64);
+
+/// The key of a field's value.
+pub fn key_of<T: IntoKey + ?Sized>(value: &T) -> Key {
+    value.to_key()
+}
+
+/// The key kind of the field that `field` reads from an event.
+pub fn key_kind_of<E, T: IntoKey + ?Sized>(_field: fn(&E) -> &T) -> KeyKind {
+    T::KIND
+}
+
+/// `#[count]`.
+pub fn count<T: Countable>(total: &mut T) {
+    total.increment();
+}
+
+/// `#[sum(field)]`.
+pub fn sum<T: Summable>(total: &mut T, value: &T) {
+    *total += *value;
+}
+
+/// `#[min(field)]`.
+pub fn min<T: PartialOrd + Clone>(slot: &mut Option<T>, value: &T) {
+    if slot.as_ref().is_none_or(|current| value < current) {
+        *slot = Some(value.clone());
+    }
+}
+
+/// `#[max(field)]`.
+pub fn max<T: PartialOrd + Clone>(slot: &mut Option<T>, value: &T) {
+    if slot.as_ref().is_none_or(|current| value > current) {
+        *slot = Some(value.clone());
+    }
+}
+
+/// `#[first(field)]`: the value of the event with the smallest id, whatever
+/// the order events arrive in.
+pub fn first<T: Clone>(slot: &mut Option<(EventId, T)>, id: EventId, value: &T) {
+    if slot.as_ref().is_none_or(|(current, _)| id < *current) {
+        *slot = Some((id, value.clone()));
+    }
+}
+
+/// `#[last(field)]`: the value of the event with the greatest id.
+pub fn last<T: Clone>(slot: &mut Option<(EventId, T)>, id: EventId, value: &T) {
+    if slot.as_ref().is_none_or(|(current, _)| id > *current) {
+        *slot = Some((id, value.clone()));
+    }
+}
+
+/// A value as JSON (`null` if it does not serialise).
+pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// The value a `first`/`last` slot shows.
+pub fn slot_value<T: serde::Serialize>(slot: &Option<(EventId, T)>) -> serde_json::Value {
+    json(&slot.as_ref().map(|(_, value)| value))
+}

@@ -1,0 +1,414 @@
+//! Views through `#[view]`, the embedding API and the HTTP routes: folded
+//! output (snapshot-tested), queries, backdating, restarts, and two nodes
+//! that receive the same events in different orders.
+
+use axum::http::StatusCode;
+use laterbase::testing::{fold, fold_json};
+use laterbase::{Config, Database, EventId, NewEvent, Node, view};
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, RngSeed, TestRunner};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::http::{Api, assert_error};
+use crate::support::{read_feed, runtime};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Reading {
+    sensor: String,
+    celsius: f64,
+}
+
+/// The contract's example, on this file's database.
+#[view(db = "fleet", event = Reading, key = sensor)]
+struct SensorStats {
+    #[count]
+    readings: u64,
+    #[sum(celsius)]
+    total: f64,
+    #[min(celsius)]
+    coldest: f64,
+    #[max(celsius)]
+    hottest: f64,
+    #[first(celsius)]
+    first: f64,
+    #[last(celsius)]
+    latest: f64,
+}
+
+/// One global row.
+#[view(db = "fleet", event = Reading, name = "all_readings")]
+struct Totals {
+    #[count]
+    readings: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Scan {
+    parcel: u32,
+    place: String,
+}
+
+/// A custom fold whose result depends on order: the places a parcel went
+/// through, in event-id order.
+#[view(db = "fleet", event = Scan, key = parcel, fold = Route::apply)]
+#[derive(Default, Serialize, Deserialize)]
+struct Route {
+    places: Vec<String>,
+    scans: u32,
+}
+
+impl Route {
+    fn apply(&mut self, _id: EventId, scan: &Scan) {
+        self.places.push(scan.place.clone());
+        self.scans += 1;
+    }
+}
+
+fn at(ms: u64) -> EventId {
+    EventId::from_parts(1_700_000_000_000 + ms, u128::from(ms))
+}
+
+fn reading(sensor: &str, celsius: f64) -> Reading {
+    Reading {
+        sensor: sensor.to_owned(),
+        celsius,
+    }
+}
+
+fn scan(parcel: u32, place: &str) -> Scan {
+    Scan {
+        parcel,
+        place: place.to_owned(),
+    }
+}
+
+fn event<T: Serialize>(id: EventId, value: &T) -> NewEvent {
+    NewEvent::with_id(id, serde_json::to_vec(value).expect("serialises"))
+}
+
+#[test]
+fn sensor_stats_fold_as_the_contract_says() {
+    // Given out of order: first and last follow ids, not arrival.
+    let rows = fold::<SensorStats>([
+        (at(3), reading("dock-1", 6.0)),
+        (at(1), reading("dock-1", 4.5)),
+        (at(2), reading("dock-2", -1.0)),
+        (at(4), reading("dock-1", 2.5)),
+    ]);
+    insta::assert_json_snapshot!(rows);
+}
+
+#[test]
+fn a_custom_fold_sees_events_in_id_order() {
+    let rows = fold::<Route>([
+        (at(5), scan(7, "ship")),
+        (at(1), scan(7, "farm gate")),
+        (at(3), scan(7, "truck")),
+        (at(2), scan(8, "warehouse")),
+    ]);
+    insta::assert_json_snapshot!(rows);
+}
+
+#[test]
+fn a_view_without_a_key_has_one_null_row() {
+    let rows = fold::<Totals>([(at(1), reading("a", 1.0)), (at(2), reading("b", 2.0))]);
+    insta::assert_json_snapshot!(rows);
+}
+
+/// The node's view of `db` as the HTTP route answers it.
+async fn rows_of(api: &Api, view: &str) -> serde_json::Value {
+    let (status, body) = api.get(&format!("/fleet/{view}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["rows"].clone()
+}
+
+/// What a node's view must equal: the fold of its stored events in id order.
+async fn model(db: &Database) -> [serde_json::Value; 3] {
+    let events: Vec<(EventId, bytes::Bytes)> = read_feed(db, 1_000)
+        .await
+        .into_iter()
+        .map(|event| (event.id, event.data))
+        .collect();
+    [
+        serde_json::to_value(fold_json::<SensorStats, _>(events.clone())).expect("json"),
+        serde_json::to_value(fold_json::<Totals, _>(events.clone())).expect("json"),
+        serde_json::to_value(fold_json::<Route, _>(events)).expect("json"),
+    ]
+}
+
+async fn assert_views_match_model(api: &Api) {
+    let db = api.node.database("fleet").expect("database");
+    let [stats, totals, routes] = model(&db).await;
+    assert_eq!(rows_of(api, "sensor_stats").await, stats, "sensor_stats");
+    assert_eq!(rows_of(api, "all_readings").await, totals, "all_readings");
+    assert_eq!(rows_of(api, "route").await, routes, "route");
+}
+
+#[tokio::test]
+async fn views_are_served_over_http_and_read_your_writes() {
+    let api = Api::new().await;
+    api.create("fleet").await;
+    let body = json!([
+        {"id": at(1).to_string(), "data": {"sensor": "dock-1", "celsius": 4.5}},
+        {"id": at(2).to_string(), "data": {"sensor": "dock-2", "celsius": 9.0}},
+        {"id": at(3).to_string(), "data": {"parcel": 7, "place": "truck"}},
+        {"id": at(4).to_string(), "data": "not a reading"},
+    ]);
+    let (status, answer) = api.post("/db/fleet/e", &body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    // Asked right after the write: the rows include it.
+    let (status, all) = api.get("/fleet/sensor_stats").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(all["db"], "fleet");
+    assert_eq!(all["view"], "sensor_stats");
+    assert_eq!(all["rows"].as_array().map(Vec::len), Some(2));
+    assert_eq!(all.get("more"), None, "no paging asked, none answered");
+    let (status, one) = api.get("/fleet/sensor_stats?key=dock-2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        one,
+        json!({"key": "dock-2", "value": {"readings": 1, "total": 9.0,
+            "coldest": 9.0, "hottest": 9.0, "first": 9.0, "latest": 9.0}})
+    );
+    let (status, route) = api.get("/fleet/route?key=7").await;
+    assert_eq!(
+        (status, &route["value"]["places"]),
+        (StatusCode::OK, &json!(["truck"]))
+    );
+    let (status, total) = api.get("/fleet/all_readings?key=null").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(total, json!({"key": null, "value": {"readings": 2}}));
+    // Errors, each in the contract's shape.
+    assert_error(
+        &api.get("/fleet/sensor_stats?key=dock-9").await,
+        StatusCode::NOT_FOUND,
+        "key_not_found",
+    );
+    assert_error(
+        &api.get("/fleet/route?key=seven").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_key",
+    );
+    assert_error(
+        &api.get("/fleet/route?key=-1").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_key",
+    );
+    assert_error(
+        &api.get("/fleet/nothing").await,
+        StatusCode::NOT_FOUND,
+        "view_not_found",
+    );
+    assert_error(
+        &api.get("/fleet/route?limit=0").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    );
+    assert_error(
+        &api.get("/fleet/route?colour=red").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    );
+    // Pages, past the contract: `limit` and `after`, with `more`.
+    let (_, first) = api.get("/fleet/sensor_stats?limit=1").await;
+    assert_eq!(first["rows"][0]["key"], "dock-1");
+    assert_eq!(first["more"], true);
+    let (_, second) = api.get("/fleet/sensor_stats?limit=1&after=dock-1").await;
+    assert_eq!(second["rows"][0]["key"], "dock-2");
+    assert_eq!(second["more"], false);
+    // The undecodable events are counted, per view.
+    let (status, statuses) = api.get("/db/fleet/views").await;
+    assert_eq!(status, StatusCode::OK);
+    let stats = statuses["views"]
+        .as_array()
+        .and_then(|views| views.iter().find(|view| view["view"] == "sensor_stats"))
+        .expect("sensor_stats is listed");
+    assert_eq!(
+        (stats["folded"].as_u64(), stats["skipped"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_views_match_model(&api).await;
+}
+
+#[tokio::test]
+async fn a_backdated_event_refolds_only_its_key_in_id_order() {
+    let api = Api::new().await;
+    api.create("fleet").await;
+    let db = api.node.database("fleet").expect("database");
+    // 200 scans of parcel 1 (several checkpoints), one of parcel 2.
+    let scans: Vec<NewEvent> = (10..210)
+        .map(|ms| event(at(ms * 10), &scan(1, &format!("p{ms}"))))
+        .chain([event(at(5_000), &scan(2, "dock"))])
+        .collect();
+    db.append(scans).await.expect("append");
+    assert_views_match_model(&api).await;
+    // Backdated before everything, into the middle, and after a checkpoint.
+    for ms in [5, 1_005, 1_645, 2_095] {
+        db.append(vec![event(at(ms), &scan(1, &format!("late{ms}")))])
+            .await
+            .expect("append");
+        assert_views_match_model(&api).await;
+    }
+    let (_, route) = api.get("/fleet/route?key=1").await;
+    assert_eq!(route["value"]["scans"], 204);
+    assert_eq!(route["value"]["places"][0], "late5");
+}
+
+#[test]
+fn views_resume_after_a_restart_without_refolding() {
+    let dir = tempfile::tempdir().expect("dir");
+    runtime().block_on(async {
+        let node = Node::open(Config::new(dir.path())).await.expect("open");
+        let db = node.create_database("fleet").await.expect("database");
+        let readings: Vec<NewEvent> = (1..=50)
+            .map(|ms| {
+                event(
+                    at(ms),
+                    &reading(if ms % 2 == 0 { "a" } else { "b" }, ms as f64),
+                )
+            })
+            .collect();
+        db.append(readings).await.expect("append");
+        let before = db
+            .view_rows("sensor_stats", None, None)
+            .await
+            .expect("rows");
+        let statuses = db.view_statuses().await.expect("statuses");
+        node.shutdown().await.expect("shutdown");
+
+        let node = Node::open(Config::new(dir.path())).await.expect("reopen");
+        let db = node.database("fleet").expect("database");
+        assert_eq!(
+            db.view_rows("sensor_stats", None, None)
+                .await
+                .expect("rows"),
+            before
+        );
+        // The counters of folded events are where they were: nothing was
+        // folded again at start.
+        assert_eq!(db.view_statuses().await.expect("statuses"), statuses);
+        db.append(vec![event(at(51), &reading("a", 0.0))])
+            .await
+            .expect("append");
+        let after = db
+            .view_row("sensor_stats", "a")
+            .await
+            .expect("row")
+            .expect("a row");
+        assert_eq!(after.value["readings"], 26);
+        assert_eq!(after.value["coldest"], 0.0);
+        node.shutdown().await.expect("shutdown");
+    });
+}
+
+/// One generated event: a reading, a scan or bytes no view decodes.
+#[derive(Debug, Clone)]
+enum Generated {
+    Reading(u8, i8),
+    Scan(u8, u8),
+    Garbage,
+}
+
+impl Generated {
+    fn data(&self) -> Vec<u8> {
+        match self {
+            Generated::Reading(sensor, celsius) => {
+                serde_json::to_vec(&reading(&format!("s{sensor}"), f64::from(*celsius)))
+            }
+            Generated::Scan(parcel, place) => {
+                serde_json::to_vec(&scan(u32::from(*parcel), &format!("place{place}")))
+            }
+            Generated::Garbage => serde_json::to_vec(&json!({"unrelated": true})),
+        }
+        .expect("serialises")
+    }
+}
+
+fn generated() -> impl Strategy<Value = Generated> {
+    prop_oneof![
+        (0..3_u8, -20..40_i8).prop_map(|(s, c)| Generated::Reading(s, c)),
+        (0..3_u8, 0..9_u8).prop_map(|(p, q)| Generated::Scan(p, q)),
+        Just(Generated::Garbage),
+    ]
+}
+
+/// Events with distinct ids (times spread over a minute, so many arrive
+/// backdated), split between two nodes, each delivered in its own order.
+/// Events (id, bytes, whether node A takes it) and each node's order.
+type Scenario = (Vec<(EventId, Vec<u8>, bool)>, Vec<usize>, Vec<usize>);
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    prop::collection::btree_map(0..60_000_u64, (generated(), any::<bool>()), 1..80).prop_flat_map(
+        |events| {
+            let events: Vec<(EventId, Vec<u8>, bool)> = events
+                .into_iter()
+                .map(|(ms, (generated, on_a))| (at(ms), generated.data(), on_a))
+                .collect();
+            let count = events.len();
+            let order: Vec<usize> = (0..count).collect();
+            (
+                Just(events),
+                Just(order.clone()).prop_shuffle(),
+                Just(order).prop_shuffle(),
+            )
+        },
+    )
+}
+
+#[test]
+fn two_nodes_fed_in_different_orders_hold_the_same_views() {
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 24,
+        rng_seed: RngSeed::Fixed(0x71e3_5eed),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let runtime = runtime();
+    runner
+        .run(&scenario(), |(events, order_a, order_b)| {
+            runtime.block_on(async {
+                let a = Api::new().await;
+                let b = Api::new().await;
+                a.create("fleet").await;
+                b.create("fleet").await;
+                let db_a = a.node.database("fleet").expect("database");
+                let db_b = b.node.database("fleet").expect("database");
+                // Each node takes its own writes, a few at a time, in its order.
+                for (api, db, order, mine) in
+                    [(&a, &db_a, &order_a, true), (&b, &db_b, &order_b, false)]
+                {
+                    for chunk in order.chunks(7) {
+                        let batch: Vec<NewEvent> = chunk
+                            .iter()
+                            .map(|index| &events[*index])
+                            .filter(|(_, _, on_a)| *on_a == mine)
+                            .map(|(id, data, _)| NewEvent::with_id(*id, data.clone()))
+                            .collect();
+                        if !batch.is_empty() {
+                            db.append(batch).await.expect("append");
+                        }
+                        // Views are read between writes, to fold as events come.
+                        let _ = rows_of(api, "route").await;
+                    }
+                }
+                // Then each gets the other's events as sync delivers them:
+                // in the other's log order, in pages.
+                let feed_a = read_feed(&db_a, 1_000).await;
+                let feed_b = read_feed(&db_b, 1_000).await;
+                for page in feed_b.chunks(5) {
+                    db_a.merge(page.to_vec()).await.expect("merge");
+                }
+                for page in feed_a.chunks(9) {
+                    db_b.merge(page.to_vec()).await.expect("merge");
+                }
+                assert_views_match_model(&a).await;
+                assert_views_match_model(&b).await;
+                for view in ["sensor_stats", "all_readings", "route"] {
+                    assert_eq!(rows_of(&a, view).await, rows_of(&b, view).await, "{view}");
+                }
+            });
+            Ok(())
+        })
+        .expect("every case holds");
+}
