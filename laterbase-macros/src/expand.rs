@@ -177,7 +177,7 @@ fn aggregate(
         let span = aggregator.path.span();
         return (
             quote!(#ty),
-            quote_spanned! {span=> #private::count(&mut state.#slot); },
+            quote_spanned! {span=> ::laterbase::__private::count(&mut state.#slot); },
             quote! { #private::json(&state.#slot) },
         );
     }
@@ -190,14 +190,14 @@ fn aggregate(
         Kind::Count => unreachable!("count returned above"),
         Kind::Sum => (
             quote!(#ty),
-            quote_spanned! {span=> #private::sum(&mut state.#slot, &event.#field); },
+            quote_spanned! {span=> ::laterbase::__private::sum(&mut state.#slot, &event.#field); },
             quote! { #private::json(&state.#slot) },
         ),
         Kind::Min | Kind::Max => {
             let function = format_ident!("{}", aggregator.kind.name());
             (
                 quote!(::core::option::Option<#ty>),
-                quote_spanned! {span=> #private::#function(&mut state.#slot, &event.#field); },
+                quote_spanned! {span=> ::laterbase::__private::#function(&mut state.#slot, &event.#field); },
                 quote! { #private::json(&state.#slot) },
             )
         }
@@ -205,7 +205,7 @@ fn aggregate(
             let function = format_ident!("{}", aggregator.kind.name());
             (
                 quote!(::core::option::Option<(#private::EventId, #ty)>),
-                quote_spanned! {span=> #private::#function(&mut state.#slot, id, &event.#field); },
+                quote_spanned! {span=> ::laterbase::__private::#function(&mut state.#slot, id, &event.#field); },
                 quote! { #private::slot_value(&state.#slot) },
             )
         }

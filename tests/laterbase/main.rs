@@ -11,4 +11,5 @@ mod process;
 mod supervision;
 mod support;
 mod sync;
+mod ui;
 mod views;
