@@ -8,7 +8,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use rand::{Rng, SeedableRng, rngs::StdRng};
+use rand::{Rng, RngExt, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
 
 /// How long a node may take to start or stop before the test fails.
@@ -47,7 +47,47 @@ impl Server {
     /// Starts a node and waits for its "serving" log line, which comes once
     /// the listener is bound and the data directory open.
     fn try_start(data_dir: &Path, addr: SocketAddr, extra: &[&str]) -> Result<Server, Refusal> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_laterbase"))
+        Server::try_start_program(
+            env!("CARGO_BIN_EXE_laterbase").as_ref(),
+            data_dir,
+            addr,
+            extra,
+        )
+    }
+
+    /// Starts `serve` of an example program of this workspace, which cargo
+    /// builds beside the tests.
+    fn start_example(example: &str, data_dir: &Path) -> Server {
+        let exe = std::env::current_exe().expect("this test binary");
+        // target/<profile>/deps/<test> → target/<profile>/examples/<example>
+        let program = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the profile directory")
+            .join("examples")
+            .join(example);
+        assert!(
+            program.exists(),
+            "{} is not built: `cargo test --workspace` builds it, as does `cargo build --example {example}`",
+            program.display()
+        );
+        Server::try_start_program(&program, data_dir, free_address(), &[]).unwrap_or_else(
+            |refusal| {
+                panic!(
+                    "{example} refused to start ({}): {}",
+                    refusal.status, refusal.stderr
+                )
+            },
+        )
+    }
+
+    fn try_start_program(
+        program: &Path,
+        data_dir: &Path,
+        addr: SocketAddr,
+        extra: &[&str],
+    ) -> Result<Server, Refusal> {
+        let mut child = Command::new(program)
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
@@ -59,7 +99,7 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn laterbase");
+            .unwrap_or_else(|error| panic!("spawn {}: {error}", program.display()));
         let stderr = child.stderr.take().expect("stderr");
         let (lines, log) = mpsc::channel();
         std::thread::spawn(move || {
@@ -752,4 +792,122 @@ fn kill_9_under_concurrent_load_loses_no_acknowledged_write() {
         assert!(stored.contains(id), "acknowledged {id} survives kill -9");
     }
     assert!(server.terminate().success());
+}
+
+#[derive(serde::Deserialize)]
+struct Reading {
+    sensor: String,
+    celsius: f64,
+}
+
+/// The view of `examples/readings.rs`, as the model the node is held to.
+#[laterbase::view(db = "readings", event = Reading, key = sensor)]
+struct SensorStats {
+    #[count]
+    readings: u64,
+    #[sum(celsius)]
+    total: f64,
+    #[min(celsius)]
+    coldest: f64,
+    #[max(celsius)]
+    hottest: f64,
+    #[first(celsius)]
+    first: f64,
+    #[last(celsius)]
+    latest: f64,
+}
+
+/// What the node's view must hold: the fold of its events in id order.
+fn sensor_stats_model(server: &Server) -> Value {
+    let events: Vec<(laterbase::EventId, String)> = everything(server, "readings")
+        .into_iter()
+        .map(|(id, data, _)| (id.parse().expect("an id"), data))
+        .collect();
+    serde_json::to_value(laterbase::testing::fold_json::<SensorStats, _>(events)).expect("json")
+}
+
+#[test]
+fn views_match_their_events_after_sigkill_under_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_example("readings", dir.path());
+    assert_eq!(server.request("PUT", "/db/readings", "").0, 201);
+    let addr = server.addr;
+    // Two writers of backdated readings (seeded), acknowledged ids kept;
+    // the node is killed while they write.
+    let writers: Vec<_> = (0..2_u64)
+        .map(|writer| {
+            std::thread::spawn(move || {
+                let mut rng = StdRng::seed_from_u64(40 + writer);
+                let mut acknowledged = Vec::new();
+                for _ in 0..400 {
+                    let events: Vec<Value> = (0..10)
+                        .map(|_| {
+                            let ms = 1_764_000_000_000 + rng.random_range(0..86_400_000_u64);
+                            let id = laterbase::EventId::from_parts(ms, rng.random());
+                            let data = if rng.random_range(0..10) == 0 {
+                                json!("not a reading")
+                            } else {
+                                json!({"sensor": format!("dock-{}", rng.random_range(0..4)),
+                                       "celsius": rng.random_range(-20..40)})
+                            };
+                            json!({"id": id.to_string(), "data": data})
+                        })
+                        .collect();
+                    let body = Value::Array(events.clone()).to_string();
+                    let raw = format!(
+                        "POST /db/readings/e HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    match exchange(addr, raw.as_bytes(), false) {
+                        Some((200, _)) => acknowledged.extend(events.into_iter().map(|e| e["id"].clone())),
+                        _ => return acknowledged,
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    // Read the view while the writers run, then kill the node mid-load,
+    // once it holds a few thousand events.
+    let deadline = std::time::Instant::now() + PROCESS_TIMEOUT;
+    loop {
+        let (status, _) = server.request("GET", "/readings/sensor_stats", "");
+        assert_eq!(status, 200);
+        let (_, info) = server.request("GET", "/db/readings", "");
+        if info["events"].as_u64().unwrap_or(0) >= 2_000 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the writers stalled");
+    }
+    server.kill();
+    let acknowledged: Vec<Value> = writers
+        .into_iter()
+        .flat_map(|writer| writer.join().expect("writer"))
+        .collect();
+    assert!(
+        acknowledged.len() >= 2_000,
+        "{} acknowledged",
+        acknowledged.len()
+    );
+
+    let server = Server::start_example("readings", dir.path());
+    let stored: std::collections::BTreeSet<String> = everything(&server, "readings")
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    for id in &acknowledged {
+        assert!(
+            stored.contains(id.as_str().expect("id")),
+            "acknowledged {id} was lost"
+        );
+    }
+    let (status, view) = server.request("GET", "/readings/sensor_stats", "");
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["rows"], sensor_stats_model(&server));
+    // And once more after a clean stop: the view resumes where it was.
+    assert!(server.terminate().success());
+    let server = Server::start_example("readings", dir.path());
+    let (_, view) = server.request("GET", "/readings/sensor_stats", "");
+    assert_eq!(view["rows"], sensor_stats_model(&server));
+    server.kill();
 }

@@ -412,3 +412,102 @@ fn two_nodes_fed_in_different_orders_hold_the_same_views() {
         })
         .expect("every case holds");
 }
+
+/// Rewrites the stored position of a view of a stopped node: its
+/// fingerprint moved by `fingerprint_delta`, its count of folded events set.
+fn rewrite_position(dir: &std::path::Path, view: &str, fingerprint_delta: u64, folded: u64) {
+    let db = fjall::Database::builder(dir).open().expect("open fjall");
+    let rows = db
+        .keyspace(
+            &format!("fleet.view.{view}"),
+            fjall::KeyspaceCreateOptions::default,
+        )
+        .expect("the view's keyspace");
+    let mut position = rows.get(b"p").expect("read").expect("a position").to_vec();
+    let fingerprint = u64::from_be_bytes(position[16..24].try_into().expect("8 bytes"));
+    position[16..24].copy_from_slice(&(fingerprint.wrapping_add(fingerprint_delta)).to_be_bytes());
+    position[24..32].copy_from_slice(&folded.to_be_bytes());
+    rows.insert(b"p", position).expect("write");
+    db.persist(fjall::PersistMode::SyncAll).expect("persist");
+}
+
+#[test]
+fn a_view_resumes_as_stored_and_rebuilds_when_its_definition_changes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let runtime = runtime();
+    let readings: Vec<NewEvent> = (1..=40)
+        .map(|ms| {
+            event(
+                at(ms),
+                &reading(if ms % 3 == 0 { "a" } else { "b" }, ms as f64),
+            )
+        })
+        .collect();
+    let rows = runtime.block_on(async {
+        let node = Node::open(Config::new(dir.path())).await.expect("open");
+        let db = node.create_database("fleet").await.expect("database");
+        db.append(readings).await.expect("append");
+        let rows = db
+            .view_rows("sensor_stats", None, None)
+            .await
+            .expect("rows");
+        node.shutdown().await.expect("shutdown");
+        rows
+    });
+    let status = |dir: &std::path::Path| {
+        runtime.block_on(async {
+            let node = Node::open(Config::new(dir)).await.expect("open");
+            let db = node.database("fleet").expect("database");
+            let statuses = db.view_statuses().await.expect("statuses");
+            let now = db
+                .view_rows("sensor_stats", None, None)
+                .await
+                .expect("rows");
+            node.shutdown().await.expect("shutdown");
+            let status = statuses
+                .into_iter()
+                .find(|s| s.view == "sensor_stats")
+                .expect("listed");
+            (status, now)
+        })
+    };
+    // Same definition: the stored position is taken as it is (nothing is
+    // folded again, so the planted count stays).
+    rewrite_position(dir.path(), "sensor_stats", 0, 999_999);
+    let (resumed, now) = status(dir.path());
+    assert_eq!((resumed.folded, now.clone()), (999_999, rows.clone()));
+    // A changed definition: the view starts over and folds every event.
+    rewrite_position(dir.path(), "sensor_stats", 1, 999_999);
+    let (rebuilt, now) = status(dir.path());
+    assert_eq!((rebuilt.folded, rebuilt.lc, now), (40, 40, rows));
+}
+
+#[tokio::test]
+async fn a_conflict_winner_from_a_peer_replaces_the_folded_loser() {
+    let api = Api::new().await;
+    api.create("fleet").await;
+    let db = api.node.database("fleet").expect("database");
+    let id = at(7);
+    db.append(vec![
+        event(at(1), &reading("dock-1", 5.0)),
+        NewEvent::with_id(id, br#"{"sensor":"dock-1","celsius":30.0}"#.to_vec()),
+    ])
+    .await
+    .expect("append");
+    assert_views_match_model(&api).await;
+    // A peer stored the same id with smaller bytes: they win everywhere.
+    let theirs = laterbase::Event {
+        id,
+        lc: 1,
+        recorded_at: laterbase::Timestamp(1),
+        data: bytes::Bytes::from_static(br#"{"celsius":-3.0,"sensor":"dock-1"}"#),
+    };
+    let receipt = db.merge(vec![theirs]).await.expect("merge");
+    assert_eq!(receipt.conflicts, 1);
+    let (_, row) = api.get("/fleet/sensor_stats?key=dock-1").await;
+    assert_eq!(
+        (&row["value"]["coldest"], &row["value"]["latest"]),
+        (&json!(-3.0), &json!(-3.0))
+    );
+    assert_views_match_model(&api).await;
+}
