@@ -13,7 +13,93 @@ mod expand;
 
 use proc_macro::TokenStream;
 
-/// Declares a view; see `laterbase::view`.
+/// Declares a view: a fold over one database's events, grouped by a key,
+/// that every node built into the same binary serves and keeps current.
+///
+/// Arguments: `db = "name"` (the database), `event = Type` (what each
+/// event's JSON decodes into, with serde), `key = field` (the event field
+/// that groups rows: a string, an integer or a boolean; omit it for one
+/// global row), `name = "..."` (the view's name in routes; by default the
+/// struct's name in snake case), and `fold = Type::function` for a custom
+/// fold.
+///
+/// Each field of a declarative view carries one aggregator: `#[count]`,
+/// `#[sum(f)]`, `#[min(f)]`, `#[max(f)]`, `#[first(f)]` (the value of the
+/// event with the smallest id) or `#[last(f)]`, where `f` is a field of the
+/// event. Rows are served as JSON objects of the struct's fields.
+///
+/// ```
+/// use laterbase::{EventId, view};
+/// use serde::Deserialize;
+///
+/// #[derive(Deserialize)]
+/// struct Reading { sensor: String, celsius: f64 }
+///
+/// /// Temperature statistics per sensor.
+/// #[view(db = "readings", event = Reading, key = sensor)]
+/// struct SensorStats {
+///     #[count]          readings: u64,
+///     #[sum(celsius)]   total: f64,
+///     #[min(celsius)]   coldest: f64,
+///     #[max(celsius)]   hottest: f64,
+///     #[first(celsius)] first: f64,
+///     #[last(celsius)]  latest: f64,
+/// }
+///
+/// let id = |ms| EventId::from_parts(ms, 0);
+/// let rows = laterbase::testing::fold::<SensorStats>([
+///     (id(2), Reading { sensor: "dock-1".into(), celsius: 6.0 }),
+///     (id(1), Reading { sensor: "dock-1".into(), celsius: 4.5 }),
+/// ]);
+/// assert_eq!(rows[0].key, "dock-1");
+/// assert_eq!(rows[0].value["first"], 4.5);
+/// assert_eq!(rows[0].value["latest"], 6.0);
+/// ```
+///
+/// A custom fold names a function `fn(&mut Self, EventId, &Event)`; the
+/// struct is the row's state, so it derives `Default`, `Serialize` and
+/// `Deserialize`. It sees each key's events in id order, also when one
+/// arrives late:
+///
+/// ```
+/// use laterbase::{EventId, view};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Deserialize)]
+/// struct Scan { parcel: u32, place: String }
+///
+/// #[view(db = "parcels", event = Scan, key = parcel, fold = Route::apply)]
+/// #[derive(Default, Serialize, Deserialize)]
+/// struct Route { places: Vec<String> }
+///
+/// impl Route {
+///     fn apply(&mut self, _id: EventId, scan: &Scan) {
+///         self.places.push(scan.place.clone());
+///     }
+/// }
+///
+/// let id = |ms| EventId::from_parts(ms, 0);
+/// let rows = laterbase::testing::fold::<Route>([
+///     (id(3), Scan { parcel: 7, place: "ship".into() }),
+///     (id(1), Scan { parcel: 7, place: "farm gate".into() }),
+/// ]);
+/// assert_eq!(rows[0].value["places"], serde_json::json!(["farm gate", "ship"]));
+/// ```
+///
+/// Mistakes are compile errors at their token, all of them at once: an
+/// unknown aggregator or argument, a field the event lacks, a `sum` over a
+/// type that cannot be summed, a missing `db` or `event`, generics.
+///
+/// ```compile_fail
+/// use laterbase::view;
+/// #[derive(serde::Deserialize)]
+/// struct Reading { sensor: String }
+///
+/// #[view(db = "readings", event = Reading, key = sensor)]
+/// struct Stats {
+///     #[avg(sensor)] mean: f64, // error: unknown aggregator `avg`
+/// }
+/// ```
 #[proc_macro_attribute]
 pub fn view(args: TokenStream, item: TokenStream) -> TokenStream {
     let args = proc_macro2::TokenStream::from(args);

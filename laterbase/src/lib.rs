@@ -35,6 +35,9 @@
 //! - [`clock`]: the clock and random interfaces, and the hybrid logical clock.
 //! - [`storage`]: the storage trait and its fjall and in-memory engines.
 //! - [`limits`]: every bound, named.
+//! - [`views`]: the runtime behind [`view`]: the [`View`] trait, keys, rows
+//!   and the registry of the views compiled into the binary.
+//! - [`testing`]: folding a view without a node, for snapshot tests.
 //! - the actors behind [`Node`] and [`Database`], and [`Config`] to open a node.
 
 #![warn(missing_docs)]

@@ -2,7 +2,7 @@
 //! in the same run.
 //!
 //! Run with: `cargo run --release --example bench -- ingest` (or `-- http`,
-//! `-- sync`)
+//! `-- sync`, `-- views`)
 //!
 //! Each figure is the median of `--runs` runs on fresh directories under
 //! `--dir` (default: the system's temporary directory).
@@ -10,6 +10,7 @@
 mod http;
 mod ingest;
 mod sync;
+mod views;
 
 use std::path::PathBuf;
 
@@ -51,6 +52,15 @@ enum Workload {
         /// memory (the full copy only, as B's own sync worker runs it).
         #[arg(long)]
         processes: bool,
+    },
+    /// Views through a node: catch-up, backdated events, read latency.
+    Views {
+        /// Events stored in each database.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Where the node's data directory is made.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// A node, for `sync --processes` (this program's `laterbase serve`).
     #[command(hide = true)]
@@ -100,6 +110,7 @@ fn main() -> std::process::ExitCode {
             dir,
             processes: true,
         } => sync::run_processes(events, dir.as_deref()),
+        Workload::Views { events, dir } => views::run(events, dir.as_deref()),
         Workload::Node(args) => return laterbase::cli::serve(args),
     }
     std::process::ExitCode::SUCCESS
