@@ -19,6 +19,10 @@ pub struct Model {
     pub key: Option<Ident>,
     pub name: Option<LitStr>,
     pub fold: Option<Path>,
+    /// `version = N`: a number the user bumps when the fold's meaning
+    /// changes in code the macro cannot see (a fold function's body, the
+    /// event type); it is part of the fingerprint.
+    pub version: Option<syn::LitInt>,
     pub fields: Vec<Field>,
     /// Mistakes found while reading, reported with those of `check`.
     pub errors: Vec<syn::Error>,
@@ -97,6 +101,7 @@ pub fn parse(args: TokenStream, item: TokenStream) -> syn::Result<Model> {
         key: None,
         name: None,
         fold: None,
+        version: None,
         fields: Vec::new(),
         errors: Vec::new(),
     };
@@ -185,7 +190,7 @@ fn argument(model: &mut Model, meta: Meta) {
 fn unknown_argument(path: &Path) -> syn::Error {
     syn::Error::new(
         path.span(),
-        "unknown argument: `#[view]` takes `db`, `event`, `key`, `name` and `fold`",
+        "unknown argument: `#[view]` takes `db`, `event`, `key`, `name`, `fold` and `version`",
     )
 }
 

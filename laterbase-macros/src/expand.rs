@@ -21,7 +21,14 @@ pub fn view(model: &Model) -> TokenStream {
         Some(name) => name.value(),
         None => snake_case(&ident.to_string()),
     };
-    let fingerprint = fnv1a(model.source.as_bytes());
+    // The source includes `version = N`; it is mixed in on its own too, so
+    // that a bump changes the fingerprint however the text hashes.
+    let version: u64 = model
+        .version
+        .as_ref()
+        .and_then(|version| version.base10_parse().ok())
+        .unwrap_or(0);
+    let fingerprint = fnv1a(model.source.as_bytes()) ^ version.rotate_left(32);
     let (key_kind, key) = key(model, event);
     let body = match &model.fold {
         Some(fold) => custom(model, fold),
@@ -92,12 +99,15 @@ struct Body {
 /// How the key is read from an event, and its kind.
 fn key(model: &Model, event: &syn::Path) -> (TokenStream, TokenStream) {
     match &model.key {
-        Some(field) => (
-            quote_spanned! {field.span()=>
-                ::laterbase::__private::key_kind_of::<#event, _>(|event| &event.#field)
-            },
-            quote_spanned! {field.span()=> ::laterbase::__private::key_of(&event.#field) },
-        ),
+        Some(field) => {
+            let at = located(field.span());
+            (
+                quote_spanned! {at=>
+                    ::laterbase::__private::key_kind_of::<#event, _>(|event| &event.#field)
+                },
+                quote_spanned! {at=> ::laterbase::__private::key_of(&event.#field) },
+            )
+        }
         None => (
             quote! { ::laterbase::__private::KeyKind::Null },
             quote! {
@@ -116,7 +126,7 @@ fn custom(model: &Model, fold: &syn::Path) -> Body {
         state_item: TokenStream::new(),
         state: quote!(#ident),
         ordered: true,
-        fold: quote_spanned! {fold.span()=> #fold(state, id, event); },
+        fold: quote! { #fold(state, id, event); },
         value: quote! { ::laterbase::__private::json(state) },
     }
 }
@@ -173,11 +183,15 @@ fn aggregate(
     ty: &syn::Type,
 ) -> (TokenStream, TokenStream, TokenStream) {
     let private = quote!(::laterbase::__private);
+    // Statements that read a field sit at its token, so that the compiler's
+    // errors point there, but resolve names as the generated code's own:
+    // `state`, `event` and `id` are this code's locals wherever the
+    // attribute came from.
     if aggregator.kind == Kind::Count {
-        let span = aggregator.path.span();
+        let at = located(aggregator.path.span());
         return (
             quote!(#ty),
-            quote_spanned! {span=> ::laterbase::__private::count(&mut state.#slot); },
+            quote_spanned! {at=> ::laterbase::__private::count(&mut state.#slot); },
             quote! { #private::json(&state.#slot) },
         );
     }
@@ -185,31 +199,31 @@ fn aggregate(
         .field
         .as_ref()
         .expect("checked: the aggregator names a field");
-    let span = field.span();
+    let at = located(field.span());
+    let name = format_ident!("{}", aggregator.kind.name());
     match aggregator.kind {
         Kind::Count => unreachable!("count returned above"),
         Kind::Sum => (
             quote!(#ty),
-            quote_spanned! {span=> ::laterbase::__private::sum(&mut state.#slot, &event.#field); },
+            quote_spanned! {at=> ::laterbase::__private::sum(&mut state.#slot, &event.#field); },
             quote! { #private::json(&state.#slot) },
         ),
-        Kind::Min | Kind::Max => {
-            let function = format_ident!("{}", aggregator.kind.name());
-            (
-                quote!(::core::option::Option<#ty>),
-                quote_spanned! {span=> ::laterbase::__private::#function(&mut state.#slot, &event.#field); },
-                quote! { #private::json(&state.#slot) },
-            )
-        }
-        Kind::First | Kind::Last => {
-            let function = format_ident!("{}", aggregator.kind.name());
-            (
-                quote!(::core::option::Option<(#private::EventId, #ty)>),
-                quote_spanned! {span=> ::laterbase::__private::#function(&mut state.#slot, id, &event.#field); },
-                quote! { #private::slot_value(&state.#slot) },
-            )
-        }
+        Kind::Min | Kind::Max => (
+            quote!(::core::option::Option<#ty>),
+            quote_spanned! {at=> ::laterbase::__private::#name(&mut state.#slot, &event.#field); },
+            quote! { #private::json(&state.#slot) },
+        ),
+        Kind::First | Kind::Last => (
+            quote!(::core::option::Option<(#private::EventId, #ty)>),
+            quote_spanned! {at=> ::laterbase::__private::#name(&mut state.#slot, id, &event.#field); },
+            quote! { #private::slot_value(&state.#slot) },
+        ),
     }
+}
+
+/// The location of a user's token, resolving names as generated code does.
+fn located(span: proc_macro2::Span) -> proc_macro2::Span {
+    span.resolved_at(proc_macro2::Span::call_site())
 }
 
 /// `SensorStats` → `sensor_stats`.

@@ -20,8 +20,10 @@ use proc_macro::TokenStream;
 /// event's JSON decodes into, with serde), `key = field` (the event field
 /// that groups rows: a string, an integer or a boolean; omit it for one
 /// global row), `name = "..."` (the view's name in routes; by default the
-/// struct's name in snake case), and `fold = Type::function` for a custom
-/// fold.
+/// struct's name in snake case), `fold = Type::function` for a custom
+/// fold, and `version = N`, to bump when the fold's meaning changes in code
+/// the macro cannot see (a fold function's body, the event type): a view
+/// whose definition changes is rebuilt from the events.
 ///
 /// Each field of a declarative view carries one aggregator: `#[count]`,
 /// `#[sum(f)]`, `#[min(f)]`, `#[max(f)]`, `#[first(f)]` (the value of the

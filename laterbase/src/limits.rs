@@ -125,9 +125,21 @@ pub const EPOCHS_MAX: usize = 256;
 /// events plus the key's events newer than it.
 pub const VIEW_CHECKPOINT_EVENTS: u32 = 64;
 
+const _: () = assert!(
+    VIEW_KEY_BYTES_MAX < u16::MAX as usize,
+    "a view key's length is stored in 16 bits"
+);
+
 /// The most events a view folds in one step (one atomic write of its rows),
 /// so that queries are answered between steps of a long catch-up.
 pub const VIEW_FOLD_EVENTS_MAX: usize = 10_000;
+
+/// About the most bytes of events a view folds in one step.
+pub const VIEW_FOLD_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// The longest key a view groups by, in bytes: an event whose key is longer
+/// is skipped and counted, as one that does not decode.
+pub const VIEW_KEY_BYTES_MAX: usize = 1024;
 
 /// How long a view query waits for the view to reach the database's
 /// logical clock (read-your-writes) before it answers `unavailable`; a view

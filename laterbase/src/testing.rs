@@ -26,10 +26,12 @@
 use std::collections::BTreeMap;
 
 use crate::event::EventId;
+use crate::limits::VIEW_KEY_BYTES_MAX;
 use crate::views::{Row, View};
 
 /// Folds `events` into `V`'s rows, in id order whatever their order here;
-/// of two events with one id, the first given counts.
+/// of two events with one id, the first given counts. An event whose key is
+/// longer than [`VIEW_KEY_BYTES_MAX`] bytes is skipped, as a node skips it.
 pub fn fold<V: View>(events: impl IntoIterator<Item = (EventId, V::Event)>) -> Vec<Row> {
     let mut events: Vec<(EventId, V::Event)> = events.into_iter().collect();
     // A stable sort keeps the first of equal ids first.
@@ -37,7 +39,12 @@ pub fn fold<V: View>(events: impl IntoIterator<Item = (EventId, V::Event)>) -> V
     events.dedup_by_key(|(id, _)| *id);
     let mut rows: BTreeMap<crate::views::Key, V::State> = BTreeMap::new();
     for (id, event) in &events {
-        V::fold(rows.entry(V::key(event)).or_default(), *id, event);
+        let key = V::key(event);
+        // As on a node: a key too long to store skips its event.
+        if key.to_bytes().len() > VIEW_KEY_BYTES_MAX {
+            continue;
+        }
+        V::fold(rows.entry(key).or_default(), *id, event);
     }
     rows.into_iter()
         .map(|(key, state)| Row {

@@ -511,3 +511,92 @@ async fn a_conflict_winner_from_a_peer_replaces_the_folded_loser() {
     );
     assert_views_match_model(&api).await;
 }
+
+#[test]
+fn only_a_rewrite_of_bytes_rebuilds_a_view() {
+    let dir = tempfile::tempdir().expect("dir");
+    let runtime = runtime();
+    let id = at(3);
+    runtime.block_on(async {
+        let node = Node::open(Config::new(dir.path())).await.expect("open");
+        let db = node.create_database("fleet").await.expect("database");
+        db.append(vec![
+            event(at(1), &reading("a", 1.0)),
+            NewEvent::with_id(id, br#"{"sensor":"a","celsius":9.0}"#.to_vec()),
+        ])
+        .await
+        .expect("append");
+        db.view_statuses().await.expect("caught up");
+        node.shutdown().await.expect("shutdown");
+    });
+    // A planted count shows whether the view folds everything again.
+    rewrite_position(dir.path(), "sensor_stats", 0, 999_999);
+    runtime.block_on(async {
+        let node = Node::open(Config::new(dir.path())).await.expect("open");
+        let db = node.database("fleet").expect("database");
+        let folded = |statuses: Vec<laterbase::ViewStatus>| {
+            statuses
+                .into_iter()
+                .find(|s| s.view == "sensor_stats")
+                .map(|s| s.folded)
+        };
+        // The same bytes, stored earlier elsewhere: recorded_at moves, the
+        // view's input does not.
+        let same = laterbase::Event {
+            id,
+            lc: 1,
+            recorded_at: laterbase::Timestamp(1),
+            data: bytes::Bytes::from_static(br#"{"sensor":"a","celsius":9.0}"#),
+        };
+        assert_eq!(db.merge(vec![same]).await.expect("merge").updated, 1);
+        assert_eq!(
+            folded(db.view_statuses().await.expect("statuses")),
+            Some(999_999)
+        );
+        // Other bytes that win: the view folds everything again.
+        let smaller = laterbase::Event {
+            id,
+            lc: 1,
+            recorded_at: laterbase::Timestamp(1),
+            data: bytes::Bytes::from_static(br#"{"celsius":2.0,"sensor":"a"}"#),
+        };
+        assert_eq!(db.merge(vec![smaller]).await.expect("merge").conflicts, 1);
+        assert_eq!(folded(db.view_statuses().await.expect("statuses")), Some(2));
+        let row = db
+            .view_row("sensor_stats", "a")
+            .await
+            .expect("row")
+            .expect("a row");
+        assert_eq!(row.value["hottest"], 2.0);
+        node.shutdown().await.expect("shutdown");
+    });
+}
+
+#[tokio::test]
+async fn an_event_with_a_key_too_long_to_store_is_skipped_and_counted() {
+    let api = Api::new().await;
+    api.create("fleet").await;
+    let db = api.node.database("fleet").expect("database");
+    let long = "k".repeat(laterbase::limits::VIEW_KEY_BYTES_MAX + 1);
+    db.append(vec![
+        event(at(1), &reading(&long, 1.0)),
+        event(at(2), &reading("dock-1", 2.0)),
+    ])
+    .await
+    .expect("append");
+    let statuses = db.view_statuses().await.expect("statuses");
+    let stats = statuses
+        .iter()
+        .find(|s| s.view == "sensor_stats")
+        .expect("listed");
+    assert_eq!((stats.folded, stats.skipped, stats.lc), (1, 1, 2));
+    assert_eq!(
+        rows_of(&api, "sensor_stats").await.as_array().map(Vec::len),
+        Some(1)
+    );
+    // The database and its views go on taking events.
+    db.append(vec![event(at(3), &reading("dock-1", 3.0))])
+        .await
+        .expect("append");
+    assert_views_match_model(&api).await;
+}

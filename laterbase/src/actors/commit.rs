@@ -87,6 +87,9 @@ pub(crate) struct Writer {
     written_lc: u64,
     /// The highest update number written.
     written_us: u64,
+    /// How many rewrites changed a stored event's bytes, ever: views that
+    /// folded the old bytes rebuild when it moves.
+    data_rewrites: u64,
     /// The highest id stored: ids above it need no lookup to be known new.
     max_id: Option<EventId>,
     /// Why writes are refused, once a write or an fsync failed.
@@ -97,6 +100,9 @@ pub(crate) struct Writer {
     _lease: tokio::sync::OwnedMutexGuard<()>,
 }
 
+/// The database's metadata key of its count of data rewrites.
+const DATA_REWRITES_KEY: &[u8] = b"views/data-rewrites";
+
 /// One commit's batch while its writes are staged.
 struct Staged {
     batch: WriteBatch,
@@ -104,6 +110,8 @@ struct Staged {
     new_ids: HashMap<EventId, usize>,
     /// Stored events this commit rewrites, by id: their lc and new form.
     replaced: HashMap<EventId, (u64, StoredEvent)>,
+    /// Rewrites of this commit that change a stored event's bytes.
+    data_rewrites: u64,
     max_id: Option<EventId>,
 }
 
@@ -163,7 +171,17 @@ impl Writer {
         }
         let written_lc = store.last_lc()?;
         let written_us = store.last_us()?;
+        let data_rewrites = match store.meta(DATA_REWRITES_KEY)? {
+            Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| {
+                crate::StorageError::Corrupt {
+                    what: "count of data rewrites",
+                    detail: format!("{} bytes, not 8", bytes.len()),
+                }
+            })?),
+            None => 0,
+        };
         let max_id = store.last_id()?;
+        shared.data_rewrites.store(data_rewrites, Ordering::Release);
         shared.durable_lc.store(written_lc, Ordering::Release);
         shared.durable_us.store(written_us, Ordering::Release);
         let database = shared.record.name.clone();
@@ -175,6 +193,7 @@ impl Writer {
             hlc,
             written_lc,
             written_us,
+            data_rewrites,
             max_id,
             poisoned: None,
             _lease: lease,
@@ -192,6 +211,7 @@ impl Writer {
             },
             new_ids: HashMap::new(),
             replaced: HashMap::new(),
+            data_rewrites: 0,
             max_id: self.max_id,
         };
         let count = writes.len();
@@ -324,6 +344,9 @@ impl Writer {
                 receipt.updated += 1;
                 match current {
                     Current::Stored(lc, _) => {
+                        if kept.data != present.data {
+                            staged.data_rewrites += 1;
+                        }
                         staged.replaced.insert(kept.id, (lc, kept));
                     }
                     Current::New(index, _) => staged.batch.events[index] = kept,
@@ -412,6 +435,13 @@ impl Writer {
             return Ok(());
         }
         let last_lc = staged.batch.first_lc + staged.batch.events.len() as u64 - 1;
+        let data_rewrites = self.data_rewrites + staged.data_rewrites;
+        if staged.data_rewrites > 0 {
+            staged.batch.meta.push((
+                DATA_REWRITES_KEY.to_vec(),
+                Bytes::copy_from_slice(&data_rewrites.to_be_bytes()),
+            ));
+        }
         staged.batch.hlc_floor = self.hlc.floor();
         let written = self.store.write(&staged.batch);
         let persisted = written.and_then(|()| {
@@ -433,6 +463,10 @@ impl Writer {
         let count = staged.batch.events.len() as u64;
         self.written_lc = last_lc;
         self.written_us += staged.batch.replaced.len() as u64;
+        self.data_rewrites = data_rewrites;
+        self.shared
+            .data_rewrites
+            .store(data_rewrites, Ordering::Release);
         self.shared
             .durable_us
             .store(self.written_us, Ordering::Release);

@@ -133,12 +133,18 @@ pub(crate) struct DatabaseShared {
     pub(crate) views: Vec<Registration>,
     /// Each view's running actor, by name; set by the database actor.
     pub(crate) view_actors: RwLock<BTreeMap<&'static str, ViewHandle>>,
+    /// Each view's lease, held by its actor and by the fold it runs: a
+    /// restarted view actor starts only once a killed one's fold is done.
+    pub(crate) view_leases: BTreeMap<&'static str, Arc<tokio::sync::Mutex<()>>>,
     /// The running actor; replaced when the supervisor restarts it.
     actor: tokio::sync::watch::Sender<ActorSlot>,
     /// The highest logical clock that an fsync has covered.
     pub(crate) durable_lc: AtomicU64,
     /// The highest update number that an fsync has covered.
     pub(crate) durable_us: AtomicU64,
+    /// Durable rewrites that changed a stored event's bytes (a conflict's
+    /// winner from a peer), ever: a view that folded the old bytes rebuilds.
+    pub(crate) data_rewrites: AtomicU64,
     /// Bounds the bytes of appends in flight, in KiB.
     in_flight_kib: Arc<Semaphore>,
     /// Held by the database's one writer for its whole life.
@@ -155,11 +161,15 @@ impl DatabaseShared {
         history: Vec<EpochStart>,
         context: &NodeContext,
     ) -> DatabaseShared {
-        let views = context
+        let views: Vec<Registration> = context
             .views
             .iter()
             .filter(|view| view.db == record.name)
             .copied()
+            .collect();
+        let view_leases = views
+            .iter()
+            .map(|view| (view.name, Arc::default()))
             .collect();
         DatabaseShared {
             record,
@@ -170,11 +180,13 @@ impl DatabaseShared {
             limits: context.limits,
             commits: context.commits.clone(),
             views,
+            view_leases,
             view_actors: RwLock::default(),
             store: RwLock::new(Some(store)),
             actor: tokio::sync::watch::Sender::new(ActorSlot::Restarting),
             durable_lc: AtomicU64::new(0),
             durable_us: AtomicU64::new(0),
+            data_rewrites: AtomicU64::new(0),
             in_flight_kib: Arc::new(Semaphore::new(APPEND_KIB_IN_FLIGHT_MAX as usize)),
             writer_lease: Arc::new(tokio::sync::Mutex::new(())),
             appends: AtomicU64::new(0),
@@ -690,8 +702,8 @@ pub(crate) struct DatabaseState {
     storage: Arc<dyn Storage>,
     /// The running view actors, to restart one that crashes.
     views: HashMap<ractor::ActorId, Registration>,
-    /// View restarts so far, bounded by `VIEW_RESTARTS_MAX`.
-    view_restarts: u32,
+    /// Each view's restarts so far, bounded by `VIEW_RESTARTS_MAX`.
+    view_restarts: HashMap<&'static str, u32>,
 }
 
 impl Actor for DatabaseActor {
@@ -725,10 +737,13 @@ impl Actor for DatabaseActor {
             flush_queued: false,
             storage: views_storage,
             views: HashMap::new(),
-            view_restarts: 0,
+            view_restarts: HashMap::new(),
         };
+        // A view that cannot start leaves its database serving.
         for registration in state.shared.views.clone() {
-            spawn_view(&myself, &mut state, registration).await?;
+            if let Err(error) = spawn_view(&myself, &mut state, registration).await {
+                tracing::error!(database = registration.db, view = registration.name, %error, "view actor failed to start; the view stays unavailable");
+            }
         }
         Ok(state)
     }
@@ -746,11 +761,12 @@ impl Actor for DatabaseActor {
             return Ok(());
         };
         let (db, view) = (registration.db, registration.name);
-        if state.view_restarts >= VIEW_RESTARTS_MAX {
+        let restarts = state.view_restarts.entry(view).or_default();
+        if *restarts >= VIEW_RESTARTS_MAX {
             tracing::error!(database = db, view, %reason, "view actor stopped; restart budget spent, the view stays unavailable");
             return Ok(());
         }
-        state.view_restarts += 1;
+        *restarts += 1;
         tracing::error!(database = db, view, %reason, "view actor stopped; restarting it");
         if let Err(error) = spawn_view(&myself, state, registration).await {
             tracing::error!(database = db, view, %error, "view actor failed to restart; the view stays unavailable");

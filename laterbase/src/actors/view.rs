@@ -24,7 +24,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use super::database::DatabaseShared;
 use super::run_storage;
 use crate::error::{Error, Result};
-use crate::limits::{VIEW_FOLD_EVENTS_MAX, VIEW_QUERIES_WAITING_MAX, VIEW_QUERY_WAIT_MS};
+use crate::limits::{
+    VIEW_FOLD_BYTES_MAX, VIEW_FOLD_EVENTS_MAX, VIEW_QUERIES_WAITING_MAX, VIEW_QUERY_WAIT_MS,
+};
 use crate::storage::{Storage, ViewStore};
 use crate::views::fold::{self, Engine, Position};
 use crate::views::{Key, KeyKind, Registration, Row, ViewStatus};
@@ -110,6 +112,8 @@ pub(crate) struct ViewState {
     step_queued: bool,
     /// The task that turns commits into steps.
     nudges: tokio::task::JoinHandle<()>,
+    /// The view's lease, shared with the fold in flight.
+    lease: Arc<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Actor for ViewActor {
@@ -129,8 +133,14 @@ impl Actor for ViewActor {
         } = args;
         let engine: Arc<dyn Engine> = Arc::from((registration.engine)());
         let (db, name) = (registration.db, registration.name);
+        // A killed predecessor's fold finishes before this actor reads the
+        // position it leaves.
+        let lease = match shared.view_leases.get(name) {
+            Some(lease) => Arc::new(lease.clone().lock_owned().await),
+            None => return Err(format!("view {name} is not registered on database {db}").into()),
+        };
         let fingerprint = engine.fingerprint();
-        let us = shared.durable_us.load(Ordering::Acquire);
+        let rewrites = shared.data_rewrites.load(Ordering::Acquire);
         let (store, position, rebuilding) = run_storage(shared.may_block, move || {
             let store: Arc<dyn ViewStore> = Arc::from(storage.open_view(db, name)?);
             let (position, rebuilding) = match Position::load(store.as_ref())? {
@@ -141,9 +151,15 @@ impl Actor for ViewActor {
                         view = name,
                         "the view's definition changed; rebuilding it from the events"
                     );
-                    (Position::reset(store.as_ref(), us, fingerprint)?, true)
+                    (
+                        Position::reset(store.as_ref(), rewrites, fingerprint)?,
+                        true,
+                    )
                 }
-                None => (Position::reset(store.as_ref(), us, fingerprint)?, false),
+                None => (
+                    Position::reset(store.as_ref(), rewrites, fingerprint)?,
+                    false,
+                ),
             };
             Ok((store, position, rebuilding))
         })
@@ -166,6 +182,7 @@ impl Actor for ViewActor {
             waiting: Vec::new(),
             step_queued: true,
             nudges,
+            lease,
         })
     }
 
@@ -187,7 +204,7 @@ impl Actor for ViewActor {
                 }
             }
             ViewMsg::Query { query, lc, reply } => {
-                if state.position.lc >= lc && !state.rebuilding {
+                if matches!(query, ViewQuery::Status) || ready(state, lc) {
                     let _ = reply.send(answer(state, query).await);
                 } else if state.waiting.len() >= VIEW_QUERIES_WAITING_MAX {
                     let _ = reply.send(Err(Error::Unavailable(
@@ -215,6 +232,18 @@ impl Actor for ViewActor {
     }
 }
 
+/// Whether the view answers a query that began at `lc`: it has folded up
+/// to it, is not rebuilding, and no stored event's bytes were rewritten
+/// since its fold began.
+fn ready(state: &ViewState, lc: u64) -> bool {
+    state.position.lc >= lc && !state.rebuilding && !rewritten(state)
+}
+
+/// Whether a stored event's bytes were rewritten since the fold began.
+fn rewritten(state: &ViewState) -> bool {
+    state.shared.data_rewrites.load(Ordering::Acquire) != state.position.rewrites
+}
+
 /// Sends a step after every commit of the node (coalesced: the watch keeps
 /// only the latest), until the actor is gone.
 async fn nudge(mut commits: tokio::sync::watch::Receiver<u64>, actor: ActorRef<ViewMsg>) {
@@ -227,10 +256,12 @@ async fn nudge(mut commits: tokio::sync::watch::Receiver<u64>, actor: ActorRef<V
 
 /// Folds the next durable events, then answers the queries they satisfy.
 async fn step(state: &mut ViewState) -> Result<(), ActorProcessingErr> {
-    let durable_us = state.shared.durable_us.load(Ordering::Acquire);
+    // The writer publishes the rewrites count before the lc, so the lc is
+    // read first: a rewrite it covers is seen.
     let durable_lc = state.shared.durable_lc.load(Ordering::Acquire);
+    let rewrites = state.shared.data_rewrites.load(Ordering::Acquire);
     let (db, name) = (state.registration.db, state.registration.name);
-    if durable_us > state.position.us {
+    if rewrites != state.position.rewrites {
         // A stored event was rewritten (a conflict's winner): its old value
         // is folded in and cannot be taken out, so the view starts over.
         tracing::warn!(
@@ -241,7 +272,7 @@ async fn step(state: &mut ViewState) -> Result<(), ActorProcessingErr> {
         let store = state.store.clone();
         let fingerprint = state.engine.fingerprint();
         state.position = run_storage(state.shared.may_block, move || {
-            Ok(Position::reset(store.as_ref(), durable_us, fingerprint)?)
+            Ok(Position::reset(store.as_ref(), rewrites, fingerprint)?)
         })
         .await?;
         state.rebuilding = true;
@@ -256,8 +287,10 @@ async fn step(state: &mut ViewState) -> Result<(), ActorProcessingErr> {
         );
         let mut position = state.position;
         let before = position;
+        let lease = state.lease.clone();
         position = run_storage(state.shared.may_block, move || {
-            let events = log.scan_log(position.lc, durable_lc, VIEW_FOLD_EVENTS_MAX)?;
+            let _lease = lease;
+            let events = read_events(log.as_ref(), position.lc, durable_lc)?;
             engine.fold(store.as_ref(), log.as_ref(), &events, &mut position)?;
             Ok(position)
         })
@@ -288,7 +321,7 @@ async fn step(state: &mut ViewState) -> Result<(), ActorProcessingErr> {
     let ready = state.position.lc;
     let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut state.waiting)
         .into_iter()
-        .partition(|(_, lc, _)| *lc <= ready && !state.rebuilding);
+        .partition(|(_, lc, _)| *lc <= ready && !state.rebuilding && !rewritten(state));
     state.waiting = later;
     for (query, _, reply) in now {
         let _ = reply.send(answer(state, query).await);
@@ -304,6 +337,30 @@ async fn step(state: &mut ViewState) -> Result<(), ActorProcessingErr> {
     }
     Ok(())
 }
+
+/// The durable events after `after_lc`, up to [`VIEW_FOLD_EVENTS_MAX`] of
+/// them and about [`VIEW_FOLD_BYTES_MAX`] of their bytes.
+fn read_events(
+    log: &dyn crate::storage::DatabaseStore,
+    after_lc: u64,
+    durable_lc: u64,
+) -> Result<Vec<crate::event::Event>> {
+    let mut events: Vec<crate::event::Event> = Vec::new();
+    let mut bytes = 0;
+    while events.len() < VIEW_FOLD_EVENTS_MAX && bytes < VIEW_FOLD_BYTES_MAX {
+        let from = events.last().map_or(after_lc, |event| event.lc);
+        let page = log.scan_log(from, durable_lc, VIEW_READ_EVENTS)?;
+        if page.is_empty() {
+            break;
+        }
+        bytes += page.iter().map(|event| event.data.len()).sum::<usize>();
+        events.extend(page);
+    }
+    Ok(events)
+}
+
+/// Events read from the log at a time while a step gathers its events.
+const VIEW_READ_EVENTS: usize = 256;
 
 /// Answers `query` from the store as it stands.
 async fn answer(state: &ViewState, query: ViewQuery) -> Result<ViewAnswer> {

@@ -249,6 +249,13 @@ impl ViewStore for FjallView {
     }
 
     fn write(&self, changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> StorageResult<()> {
+        // fjall takes keys of at most 64 KiB; a longer one must not reach it.
+        if let Some((key, _)) = changes
+            .iter()
+            .find(|(key, _)| key.len() > usize::from(u16::MAX))
+        {
+            return Err(corrupt("view key", key));
+        }
         let mut batch = self.db.batch();
         for (key, value) in changes {
             match value {

@@ -3,12 +3,15 @@
 //! A view's store holds, under one-byte prefixes:
 //!
 //! ```text
-//! p                      position: lc, update number, fingerprint, counters
+//! p                      position: lc, data rewrites, fingerprint, counters
 //! r key                  a row: the id of its latest event, events since its
 //!                        last checkpoint, its state (JSON)
 //! i len key id           ordered views: the ids of each key's events
 //! c len key id           ordered views: the key's state after event `id`
 //! ```
+//!
+//! An event that does not decode, or whose key is longer than
+//! [`VIEW_KEY_BYTES_MAX`], is skipped and counted.
 //!
 //! Events come in `lc` order, which is arrival order. Order-insensitive
 //! views fold them as they come. An ordered view (a custom fold) folds an
@@ -24,7 +27,7 @@ use std::marker::PhantomData;
 use super::{Key, KeyKind, View};
 use crate::error::StorageError;
 use crate::event::{Event, EventId};
-use crate::limits::VIEW_CHECKPOINT_EVENTS;
+use crate::limits::{VIEW_CHECKPOINT_EVENTS, VIEW_KEY_BYTES_MAX};
 use crate::storage::{DatabaseStore, StorageResult, ViewStore};
 
 const POSITION_KEY: &[u8] = b"p";
@@ -37,9 +40,9 @@ const CHECKPOINT_PREFIX: u8 = b'c';
 pub(crate) struct Position {
     /// The database's logical clock folded up to.
     pub(crate) lc: u64,
-    /// The database's update number when the fold began: a later rewrite of
-    /// a stored event rebuilds the view.
-    pub(crate) us: u64,
+    /// The database's count of data rewrites when the fold began: a later
+    /// rewrite of a stored event's bytes rebuilds the view.
+    pub(crate) rewrites: u64,
     /// The definition the rows were folded with.
     pub(crate) fingerprint: u64,
     /// Events folded since the view was (re)built.
@@ -52,7 +55,7 @@ impl Position {
     fn encode(&self) -> Vec<u8> {
         [
             self.lc,
-            self.us,
+            self.rewrites,
             self.fingerprint,
             self.folded,
             self.skipped,
@@ -75,7 +78,7 @@ impl Position {
         }
         Ok(Position {
             lc: field(0)?,
-            us: field(1)?,
+            rewrites: field(1)?,
             fingerprint: field(2)?,
             folded: field(3)?,
             skipped: field(4)?,
@@ -92,12 +95,12 @@ impl Position {
     /// Starts the view over: no rows, nothing folded.
     pub(crate) fn reset(
         view: &dyn ViewStore,
-        us: u64,
+        rewrites: u64,
         fingerprint: u64,
     ) -> StorageResult<Position> {
         view.clear()?;
         let position = Position {
-            us,
+            rewrites,
             fingerprint,
             ..Position::default()
         };
@@ -230,6 +233,11 @@ impl<V: View> Engine for Typed<V> {
                 continue;
             };
             let key = V::key(&decoded).to_bytes();
+            if key.len() > VIEW_KEY_BYTES_MAX {
+                position.skipped += 1;
+                position.lc = event.lc;
+                continue;
+            }
             let row = pending.row(view, &key)?;
             if V::ORDERED && row.last_id.is_some_and(|last| event.id < last) {
                 // Backdated: what is pending goes first, so that the refold
@@ -384,7 +392,8 @@ pub(crate) fn row_of(kind: KeyKind, stored: &[u8]) -> StorageResult<Key> {
 
 /// `tag`, the key's length and the key: the start of a key's entries.
 fn prefix(tag: u8, key: &[u8]) -> Vec<u8> {
-    let length = u16::try_from(key.len()).unwrap_or(u16::MAX);
+    // Longer keys are skipped before they get here.
+    let length = u16::try_from(key.len()).expect("a view key is at most VIEW_KEY_BYTES_MAX bytes");
     let mut bytes = Vec::with_capacity(3 + key.len() + 16);
     bytes.push(tag);
     bytes.extend_from_slice(&length.to_be_bytes());

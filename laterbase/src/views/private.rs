@@ -16,14 +16,31 @@ pub use crate::event::EventId;
     label = "this field is not a number",
     note = "`#[sum]` takes integer and floating-point fields"
 )]
-pub trait Summable: Copy + std::ops::AddAssign {}
-
-macro_rules! summable {
-    ($($t:ty),*) => { $(impl Summable for $t {})* };
+pub trait Summable: Copy {
+    /// Adds `value` (integers saturate rather than overflow).
+    fn add(&mut self, value: Self);
 }
-summable!(
-    i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64
+
+macro_rules! summable_integer {
+    ($($t:ty),*) => { $(impl Summable for $t {
+        fn add(&mut self, value: Self) { *self = self.saturating_add(value); }
+    })* };
+}
+summable_integer!(
+    i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize
 );
+
+impl Summable for f32 {
+    fn add(&mut self, value: Self) {
+        *self += value;
+    }
+}
+
+impl Summable for f64 {
+    fn add(&mut self, value: Self) {
+        *self += value;
+    }
+}
 
 /// A field `#[count]` can count in.
 #[diagnostic::on_unimplemented(
@@ -108,7 +125,7 @@ pub fn count<T: Countable>(total: &mut T) {
 
 /// `#[sum(field)]`.
 pub fn sum<T: Summable>(total: &mut T, value: &T) {
-    *total += *value;
+    total.add(*value);
 }
 
 /// `#[min(field)]`.
