@@ -14,8 +14,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::http::{HttpState, router};
 use crate::limits::{
     BATCH_EVENTS_MAX, BODY_BYTES_MAX, CLOCK_SKEW_MS_DEFAULT, Limits, PAGE_EVENTS_DEFAULT,
-    PAGE_EVENTS_MAX, REQUEST_TIMEOUT_MS_DEFAULT, SYNC_INTERVAL_MS_DEFAULT,
+    PAGE_EVENTS_MAX, REQUEST_TIMEOUT_MS_DEFAULT, SYNC_BACKOFF_MS_MAX, SYNC_INTERVAL_MS_DEFAULT,
 };
+use crate::sync::transport::PeerConnector;
 use crate::{Config, Node, ReplicationConfig};
 
 /// Laterbase: an offline-first event store that syncs.
@@ -242,6 +243,8 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
             peers: args.peers.clone(),
             interval: Duration::from_millis(args.sync_interval_ms),
             token: args.token.clone(),
+            connector: PeerConnector::tcp(),
+            backoff_max: Duration::from_millis(SYNC_BACKOFF_MS_MAX),
         };
         node.replicate(replication)
             .await

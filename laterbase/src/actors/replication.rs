@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::event::{EventId, Timestamp};
 use crate::limits::{SYNC_BACKOFF_MS_MAX, SYNC_ROUNDS_PER_PASS_MAX, SYNC_WORKER_RESTARTS_MAX};
 use crate::sync::driver::{RoundReport, round};
-use crate::sync::transport::HttpTransport;
+use crate::sync::transport::{HttpTransport, PeerConnector};
 
 /// How often a long catch-up logs its progress.
 const CATCH_UP_LOG_INTERVAL: Duration = Duration::from_secs(5);
@@ -41,6 +41,25 @@ pub struct ReplicationConfig {
     pub interval: Duration,
     /// The access token peers require, if any.
     pub token: Option<String>,
+    /// How connections to peers are made: TCP, or a simulated network.
+    pub connector: PeerConnector,
+    /// The longest wait before retrying a peer that failed.
+    pub backoff_max: Duration,
+}
+
+impl ReplicationConfig {
+    /// Replication with `peers` over TCP, every
+    /// [`SYNC_INTERVAL_MS_DEFAULT`](crate::limits::SYNC_INTERVAL_MS_DEFAULT)
+    /// and soon after each write, without a token.
+    pub fn new(peers: Vec<String>) -> ReplicationConfig {
+        ReplicationConfig {
+            peers,
+            interval: Duration::from_millis(crate::limits::SYNC_INTERVAL_MS_DEFAULT),
+            token: None,
+            connector: PeerConnector::tcp(),
+            backoff_max: Duration::from_millis(SYNC_BACKOFF_MS_MAX),
+        }
+    }
 }
 
 /// What `/peers` shows of one peer.
@@ -159,7 +178,7 @@ pub(crate) enum WorkerMsg {
 pub(crate) struct WorkerState {
     shared: Arc<SupervisorArgs>,
     index: usize,
-    transport: HttpTransport,
+    transport: HttpTransport<PeerConnector>,
     /// The peer's node id, learnt at the first pass.
     peer: Option<EventId>,
     /// Failures in a row, for the backoff.
@@ -184,7 +203,12 @@ impl Actor for SyncWorker {
     ) -> Result<WorkerState, ActorProcessingErr> {
         let config = &args.shared.config;
         let url = config.peers[args.index].clone();
-        let transport = HttpTransport::new(&url, args.shared.node.id(), config.token.clone());
+        let transport = HttpTransport::with_connector(
+            config.connector.clone(),
+            &url,
+            args.shared.node.id(),
+            config.token.clone(),
+        );
         let tick_pending = Arc::new(AtomicBool::new(false));
         let delay_ms = Arc::new(AtomicU64::new(0));
         // The first pass runs at once; the ticker waits the interval after.
@@ -391,7 +415,9 @@ fn record(state: &mut WorkerState, outcome: Result<PassReport>) {
             // Exponential backoff with jitter, capped.
             let base = duration_ms(config.interval).max(1);
             let exponent = state.failures.min(16);
-            let backoff = base.saturating_mul(1 << exponent).min(SYNC_BACKOFF_MS_MAX);
+            let backoff = base
+                .saturating_mul(1 << exponent)
+                .min(duration_ms(config.backoff_max).max(1));
             let jitter = state.shared.random.next_u64() % (backoff / 2 + 1);
             state
                 .delay_ms

@@ -13,6 +13,117 @@ use crate::event::EventId;
 use crate::http::NODE_HEADER;
 use crate::limits::{SYNC_ANSWER_BYTES_MAX, SYNC_REQUEST_TIMEOUT_MS};
 
+/// A connection a [`PeerConnector`] opens.
+pub trait PeerIo: hyper::rt::Read + hyper::rt::Write + Unpin + Send {}
+
+impl<T: hyper::rt::Read + hyper::rt::Write + Unpin + Send> PeerIo for T {}
+
+/// A boxed [`PeerIo`], as hyper's client takes it.
+pub struct BoxedIo(Box<dyn PeerIo>);
+
+impl BoxedIo {
+    /// Boxes a connection.
+    pub fn new(io: impl PeerIo + 'static) -> BoxedIo {
+        BoxedIo(Box::new(io))
+    }
+}
+
+impl hyper::rt::Read for BoxedIo {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for BoxedIo {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut *self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.0).poll_shutdown(cx)
+    }
+}
+
+impl hyper_util::client::legacy::connect::Connection for BoxedIo {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        hyper_util::client::legacy::connect::Connected::new()
+    }
+}
+
+/// The future a [`PeerConnector`] returns.
+pub type Connecting =
+    std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<BoxedIo>> + Send>>;
+
+/// Opens connections to peers: over TCP by default, or over whatever a
+/// simulation provides. Cheap to clone.
+#[derive(Clone)]
+pub struct PeerConnector(std::sync::Arc<dyn Fn(hyper::Uri) -> Connecting + Send + Sync>);
+
+impl PeerConnector {
+    /// Connections made by `connect`.
+    pub fn new(
+        connect: impl Fn(hyper::Uri) -> Connecting + Send + Sync + 'static,
+    ) -> PeerConnector {
+        PeerConnector(std::sync::Arc::new(connect))
+    }
+
+    /// TCP connections, with `TCP_NODELAY`.
+    pub fn tcp() -> PeerConnector {
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        PeerConnector::new(move |uri| {
+            let mut tcp = tcp.clone();
+            Box::pin(async move {
+                let io = tower::Service::call(&mut tcp, uri)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                Ok(BoxedIo::new(io))
+            })
+        })
+    }
+}
+
+impl std::fmt::Debug for PeerConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerConnector")
+    }
+}
+
+impl tower::Service<hyper::Uri> for PeerConnector {
+    type Response = BoxedIo;
+    type Error = std::io::Error;
+    type Future = Connecting;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: hyper::Uri) -> Connecting {
+        (self.0)(uri)
+    }
+}
+
 /// Posts sync messages to one peer's base URL.
 #[derive(Clone)]
 pub struct HttpTransport<C = HttpConnector> {
