@@ -15,6 +15,7 @@ use crate::http::{HttpState, router};
 use crate::limits::{
     BATCH_EVENTS_MAX, BODY_BYTES_MAX, CLOCK_SKEW_MS_DEFAULT, Limits, PAGE_EVENTS_DEFAULT,
     PAGE_EVENTS_MAX, REQUEST_TIMEOUT_MS_DEFAULT, SYNC_BACKOFF_MS_MAX, SYNC_INTERVAL_MS_DEFAULT,
+    SYNC_REQUEST_TIMEOUT_MS,
 };
 use crate::sync::transport::PeerConnector;
 use crate::{Config, Node, ReplicationConfig};
@@ -245,6 +246,7 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
             token: args.token.clone(),
             connector: PeerConnector::tcp(),
             backoff_max: Duration::from_millis(SYNC_BACKOFF_MS_MAX),
+            request_timeout: Duration::from_millis(SYNC_REQUEST_TIMEOUT_MS),
         };
         node.replicate(replication)
             .await

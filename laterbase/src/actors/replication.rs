@@ -45,6 +45,8 @@ pub struct ReplicationConfig {
     pub connector: PeerConnector,
     /// The longest wait before retrying a peer that failed.
     pub backoff_max: Duration,
+    /// How long one sync request may take, answer included.
+    pub request_timeout: Duration,
 }
 
 impl ReplicationConfig {
@@ -58,6 +60,7 @@ impl ReplicationConfig {
             token: None,
             connector: PeerConnector::tcp(),
             backoff_max: Duration::from_millis(SYNC_BACKOFF_MS_MAX),
+            request_timeout: Duration::from_millis(crate::limits::SYNC_REQUEST_TIMEOUT_MS),
         }
     }
 }
@@ -208,7 +211,8 @@ impl Actor for SyncWorker {
             &url,
             args.shared.node.id(),
             config.token.clone(),
-        );
+        )
+        .with_timeout(config.request_timeout);
         let tick_pending = Arc::new(AtomicBool::new(false));
         let delay_ms = Arc::new(AtomicU64::new(0));
         // The first pass runs at once; the ticker waits the interval after.

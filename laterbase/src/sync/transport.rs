@@ -128,6 +128,8 @@ impl tower::Service<hyper::Uri> for PeerConnector {
 #[derive(Clone)]
 pub struct HttpTransport<C = HttpConnector> {
     client: Client<C, Full<Bytes>>,
+    /// How long a request may take, answer included.
+    timeout: std::time::Duration,
     base_url: String,
     node: EventId,
     token: Option<String>,
@@ -151,10 +153,18 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpTransport<C> {
     ) -> HttpTransport<C> {
         HttpTransport {
             client: Client::builder(TokioExecutor::new()).build(connector),
+            timeout: std::time::Duration::from_millis(SYNC_REQUEST_TIMEOUT_MS),
             base_url: base_url.trim_end_matches('/').to_owned(),
             node,
             token,
         }
+    }
+
+    /// The transport with requests bounded by `timeout` (answer included)
+    /// instead of [`SYNC_REQUEST_TIMEOUT_MS`].
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> HttpTransport<C> {
+        self.timeout = timeout;
+        self
     }
 
     /// POSTs a JSON body to `path` and returns the answer's body.
@@ -200,14 +210,11 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpTransport<C> {
         request: hyper::Request<Full<Bytes>>,
     ) -> Result<(Option<EventId>, Bytes), TransportError> {
         let uri = request.uri().to_string();
-        let timeout = std::time::Duration::from_millis(SYNC_REQUEST_TIMEOUT_MS);
+        let timeout = self.timeout;
+        let timeout_ms = timeout.as_millis();
         let response = tokio::time::timeout(timeout, self.client.request(request))
             .await
-            .map_err(|_| {
-                TransportError(format!(
-                    "{uri}: no answer within {SYNC_REQUEST_TIMEOUT_MS} ms"
-                ))
-            })?
+            .map_err(|_| TransportError(format!("{uri}: no answer within {timeout_ms} ms")))?
             .map_err(|error| TransportError(format!("{uri}: {error}")))?;
         let status = response.status();
         let node = response
@@ -221,7 +228,7 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpTransport<C> {
             .await
             .map_err(|_| {
                 TransportError(format!(
-                    "{uri}: the answer did not end within {SYNC_REQUEST_TIMEOUT_MS} ms"
+                    "{uri}: the answer did not end within {timeout_ms} ms"
                 ))
             })?
             .map_err(|error| TransportError(format!("{uri}: reading the answer: {error}")))?
