@@ -74,6 +74,9 @@ pub async fn read(host: &str) -> Option<Holding> {
 
 /// Checks the invariants over what the checker read; the first broken one.
 pub(crate) fn converged(record: &Record, nodes: usize) -> Result<(), String> {
+    if let Some(violation) = record.violations.first() {
+        return Err(violation.clone());
+    }
     let mut contents = Vec::new();
     for node in 0..nodes {
         let holding = record.holdings.get(node).cloned().flatten();

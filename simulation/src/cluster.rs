@@ -84,6 +84,8 @@ pub(crate) struct Record {
     disk_losses: BTreeMap<usize, u64>,
     pub(crate) batches_acknowledged: u64,
     pub(crate) timeouts: u64,
+    /// Invariants broken while the run went on.
+    pub(crate) violations: Vec<String>,
     /// What the checker read from each node at the end.
     pub(crate) holdings: Vec<Option<crate::check::Holding>>,
 }
@@ -104,6 +106,8 @@ pub struct Cluster {
     record: Rc<RefCell<Record>>,
     rng: StdRng,
     options: Options,
+    /// What the nodes' servers read, for the digest.
+    deliveries: net::Deliveries,
 }
 
 impl Cluster {
@@ -125,6 +129,7 @@ impl Cluster {
             record: Rc::default(),
             rng: StdRng::seed_from_u64(options.seed ^ 0x5ced_5eed),
             options,
+            deliveries: net::Deliveries::default(),
         };
         let names: Vec<String> = (0..options.nodes)
             .map(|index| format!("n{index}"))
@@ -154,6 +159,7 @@ impl Cluster {
 
     fn host(&mut self, index: usize, machine: Rc<RefCell<Machine>>, peers: Vec<String>) {
         let seed = self.options.seed;
+        let deliveries = self.deliveries.clone();
         let name = machine.borrow().name.clone();
         self.sim.host(name.as_str(), move || {
             let (storage, skew_ms, starts) = {
@@ -166,6 +172,7 @@ impl Cluster {
                 )
             };
             let peers = peers.clone();
+            let deliveries = deliveries.clone();
             async move {
                 let config = Config::memory(storage)
                     .clock(SimClock { skew_ms })
@@ -180,7 +187,12 @@ impl Cluster {
                 node.replicate(replication).await?;
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
                 let app = router(HttpState::new(node));
-                laterbase::server::serve(SimListener(listener), app, std::future::pending()).await;
+                let listener = SimListener {
+                    listener,
+                    node: index,
+                    deliveries,
+                };
+                laterbase::server::serve(listener, app, std::future::pending()).await;
                 Ok(())
             }
         });
@@ -301,9 +313,37 @@ impl Cluster {
         }
         self.note(format!("crash n{node}"));
         self.sim.crash(self.name(node));
+        let copy = self.machines[node].borrow().storage.crash_copy();
+        self.check_kept(node, &copy);
         let mut machine = self.machines[node].borrow_mut();
-        machine.storage = machine.storage.crash_copy();
+        machine.storage = copy;
         machine.running = false;
+    }
+
+    /// Checked at every crash: what survives holds every event `node`
+    /// acknowledged (but those a disk loss may have taken).
+    fn check_kept(&self, node: usize, disk: &MemoryStorage) {
+        use laterbase::storage::Storage;
+        let at = self.sim.elapsed().as_millis();
+        let mut record = self.record.borrow_mut();
+        let store = disk.open_database(DATABASE).ok();
+        let lost: Vec<EventId> = record
+            .acked_by
+            .iter()
+            .filter(|(id, nodes)| nodes.contains(&node) && !record.may_be_lost.contains(id))
+            .map(|(id, _)| *id)
+            .filter(|id| {
+                store
+                    .as_ref()
+                    .and_then(|store| store.lc_of(*id).ok().flatten())
+                    .is_none()
+            })
+            .collect();
+        for id in lost {
+            record.violations.push(format!(
+                "{at} ms: n{node} lost acknowledged event {id} in a crash"
+            ));
+        }
     }
 
     /// Starts a crashed node again on what its disk holds.
@@ -448,7 +488,8 @@ impl Cluster {
     }
 
     /// A digest of everything that happened: the log (faults, and each
-    /// acknowledged batch with its time) and what every node holds.
+    /// acknowledged batch with its time), every read of every node's server
+    /// (the messages delivered), and what every node holds.
     pub fn digest(&self) -> u64 {
         let record = self.record.borrow();
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
@@ -463,6 +504,7 @@ impl Cluster {
                 hasher.update(event.recorded_at.as_bytes());
             }
         }
+        hasher.update(&self.deliveries.digest().to_be_bytes());
         hasher.digest()
     }
 

@@ -3,24 +3,106 @@
 //! simulated clients use.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use laterbase::sync::transport::{BoxedIo, PeerConnector};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The port every simulated node serves on.
 pub const PORT: u16 = 7070;
 
-/// A turmoil listener, for `laterbase::server::serve`.
-pub struct SimListener(pub turmoil::net::TcpListener);
+/// A digest of every read a server makes from its connections: which node,
+/// when (simulated), how many bytes. It covers the messages delivered.
+#[derive(Clone, Default)]
+pub struct Deliveries(Arc<Mutex<xxhash_rust::xxh3::Xxh3>>);
+
+impl Deliveries {
+    fn note(&self, node: usize, bytes: usize) {
+        let at = turmoil::sim_elapsed().unwrap_or_default().as_millis() as u64;
+        let mut digest = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        digest.update(&(node as u64).to_be_bytes());
+        digest.update(&at.to_be_bytes());
+        digest.update(&(bytes as u64).to_be_bytes());
+    }
+
+    /// The digest so far.
+    pub fn digest(&self) -> u64 {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .digest()
+    }
+}
+
+/// A turmoil listener, for `laterbase::server::serve`, whose connections
+/// note what they deliver.
+pub struct SimListener {
+    /// The listener.
+    pub listener: turmoil::net::TcpListener,
+    /// The node it serves.
+    pub node: usize,
+    /// Where deliveries are noted.
+    pub deliveries: Deliveries,
+}
 
 impl laterbase::server::Listener for SimListener {
-    type Io = turmoil::net::TcpStream;
+    type Io = Counted;
 
-    async fn accept(&self) -> std::io::Result<(turmoil::net::TcpStream, SocketAddr)> {
-        self.0.accept().await
+    async fn accept(&self) -> std::io::Result<(Counted, SocketAddr)> {
+        let (stream, remote) = self.listener.accept().await?;
+        let counted = Counted {
+            stream,
+            node: self.node,
+            deliveries: self.deliveries.clone(),
+        };
+        Ok((counted, remote))
+    }
+}
+
+/// A server's connection that notes each read in the deliveries digest.
+pub struct Counted {
+    stream: turmoil::net::TcpStream,
+    node: usize,
+    deliveries: Deliveries,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        if read > 0 {
+            self.deliveries.note(self.node, read);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
