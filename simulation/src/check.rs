@@ -32,6 +32,8 @@ pub struct Holding {
     pub events: Vec<HeldEvent>,
     /// Each view's rows, by view name.
     pub views: Vec<(&'static str, serde_json::Value)>,
+    /// Its conflicts (id, kept, lost), sorted.
+    pub conflicts: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -69,7 +71,23 @@ pub async fn read(host: &str) -> Option<Holding> {
         let answer: serde_json::Value = serde_json::from_slice(&body).ok()?;
         views.push((view, answer["rows"].clone()));
     }
-    Some(Holding { events, views })
+    let path = format!("/db/{DATABASE}/conflicts");
+    let (status, body) = net::request(host, "GET", &path, Bytes::new(), timeout).await?;
+    if status != 200 {
+        return None;
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    let mut conflicts: Vec<String> = answer["conflicts"]
+        .as_array()?
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    conflicts.sort();
+    Some(Holding {
+        events,
+        views,
+        conflicts,
+    })
 }
 
 /// Checks the invariants over what the checker read; the first broken one.
@@ -100,6 +118,20 @@ pub(crate) fn converged(record: &Record, nodes: usize) -> Result<(), String> {
     for (node, events) in contents.iter().enumerate().skip(1) {
         if *events != contents[0] {
             return Err(difference(&contents[0], events, node));
+        }
+    }
+    let lists: Vec<&Vec<String>> = record
+        .holdings
+        .iter()
+        .flatten()
+        .map(|h| &h.conflicts)
+        .collect();
+    for (node, list) in lists.iter().enumerate().skip(1) {
+        if list != &lists[0] {
+            return Err(format!(
+                "n0 and n{node} list different conflicts: {:?} and {list:?}",
+                lists[0]
+            ));
         }
     }
     acknowledged_kept(record, &contents[0])

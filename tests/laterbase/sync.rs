@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use laterbase::http::{HttpState, router};
-use laterbase::sync::driver::round;
+use laterbase::sync::driver::{pull_conflicts, round};
 use laterbase::sync::transport::HttpTransport;
 use laterbase::{Config, Database, EventId, NewEvent, Node, Timestamp};
 
@@ -58,6 +58,10 @@ async fn sync(from: &Served, to: &Served, database: &str) -> (u64, u64) {
         sent += report.events_out;
         received += report.events_in;
         if !report.more {
+            // As a sync worker does when the peer lists other losers.
+            if report.peer_losers_listed > 0 {
+                pull_conflicts(&db, &transport).await.expect("conflicts");
+            }
             return (sent, received);
         }
     }
@@ -118,8 +122,8 @@ async fn two_nodes_converge_both_ways() {
     assert!(received >= 30_000, "received {received}");
     assert_eq!(contents(&db_a).await, contents(&db_b).await);
 
-    // One id, two values: the smaller bytes win on both. The loser is
-    // listed where the two values met (the list itself does not sync yet).
+    // One id, two values: the smaller bytes win on both, and both list the
+    // loser.
     let id = EventId::from_parts(1_700_000_000_000, 77);
     db_a.append(vec![NewEvent::with_id(id, "\"b\"")])
         .await
@@ -144,6 +148,46 @@ async fn two_nodes_converge_both_ways() {
     assert_eq!(contents(&db_a).await, contents(&db_b).await);
     b.stop().await;
     a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_lists_a_conflict_even_where_the_values_never_met() {
+    let a = Served::start(Config::in_memory()).await;
+    let b = Served::start(Config::in_memory()).await;
+    let c = Served::start(Config::in_memory()).await;
+    let id = EventId::from_parts(1_700_000_000_000, 78);
+    let db_a = a.node.create_database("s").await.expect("create");
+    let db_c = c.node.create_database("s").await.expect("create");
+    db_a.append(vec![NewEvent::with_id(id, "\"small\"")])
+        .await
+        .expect("append");
+    db_c.append(vec![NewEvent::with_id(id, "\"tall\"")])
+        .await
+        .expect("append");
+    // b gets a's value, then meets c's; c keeps a's smaller one. a and c
+    // never sync with each other.
+    sync(&b, &a, "s").await;
+    sync(&c, &b, "s").await;
+    let db_b = b.node.database("s").expect("b has it");
+    assert_eq!(db_b.conflicts().await.expect("b").len(), 1);
+    assert_eq!(db_c.conflicts().await.expect("c").len(), 1);
+    // a gets back its own value only (b's kept one): it never sees c's.
+    let (_, received) = sync(&b, &a, "s").await;
+    assert_eq!(received, 0);
+    assert_eq!(db_a.conflicts().await.expect("a").len(), 0);
+    // a pulls b's list when its rounds show b lists a loser.
+    sync(&a, &b, "s").await;
+    let expected = db_c.conflicts().await.expect("c");
+    assert_eq!(&expected[0].lost[0][..], b"\"tall\"");
+    assert_eq!(db_b.conflicts().await.expect("b"), expected);
+    assert_eq!(db_a.conflicts().await.expect("a"), expected);
+    // Nothing changes after: lists do not grow from being fetched again.
+    sync(&a, &b, "s").await;
+    sync(&b, &c, "s").await;
+    assert_eq!(db_a.conflicts().await.expect("a"), expected);
+    for served in [c, b, a] {
+        served.stop().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -90,6 +90,9 @@ pub(crate) struct Writer {
     /// How many rewrites changed a stored event's bytes, ever: views that
     /// folded the old bytes rebuild when it moves.
     data_rewrites: u64,
+    /// How many distinct losing values are listed: peers that see it move
+    /// fetch the list.
+    losers_listed: u64,
     /// The highest id stored: ids above it need no lookup to be known new.
     max_id: Option<EventId>,
     /// Why writes are refused, once a write or an fsync failed.
@@ -112,6 +115,8 @@ struct Staged {
     replaced: HashMap<EventId, (u64, StoredEvent)>,
     /// Rewrites of this commit that change a stored event's bytes.
     data_rewrites: u64,
+    /// Losing values this commit lists for the first time.
+    new_losers: u64,
     max_id: Option<EventId>,
 }
 
@@ -181,6 +186,12 @@ impl Writer {
             None => 0,
         };
         let max_id = store.last_id()?;
+        let losers_listed = store
+            .conflicts()?
+            .iter()
+            .map(|(_, lost)| lost.len() as u64)
+            .sum();
+        shared.losers_listed.store(losers_listed, Ordering::Release);
         shared.data_rewrites.store(data_rewrites, Ordering::Release);
         shared.durable_lc.store(written_lc, Ordering::Release);
         shared.durable_us.store(written_us, Ordering::Release);
@@ -194,6 +205,7 @@ impl Writer {
             written_lc,
             written_us,
             data_rewrites,
+            losers_listed,
             max_id,
             poisoned: None,
             _lease: lease,
@@ -212,6 +224,7 @@ impl Writer {
             new_ids: HashMap::new(),
             replaced: HashMap::new(),
             data_rewrites: 0,
+            new_losers: 0,
             max_id: self.max_id,
         };
         let count = writes.len();
@@ -337,8 +350,12 @@ impl Writer {
             };
             let (kept, lost) = settle(present, incoming);
             if let Some(lost) = lost {
-                staged.batch.conflicts.push((kept.id, lost));
                 receipt.conflicts += 1;
+                let staged_already = staged.batch.conflicts.contains(&(kept.id, lost.clone()));
+                if !staged_already && !self.store.losers(kept.id)?.contains(&lost) {
+                    staged.new_losers += 1;
+                }
+                staged.batch.conflicts.push((kept.id, lost));
             }
             if kept != *present {
                 receipt.updated += 1;
@@ -467,6 +484,10 @@ impl Writer {
         self.shared
             .data_rewrites
             .store(data_rewrites, Ordering::Release);
+        self.losers_listed += staged.new_losers;
+        self.shared
+            .losers_listed
+            .store(self.losers_listed, Ordering::Release);
         self.shared
             .durable_us
             .store(self.written_us, Ordering::Release);

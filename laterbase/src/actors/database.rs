@@ -145,6 +145,9 @@ pub(crate) struct DatabaseShared {
     /// Durable rewrites that changed a stored event's bytes (a conflict's
     /// winner from a peer), ever: a view that folded the old bytes rebuilds.
     pub(crate) data_rewrites: AtomicU64,
+    /// Distinct losing values listed, durable: told to peers in sync
+    /// replies, so that they fetch the list when it grows.
+    pub(crate) losers_listed: AtomicU64,
     /// Bounds the bytes of appends in flight, in KiB.
     in_flight_kib: Arc<Semaphore>,
     /// Held by the database's one writer for its whole life.
@@ -187,6 +190,7 @@ impl DatabaseShared {
             durable_lc: AtomicU64::new(0),
             durable_us: AtomicU64::new(0),
             data_rewrites: AtomicU64::new(0),
+            losers_listed: AtomicU64::new(0),
             in_flight_kib: Arc::new(Semaphore::new(APPEND_KIB_IN_FLIGHT_MAX as usize)),
             writer_lease: Arc::new(tokio::sync::Mutex::new(())),
             appends: AtomicU64::new(0),
@@ -444,6 +448,7 @@ impl Database {
             // commit, which the lc watermark also covers.
             head_us: self.shared.durable_us.load(Ordering::Acquire),
             head_lc: self.shared.durable_lc.load(Ordering::Acquire),
+            losers_listed: self.shared.losers_listed.load(Ordering::Acquire),
         })
     }
 

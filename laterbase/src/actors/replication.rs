@@ -14,6 +14,7 @@
 //! coalesced nudge), or after its backoff; one slow or dead peer only slows
 //! its own worker.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -22,6 +23,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::sync::watch;
 
 use super::node::Node;
+use crate::Database;
 use crate::clock::{Clock, Random};
 use crate::error::{Error, Result};
 use crate::event::{EventId, Timestamp};
@@ -192,6 +194,9 @@ pub(crate) struct WorkerState {
     /// The ticker's next wait, in milliseconds (the interval or the backoff).
     delay_ms: Arc<AtomicU64>,
     ticker: tokio::task::JoinHandle<()>,
+    /// Per database, the peer's count of listed losing values when this
+    /// worker last fetched its list of conflicts.
+    losers_seen: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 impl Actor for SyncWorker {
@@ -235,6 +240,7 @@ impl Actor for SyncWorker {
             tick_pending,
             delay_ms,
             ticker,
+            losers_seen: std::sync::Mutex::default(),
         })
     }
 
@@ -374,9 +380,35 @@ async fn sync_database(
         report.totals.bytes_in += done.bytes_in;
         report.totals.bytes_out += done.bytes_out;
         if !done.more || rounds >= SYNC_ROUNDS_PER_PASS_MAX {
-            return Ok(());
+            return pull_conflicts(state, &database, done.peer_losers_listed).await;
         }
     }
+}
+
+/// Fetches the peer's conflicts when its count of listed losing values
+/// differs from the last fetch, so that every node lists every loser.
+async fn pull_conflicts(state: &WorkerState, database: &Database, peer_losers: u64) -> Result<()> {
+    let name = database.name().to_owned();
+    let seen = |state: &WorkerState| {
+        state
+            .losers_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&name)
+            .copied()
+            .unwrap_or(0)
+    };
+    if seen(state) == peer_losers {
+        return Ok(());
+    }
+    let merged = crate::sync::driver::pull_conflicts(database, &state.transport).await?;
+    tracing::debug!(peer = %state.shared.config.peers[state.index], database = %name, merged, "fetched the peer's conflicts");
+    state
+        .losers_seen
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(name, peer_losers);
+    Ok(())
 }
 
 /// Records a pass in the peer's status, the metrics and the backoff.

@@ -446,6 +446,14 @@ impl DatabaseStore for FjallDatabase {
         Ok(writes.commit()?)
     }
 
+    fn losers(&self, id: EventId) -> StorageResult<Vec<Bytes>> {
+        let mut losers = Vec::new();
+        for guard in self.conflicts.prefix(id.to_bytes()) {
+            losers.push(Bytes::from(guard.value()?));
+        }
+        Ok(losers)
+    }
+
     fn conflicts(&self) -> StorageResult<Vec<(EventId, Vec<Bytes>)>> {
         let mut conflicts: Vec<(EventId, Vec<Bytes>)> = Vec::new();
         for guard in self.conflicts.iter() {

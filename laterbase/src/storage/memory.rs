@@ -414,6 +414,10 @@ impl DatabaseStore for MemoryDatabase {
         })
     }
 
+    fn losers(&self, id: EventId) -> StorageResult<Vec<Bytes>> {
+        self.read(|db| db.conflicts.get(&id).cloned().unwrap_or_default())
+    }
+
     fn write(&self, batch: &WriteBatch) -> StorageResult<()> {
         let mut state = self.storage.lock();
         if state.panic_next_write {

@@ -193,6 +193,9 @@ pub trait DatabaseStore: Send + Sync + 'static {
 
     /// The losing values of every id that had a conflict, by id.
     fn conflicts(&self) -> StorageResult<Vec<(EventId, Vec<Bytes>)>>;
+
+    /// The losing values listed for `id`.
+    fn losers(&self, id: EventId) -> StorageResult<Vec<Bytes>>;
 }
 
 /// The keys of an id range, both bounds exclusive, as big-endian bytes.

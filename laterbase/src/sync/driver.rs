@@ -15,7 +15,7 @@ use super::wire::{self, FillRequest};
 use crate::Database;
 use crate::actors::run_storage;
 use crate::error::{Error, Result};
-use crate::event::EventId;
+use crate::event::{Event, EventId};
 use crate::limits::{SYNC_PAGE_BYTES_MAX, SYNC_PAGE_EVENTS_MAX};
 
 /// How much one page of a sync message may carry.
@@ -60,6 +60,8 @@ pub struct RoundReport {
     pub more: bool,
     /// The peer's events after its page: what is left to pull.
     pub remaining: u64,
+    /// How many distinct losing values of conflicts the peer lists.
+    pub peer_losers_listed: u64,
 }
 
 /// One round with `peer` for `database`, as the initiator.
@@ -99,6 +101,7 @@ pub async fn round(
     report.events_in += events;
     report.more |= reply.page.more;
     report.remaining = reply.remaining;
+    report.peer_losers_listed = reply.losers_listed;
     let (missing, push_taken, cursor_stored) =
         (reply.missing.clone(), reply.push_taken, reply.cursor_stored);
     let log = database.sync_log()?;
@@ -177,4 +180,85 @@ async fn send(transport: &dyn Transport, path: String, body: Bytes) -> Result<By
 
 fn protocol_error(error: &wire::WireError) -> Error {
     Error::Sync(error.to_string())
+}
+
+/// One entry of a peer's `GET /db/{db}/conflicts`.
+#[derive(serde::Deserialize)]
+struct ListedConflict {
+    id: EventId,
+    kept: Option<Box<serde_json::value::RawValue>>,
+    kept_b64: Option<String>,
+    lost: Option<Box<serde_json::value::RawValue>>,
+    lost_b64: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct ListedConflicts {
+    conflicts: Vec<ListedConflict>,
+}
+
+/// The bytes of a value the conflicts route shows as JSON or as base64.
+fn listed_bytes(json: Option<&serde_json::value::RawValue>, b64: Option<&str>) -> Option<Bytes> {
+    use base64::Engine as _;
+    match (json, b64) {
+        (Some(json), _) => Some(Bytes::copy_from_slice(json.get().as_bytes())),
+        (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .ok()
+            .map(Bytes::from),
+        (None, None) => None,
+    }
+}
+
+/// Fetches the peer's list of conflicts for `database` and lists here each
+/// losing value of an id whose kept value this node shares (for the
+/// others, the events' own sync comes first). Returns how many losing
+/// values it merged (listed anew, or listed already).
+pub async fn pull_conflicts<C>(
+    database: &Database,
+    transport: &super::transport::HttpTransport<C>,
+) -> Result<u64>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    let path = format!("/db/{}/conflicts", database.name());
+    let (_, body) = transport
+        .get(&path)
+        .await
+        .map_err(|error| Error::Sync(error.to_string()))?;
+    let listed: ListedConflicts = serde_json::from_slice(&body)
+        .map_err(|error| Error::Sync(format!("{path}: the answer does not parse: {error}")))?;
+    let ids: Vec<EventId> = listed
+        .conflicts
+        .iter()
+        .map(|conflict| conflict.id)
+        .collect();
+    let mut held = std::collections::HashMap::new();
+    for chunk in ids.chunks(crate::limits::GET_IDS_MAX) {
+        for event in database.get(chunk).await?.events {
+            held.insert(event.id, event);
+        }
+    }
+    let mut losers = Vec::new();
+    for conflict in &listed.conflicts {
+        let kept = listed_bytes(conflict.kept.as_deref(), conflict.kept_b64.as_deref());
+        let lost = listed_bytes(conflict.lost.as_deref(), conflict.lost_b64.as_deref());
+        let (Some(kept), Some(lost), Some(mine)) = (kept, lost, held.get(&conflict.id)) else {
+            continue;
+        };
+        // Only under the same kept value is the peer's loser a loser here.
+        if mine.data == kept && lost > kept {
+            losers.push(Event {
+                id: conflict.id,
+                lc: 0,
+                recorded_at: mine.recorded_at,
+                data: lost,
+            });
+        }
+    }
+    let mut listed_anew = 0;
+    for batch in losers.chunks(crate::limits::BATCH_EVENTS_MAX) {
+        listed_anew += database.merge(batch.to_vec()).await?.conflicts;
+    }
+    Ok(listed_anew)
 }

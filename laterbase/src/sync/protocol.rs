@@ -111,6 +111,12 @@ pub trait Log {
     fn digests(&self, ids: &[EventId]) -> StorageResult<Vec<Option<Digest>>>;
     /// Each id's event, where it is stored.
     fn events(&self, ids: &[EventId]) -> StorageResult<Vec<Option<Event>>>;
+
+    /// How many distinct losing values of conflicts the log's owner lists
+    /// (the list itself travels outside the protocol, when this moves).
+    fn losers_listed(&self) -> u64 {
+        0
+    }
 }
 
 /// What a log's owner tells a puller so that it can check a cursor itself.
@@ -174,6 +180,9 @@ pub struct Reply {
     /// replied: a responder that keeps no state between the round trips
     /// takes the fill's page only if its cursor has not changed since.
     pub cursor_stored: Option<Cursor>,
+    /// How many distinct losing values of conflicts the responder lists:
+    /// when it moves, the initiator fetches the list.
+    pub losers_listed: u64,
 }
 
 /// Message 3, initiator to responder.
@@ -443,6 +452,7 @@ pub fn reply(
         cursor_at_initiator: mine,
         push_taken,
         cursor_stored: cursor_into_initiator,
+        losers_listed: log.losers_listed(),
     };
     Ok((
         reply,

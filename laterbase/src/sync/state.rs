@@ -132,6 +132,7 @@ pub struct DatabaseLog {
     pub(crate) history: Vec<EpochStart>,
     pub(crate) head_lc: u64,
     pub(crate) head_us: u64,
+    pub(crate) losers_listed: u64,
 }
 
 impl Log for DatabaseLog {
@@ -149,6 +150,10 @@ impl Log for DatabaseLog {
 
     fn head_us(&self) -> u64 {
         self.head_us
+    }
+
+    fn losers_listed(&self) -> u64 {
+        self.losers_listed
     }
 
     fn events_after(&self, after_lc: u64, bounds: PageBounds) -> StorageResult<(Vec<Event>, bool)> {

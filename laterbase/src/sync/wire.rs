@@ -12,7 +12,7 @@ use crate::event::{Event, EventId, Timestamp};
 /// The content type of sync messages.
 pub const CONTENT_TYPE: &str = "application/vnd.laterbase.sync";
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// Message 3 as sent: the fill, and the responder's state from its reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +64,7 @@ pub fn encode_reply(reply: &Reply) -> Bytes {
     out.bytes.put_u8(u8::from(reply.push_taken));
     out.option_cursor(reply.cursor_stored);
     out.bytes.put_u64(reply.remaining);
+    out.bytes.put_u64(reply.losers_listed);
     out.done()
 }
 
@@ -77,6 +78,7 @@ pub fn decode_reply(bytes: &Bytes) -> Result<Reply, WireError> {
         push_taken: input.flag()?,
         cursor_stored: input.option_cursor()?,
         remaining: input.u64()?,
+        losers_listed: input.u64()?,
     };
     input.end()?;
     Ok(reply)
@@ -450,6 +452,7 @@ mod tests {
             push_taken: true,
             cursor_stored: Some(cursor(2)),
             remaining: 12,
+            losers_listed: 3,
         };
         assert_eq!(decode_reply(&encode_reply(&reply)).expect("reply"), reply);
         let request = FillRequest {
