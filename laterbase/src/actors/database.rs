@@ -37,7 +37,7 @@ use crate::limits::{
 use crate::storage::{Conflict, DatabaseRecord, DatabaseStore, Storage};
 use crate::sync::state::{DatabaseLog, Link, decode_link, encode_link, link_key};
 use crate::sync::{Cursor, Effects, EpochStart};
-use crate::views::{Key, Registration, Row, ViewStatus};
+use crate::views::{Registration, Row, ViewStatus};
 
 /// A handle to one database: append and read its events.
 ///
@@ -359,11 +359,7 @@ impl Database {
     /// [`Key::parse`]).
     pub async fn view_row(&self, view: &str, key: &str) -> Result<Option<Row>> {
         let handle = self.view_handle(view)?;
-        let parsed = Key::parse(handle.key_kind, key).ok_or_else(|| Error::InvalidKey {
-            view: view.to_owned(),
-            key: key.to_owned(),
-            expected: handle.key_kind.to_string(),
-        })?;
+        let parsed = handle.parse_key(view, key)?;
         match handle.ask(ViewQuery::Key(parsed), self.lc()).await? {
             ViewAnswer::Row(row) => Ok(row),
             _ => Err(Error::Unavailable("the view answered another question")),
@@ -380,18 +376,7 @@ impl Database {
         limit: Option<usize>,
     ) -> Result<(Vec<Row>, bool)> {
         let handle = self.view_handle(view)?;
-        let after = match after {
-            Some(text) => {
-                Some(
-                    Key::parse(handle.key_kind, text).ok_or_else(|| Error::InvalidKey {
-                        view: view.to_owned(),
-                        key: text.to_owned(),
-                        expected: handle.key_kind.to_string(),
-                    })?,
-                )
-            }
-            None => None,
-        };
+        let after = after.map(|text| handle.parse_key(view, text)).transpose()?;
         let limit = limit.map_or(usize::MAX, |limit| limit.clamp(1, VIEW_PAGE_ROWS_MAX));
         match handle
             .ask(ViewQuery::Rows { after, limit }, self.lc())

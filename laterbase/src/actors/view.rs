@@ -68,6 +68,15 @@ pub(crate) enum ViewMsg {
 }
 
 impl ViewHandle {
+    /// `text` as a key of this view (of `view`, for the error).
+    pub(crate) fn parse_key(&self, view: &str, text: &str) -> Result<Key> {
+        Key::parse(self.key_kind, text).ok_or_else(|| Error::InvalidKey {
+            view: view.to_owned(),
+            key: text.to_owned(),
+            expected: self.key_kind.to_string(),
+        })
+    }
+
     /// Asks the view, which answers over every event durable now.
     pub(crate) async fn ask(&self, query: ViewQuery, lc: u64) -> Result<ViewAnswer> {
         let wait = Duration::from_millis(VIEW_QUERY_WAIT_MS);

@@ -66,22 +66,20 @@ impl Position {
     }
 
     fn decode(bytes: &[u8]) -> StorageResult<Position> {
-        let field = |index: usize| -> StorageResult<u64> {
-            bytes
-                .get(index * 8..index * 8 + 8)
-                .and_then(|slice| slice.try_into().ok())
-                .map(u64::from_be_bytes)
-                .ok_or_else(|| corrupt("view position", "it is not 40 bytes"))
-        };
-        if bytes.len() != 40 {
+        let fields: Vec<u64> = bytes
+            .chunks(8)
+            .map(|field| field.try_into().map(u64::from_be_bytes))
+            .collect::<Result<_, _>>()
+            .map_err(|_| corrupt("view position", "it is not 40 bytes"))?;
+        let [lc, rewrites, fingerprint, folded, skipped] = fields[..] else {
             return Err(corrupt("view position", "it is not 40 bytes"));
-        }
+        };
         Ok(Position {
-            lc: field(0)?,
-            rewrites: field(1)?,
-            fingerprint: field(2)?,
-            folded: field(3)?,
-            skipped: field(4)?,
+            lc,
+            rewrites,
+            fingerprint,
+            folded,
+            skipped,
         })
     }
 
@@ -249,14 +247,15 @@ impl<V: View> Engine for Typed<V> {
             V::fold(&mut row.state, event.id, &decoded);
             row.last_id = Some(row.last_id.map_or(event.id, |last| last.max(event.id)));
             if V::ORDERED {
+                row.since_checkpoint += 1;
+                let checkpoint = (row.since_checkpoint >= VIEW_CHECKPOINT_EVENTS).then(|| {
+                    row.since_checkpoint = 0;
+                    serde_json::to_vec(&row.state).expect("a view state serialises")
+                });
                 pending
                     .changes
                     .push((index_key(&key, event.id), Some(Vec::new())));
-                let row = pending.row(view, &key)?;
-                row.since_checkpoint += 1;
-                if row.since_checkpoint >= VIEW_CHECKPOINT_EVENTS {
-                    row.since_checkpoint = 0;
-                    let state = serde_json::to_vec(&row.state).expect("a view state serialises");
+                if let Some(state) = checkpoint {
                     pending
                         .changes
                         .push((checkpoint_key(&key, event.id), Some(state)));
