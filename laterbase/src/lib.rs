@@ -70,6 +70,6 @@ pub use config::Config;
 pub use error::{Error, Result, StorageError};
 pub use event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Receipt, Timestamp};
 pub use laterbase_macros::view;
-pub use storage::Conflict;
 pub use storage::memory::MemoryStorage;
+pub use storage::{Conflict, ConflictsPage};
 pub use views::{Key, KeyKind, Row, View, ViewStatus};

@@ -113,6 +113,25 @@ pub const SYNC_BACKOFF_MS_MAX: u64 = 60_000;
 /// long catch-up also reports its progress between passes.
 pub const SYNC_ROUNDS_PER_PASS_MAX: u64 = 1_000;
 
+/// The most bytes of losing values one page of conflicts holds
+/// (`GET /db/{db}/conflicts`, and the lists of losers sync exchanges); one id
+/// whose losers hold more still comes whole.
+pub const CONFLICTS_PAGE_BYTES_MAX: usize = 1024 * 1024;
+
+/// The most losing values a node lists for one id: two values per node that
+/// wrote the id is already a misbehaving fleet, and a bound keeps a page of
+/// conflicts (which holds whole ids) bounded.
+pub const LOSERS_PER_ID_MAX: usize = 64;
+
+/// The most runs of its log a node remembers as held by one peer (events
+/// that came from it, not sent back); beyond it the oldest are forgotten
+/// and their ids offered once more.
+pub const SYNC_HELD_RUNS_MAX: usize = 64;
+
+/// The most peers a database remembers runs and list reads for; beyond it
+/// one is forgotten, which costs it one more offer of ids.
+pub const SYNC_PEERS_RECALLED_MAX: usize = 1_024;
+
 /// The most times the sync worker of one peer is restarted after crashing.
 pub const SYNC_WORKER_RESTARTS_MAX: u32 = 100;
 

@@ -806,7 +806,7 @@ async fn unknown_routes_methods_and_views_answer_in_shape() {
     );
     assert_eq!(
         api.get("/db/s/conflicts").await,
-        (StatusCode::OK, json!({"conflicts": []}))
+        (StatusCode::OK, json!({"conflicts": [], "more": false}))
     );
     assert_error(
         &api.get("/db/absent/conflicts").await,

@@ -96,7 +96,11 @@ async fn check_merge_rules(config: Config) {
         (&kept.data[..], kept.recorded_at, kept.lc),
         (&b"\"a\""[..], Timestamp(42), local.lc)
     );
-    let conflicts = db.conflicts().await.expect("conflicts");
+    let conflicts = db
+        .conflicts(None, 1_000)
+        .await
+        .expect("conflicts")
+        .conflicts;
     assert_eq!(conflicts.len(), 1);
     assert_eq!(&conflicts[0].kept[..], b"\"a\"");
     let lost: BTreeSet<&[u8]> = conflicts[0].lost.iter().map(|b| &b[..]).collect();
@@ -189,7 +193,14 @@ async fn rewritten_chunks_read_back_after_a_restart() {
             "event {n}"
         );
     }
-    assert_eq!(db.conflicts().await.expect("conflicts").len(), 28);
+    assert_eq!(
+        db.conflicts(None, 1_000)
+            .await
+            .expect("conflicts")
+            .conflicts
+            .len(),
+        28
+    );
     node.shutdown().await.expect("shutdown");
 }
 
@@ -213,9 +224,10 @@ async fn settle_on_a_node(config: Config, deliveries: Vec<Vec<Event>>) -> Settle
         .map(|e| (e.id, (e.data.to_vec(), e.recorded_at.0)))
         .collect();
     let conflicts = db
-        .conflicts()
+        .conflicts(None, 10_000)
         .await
         .expect("conflicts")
+        .conflicts
         .into_iter()
         .map(|c| (c.id, c.lost.iter().map(|b| b.to_vec()).collect()))
         .collect();

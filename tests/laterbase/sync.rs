@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use laterbase::http::{HttpState, router};
 use laterbase::sync::driver::{pull_conflicts, round};
 use laterbase::sync::transport::HttpTransport;
-use laterbase::{Config, Database, EventId, NewEvent, Node, Timestamp};
+use laterbase::sync::wire;
+use laterbase::{Config, Conflict, Database, EventId, NewEvent, Node, Timestamp};
 
 use crate::support::{assert_contiguous, read_feed};
 
@@ -50,22 +51,44 @@ impl Served {
 
 /// Rounds from `from` to `to` for `database` until neither side has more.
 async fn sync(from: &Served, to: &Served, database: &str) -> (u64, u64) {
+    sync_in(from, to, database, wire::VERSION).await
+}
+
+/// Rounds as [`sync`] runs them, in wire `version`.
+async fn sync_in(from: &Served, to: &Served, database: &str, version: u8) -> (u64, u64) {
     let db = from.node.create_database(database).await.expect("database");
     let transport = HttpTransport::new(&to.url, from.node.id(), None);
     let (mut sent, mut received) = (0, 0);
     for _ in 0..100 {
-        let report = round(&db, to.node.id(), &transport).await.expect("round");
+        let report = round(&db, to.node.id(), &transport, version)
+            .await
+            .expect("round");
         sent += report.events_out;
         received += report.events_in;
         if !report.more {
-            // As a sync worker does when the peer lists other losers.
-            if report.peer_losers_listed > 0 {
+            // As a sync worker does with a first-release peer that lists
+            // losers (newer ones exchange lists within rounds).
+            if version < wire::VERSION && report.peer_losers_listed > 0 {
                 pull_conflicts(&db, &transport).await.expect("conflicts");
             }
             return (sent, received);
         }
     }
     panic!("sync did not finish in 100 rounds");
+}
+
+/// Every conflict of `db`, page by page.
+async fn conflicts(db: &Database) -> Vec<Conflict> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = db.conflicts(after, 2).await.expect("conflicts");
+        after = page.conflicts.last().map(|conflict| conflict.id);
+        all.extend(page.conflicts);
+        if !page.more {
+            return all;
+        }
+    }
 }
 
 async fn contents(db: &Database) -> BTreeMap<EventId, (Vec<u8>, Timestamp)> {
@@ -136,7 +159,7 @@ async fn two_nodes_converge_both_ways() {
     for db in [&db_a, &db_b] {
         let kept = db.get(&[id]).await.expect("get").events[0].data.clone();
         assert_eq!(&kept[..], b"\"a\"");
-        listed.extend(db.conflicts().await.expect("conflicts"));
+        listed.extend(conflicts(db).await);
     }
     assert!(!listed.is_empty(), "the loser is listed");
     assert!(
@@ -152,6 +175,15 @@ async fn two_nodes_converge_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_node_lists_a_conflict_even_where_the_values_never_met() {
+    lists_converge(wire::VERSION).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_converge_with_a_first_release_peer_too() {
+    lists_converge(wire::VERSION_OLDEST).await;
+}
+
+async fn lists_converge(version: u8) {
     let a = Served::start(Config::in_memory()).await;
     let b = Served::start(Config::in_memory()).await;
     let c = Served::start(Config::in_memory()).await;
@@ -166,25 +198,32 @@ async fn every_node_lists_a_conflict_even_where_the_values_never_met() {
         .expect("append");
     // b gets a's value, then meets c's; c keeps a's smaller one. a and c
     // never sync with each other.
-    sync(&b, &a, "s").await;
-    sync(&c, &b, "s").await;
+    sync_in(&b, &a, "s", version).await;
+    sync_in(&c, &b, "s", version).await;
     let db_b = b.node.database("s").expect("b has it");
-    assert_eq!(db_b.conflicts().await.expect("b").len(), 1);
-    assert_eq!(db_c.conflicts().await.expect("c").len(), 1);
-    // a gets back its own value only (b's kept one): it never sees c's.
-    let (_, received) = sync(&b, &a, "s").await;
-    assert_eq!(received, 0);
-    assert_eq!(db_a.conflicts().await.expect("a").len(), 0);
-    // a pulls b's list when its rounds show b lists a loser.
-    sync(&a, &b, "s").await;
-    let expected = db_c.conflicts().await.expect("c");
+    assert_eq!(conflicts(&db_b).await.len(), 1);
+    assert_eq!(conflicts(&db_c).await.len(), 1);
+    let expected = conflicts(&db_c).await;
     assert_eq!(&expected[0].lost[0][..], b"\"tall\"");
-    assert_eq!(db_b.conflicts().await.expect("b"), expected);
-    assert_eq!(db_a.conflicts().await.expect("a"), expected);
-    // Nothing changes after: lists do not grow from being fetched again.
-    sync(&a, &b, "s").await;
-    sync(&b, &c, "s").await;
-    assert_eq!(db_a.conflicts().await.expect("a"), expected);
+    if version < wire::VERSION {
+        // a gets back its own value only: it never sees c's.
+        let (_, received) = sync_in(&b, &a, "s", version).await;
+        assert_eq!(received, 0);
+        assert_eq!(conflicts(&db_a).await.len(), 0);
+        // a pulls b's list when its rounds show b lists a loser.
+        sync_in(&a, &b, "s", version).await;
+    } else {
+        // Lists travel both ways within a round: b, which a only ever
+        // dials, passes the loser on to a when b starts the round.
+        let (_, received) = sync_in(&b, &a, "s", version).await;
+        assert_eq!(received, 0, "a lacks no event");
+    }
+    assert_eq!(conflicts(&db_b).await, expected);
+    assert_eq!(conflicts(&db_a).await, expected);
+    // Nothing changes after: lists do not grow from being read again.
+    sync_in(&a, &b, "s", version).await;
+    sync_in(&b, &c, "s", version).await;
+    assert_eq!(conflicts(&db_a).await, expected);
     for served in [c, b, a] {
         served.stop().await;
     }

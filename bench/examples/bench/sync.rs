@@ -137,7 +137,9 @@ async fn sync_all(
 ) -> Duration {
     let start = Instant::now();
     loop {
-        let report = round(database, peer, transport).await.expect("round");
+        let report = round(database, peer, transport, laterbase::sync::wire::VERSION)
+            .await
+            .expect("round");
         if !report.more {
             return start.elapsed();
         }

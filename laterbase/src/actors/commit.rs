@@ -25,8 +25,9 @@ use super::database::DatabaseShared;
 use crate::clock::Hlc;
 use crate::error::{Error, Result, StorageError};
 use crate::event::{Event, EventId, NewEvent, Receipt, Timestamp};
-use crate::limits::{BATCH_BYTES_MAX, BATCH_EVENTS_MAX, Limits};
+use crate::limits::{BATCH_BYTES_MAX, BATCH_EVENTS_MAX, LOSERS_PER_ID_MAX, Limits};
 use crate::storage::{DatabaseStore, Storage, StoredEvent, WriteBatch};
+use crate::sync::protocol::Loser;
 
 /// A write waiting for its commit.
 pub(crate) struct PendingWrite {
@@ -47,6 +48,7 @@ pub(crate) enum Write {
     /// cursor never runs ahead of the events it covers.
     Merge {
         events: Vec<Event>,
+        losers: Vec<Loser>,
         meta: Vec<(Vec<u8>, Bytes)>,
         reply: RpcReplyPort<Result<MergeReceipt>>,
     },
@@ -74,6 +76,10 @@ pub struct MergeReceipt {
     pub conflicts: u64,
     /// The database's logical clock right after the merge.
     pub lc: u64,
+    /// The run of logical clocks `(after, to]` that the merge's new events
+    /// took, when each was stored exactly as given (no other write of the
+    /// commit changed it): the node they came from holds that run.
+    pub held: Option<(u64, u64)>,
 }
 
 /// The only writer of one database, owned by its actor.
@@ -103,6 +109,12 @@ pub(crate) struct Writer {
     _lease: tokio::sync::OwnedMutexGuard<()>,
 }
 
+/// The stored form of ids a merge names, with their lc.
+type StoredForms = HashMap<EventId, (u64, StoredEvent)>;
+
+/// The losers listed for ids a merge names.
+type ListedLosers = HashMap<EventId, Vec<Bytes>>;
+
 /// The database's metadata key of its count of data rewrites.
 const DATA_REWRITES_KEY: &[u8] = b"views/data-rewrites";
 
@@ -117,6 +129,9 @@ struct Staged {
     data_rewrites: u64,
     /// Losing values this commit lists for the first time.
     new_losers: u64,
+    /// Indexes in `batch.events` of new events that a later write of the
+    /// commit changed.
+    changed_new: Vec<usize>,
     max_id: Option<EventId>,
 }
 
@@ -186,11 +201,7 @@ impl Writer {
             None => 0,
         };
         let max_id = store.last_id()?;
-        let losers_listed = store
-            .conflicts()?
-            .iter()
-            .map(|(_, lost)| lost.len() as u64)
-            .sum();
+        let losers_listed = store.losers_count()?;
         shared.losers_listed.store(losers_listed, Ordering::Release);
         shared.data_rewrites.store(data_rewrites, Ordering::Release);
         shared.durable_lc.store(written_lc, Ordering::Release);
@@ -225,6 +236,7 @@ impl Writer {
             replaced: HashMap::new(),
             data_rewrites: 0,
             new_losers: 0,
+            changed_new: Vec::new(),
             max_id: self.max_id,
         };
         let count = writes.len();
@@ -238,10 +250,11 @@ impl Writer {
                 }
                 Write::Merge {
                     events,
+                    losers,
                     meta,
                     reply,
                 } => {
-                    let answer = self.stage_merge(&mut staged, events);
+                    let answer = self.stage_merge(&mut staged, events, losers);
                     if answer.is_ok() {
                         staged.batch.meta.extend(meta);
                     }
@@ -249,6 +262,21 @@ impl Writer {
                 }
             };
             answers.push((answer, pending._permit));
+        }
+        // A run changed by a later write is no longer what its peer holds.
+        for (answer, _) in &mut answers {
+            if let Answer::Merge(_, Ok(receipt)) = answer
+                && let Some((after, to)) = receipt.held
+            {
+                let first = staged.batch.first_lc;
+                let changed = staged.changed_new.iter().any(|index| {
+                    let lc = first + *index as u64;
+                    after < lc && lc <= to
+                });
+                if changed {
+                    receipt.held = None;
+                }
+            }
         }
         let failure = self.write_and_persist(staged).err();
         for (answer, _permit) in answers {
@@ -301,33 +329,32 @@ impl Writer {
         })
     }
 
-    /// Adds another node's events to the commit. New ids are stored with
-    /// their `recorded_at`; for a stored id the earlier `recorded_at` wins,
-    /// and between two values the smaller bytes win and the other is listed
-    /// as a conflict, so that every node ends with the same event.
-    fn stage_merge(&self, staged: &mut Staged, events: Vec<Event>) -> Result<MergeReceipt> {
+    /// Adds another node's events to the commit, and lists the losing values
+    /// its list of conflicts had. New ids are stored with their
+    /// `recorded_at`; for a stored id the earlier `recorded_at` wins, and
+    /// between two values the smaller bytes win and the other is listed as a
+    /// conflict, so that every node ends with the same event.
+    fn stage_merge(
+        &self,
+        staged: &mut Staged,
+        events: Vec<Event>,
+        losers: Vec<Loser>,
+    ) -> Result<MergeReceipt> {
         if let Some(failure) = &self.poisoned {
             return Err(failure.again());
         }
-        if events.len() > BATCH_EVENTS_MAX {
+        if events.len() + losers.len() > BATCH_EVENTS_MAX {
             return Err(Error::BatchTooLarge {
                 what: "events",
-                actual: events.len(),
+                actual: events.len() + losers.len(),
                 limit: BATCH_EVENTS_MAX,
             });
         }
         // Every read first: a merge that fails adds nothing to the commit.
-        let mut stored = HashMap::new();
-        for event in &events {
-            let known = staged.new_ids.contains_key(&event.id)
-                || staged.replaced.contains_key(&event.id)
-                || stored.contains_key(&event.id);
-            if !known && let Some(current) = self.stored(event.id)? {
-                stored.insert(event.id, current);
-            }
-        }
+        let (stored, mut listed) = self.read_for_merge(staged, &events, &losers)?;
         let wall_ms = self.hlc.wall_ms();
         let mut receipt = MergeReceipt::default();
+        let new_before = staged.batch.events.len();
         for event in events {
             // Sync stores whatever a peer has; only an id within the skew
             // moves the clock.
@@ -351,11 +378,7 @@ impl Writer {
             let (kept, lost) = settle(present, incoming);
             if let Some(lost) = lost {
                 receipt.conflicts += 1;
-                let staged_already = staged.batch.conflicts.contains(&(kept.id, lost.clone()));
-                if !staged_already && !self.store.losers(kept.id)?.contains(&lost) {
-                    staged.new_losers += 1;
-                }
-                staged.batch.conflicts.push((kept.id, lost));
+                self.list_loser(staged, &mut listed, kept.id, lost);
             }
             if kept != *present {
                 receipt.updated += 1;
@@ -366,12 +389,84 @@ impl Writer {
                         }
                         staged.replaced.insert(kept.id, (lc, kept));
                     }
-                    Current::New(index, _) => staged.batch.events[index] = kept,
+                    Current::New(index, _) => {
+                        staged.changed_new.push(index);
+                        staged.batch.events[index] = kept;
+                    }
                 }
             }
         }
+        for loser in losers {
+            self.list_loser(staged, &mut listed, loser.id, loser.data);
+        }
         receipt.lc = staged.lc();
+        let new_after = staged.batch.events.len();
+        if new_after > new_before {
+            let first = staged.batch.first_lc;
+            receipt.held = Some((first + new_before as u64 - 1, first + new_after as u64 - 1));
+        }
         Ok(receipt)
+    }
+
+    /// What a merge reads before it stages anything: the stored form of each
+    /// of its ids, and the losers listed for each id that may conflict (its
+    /// values differ somewhere) or that a peer's list names.
+    fn read_for_merge(
+        &self,
+        staged: &Staged,
+        events: &[Event],
+        losers: &[Loser],
+    ) -> Result<(StoredForms, ListedLosers)> {
+        let mut stored = HashMap::new();
+        let mut seen: HashMap<EventId, Bytes> = HashMap::new();
+        let mut may_conflict: Vec<EventId> = losers.iter().map(|loser| loser.id).collect();
+        for event in events {
+            let known = staged.new_ids.contains_key(&event.id)
+                || staged.replaced.contains_key(&event.id)
+                || stored.contains_key(&event.id);
+            if !known && let Some(current) = self.stored(event.id)? {
+                stored.insert(event.id, current);
+            }
+            let present =
+                seen.entry(event.id)
+                    .or_insert_with(|| match current(staged, &stored, event.id) {
+                        Some(Current::Stored(_, form) | Current::New(_, form)) => form.data,
+                        None => event.data.clone(),
+                    });
+            if *present != event.data {
+                may_conflict.push(event.id);
+            }
+        }
+        let mut listed = HashMap::new();
+        for id in may_conflict {
+            if let std::collections::hash_map::Entry::Vacant(slot) = listed.entry(id) {
+                slot.insert(self.store.losers(id)?);
+            }
+        }
+        Ok((stored, listed))
+    }
+
+    /// Lists `lost` under `id` unless it is listed already, or `id` has as
+    /// many losers listed as a node keeps.
+    fn list_loser(
+        &self,
+        staged: &mut Staged,
+        listed: &mut HashMap<EventId, Vec<Bytes>>,
+        id: EventId,
+        lost: Bytes,
+    ) {
+        let known = listed.entry(id).or_default();
+        if known.contains(&lost) {
+            return;
+        }
+        if known.len() >= LOSERS_PER_ID_MAX {
+            tracing::warn!(database = %self.shared.record.name, %id, limit = LOSERS_PER_ID_MAX, "an id has as many losing values listed as a node keeps; another is not listed");
+            metrics::counter!("laterbase_conflict_losers_dropped_total", "database" => self.shared.record.name.clone()).increment(1);
+            return;
+        }
+        known.push(lost.clone());
+        staged.new_losers += 1;
+        staged.batch.conflicts.push((id, lost));
     }
 
     /// The stored form of `id`, with its lc, if stored.

@@ -31,10 +31,12 @@ use crate::clock::Hlc;
 use crate::error::{Error, Result};
 use crate::event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Receipt};
 use crate::limits::{
-    APPEND_KIB_IN_FLIGHT_MAX, BATCH_EVENTS_MAX, GET_IDS_MAX, Limits, VIEW_PAGE_ROWS_MAX,
-    VIEW_RESTARTS_MAX,
+    APPEND_KIB_IN_FLIGHT_MAX, BATCH_EVENTS_MAX, CONFLICTS_PAGE_BYTES_MAX, GET_IDS_MAX, Limits,
+    PAGE_EVENTS_MAX, VIEW_PAGE_ROWS_MAX, VIEW_RESTARTS_MAX,
 };
-use crate::storage::{Conflict, DatabaseRecord, DatabaseStore, Storage};
+use crate::storage::{Conflict, ConflictsPage, DatabaseRecord, DatabaseStore, Storage};
+use crate::sync::protocol::Loser;
+use crate::sync::recall::{PeerRecall, Recalls};
 use crate::sync::state::{DatabaseLog, Link, decode_link, encode_link, link_key};
 use crate::sync::{Cursor, Effects, EpochStart};
 use crate::views::{Registration, Row, ViewStatus};
@@ -148,6 +150,8 @@ pub(crate) struct DatabaseShared {
     /// Distinct losing values listed, durable: told to peers in sync
     /// replies, so that they fetch the list when it grows.
     pub(crate) losers_listed: AtomicU64,
+    /// What sync remembers of each peer between rounds.
+    pub(crate) recalls: std::sync::Mutex<Recalls>,
     /// Bounds the bytes of appends in flight, in KiB.
     in_flight_kib: Arc<Semaphore>,
     /// Held by the database's one writer for its whole life.
@@ -191,6 +195,7 @@ impl DatabaseShared {
             durable_us: AtomicU64::new(0),
             data_rewrites: AtomicU64::new(0),
             losers_listed: AtomicU64::new(0),
+            recalls: std::sync::Mutex::default(),
             in_flight_kib: Arc::new(Semaphore::new(APPEND_KIB_IN_FLIGHT_MAX as usize)),
             writer_lease: Arc::new(tokio::sync::Mutex::new(())),
             appends: AtomicU64::new(0),
@@ -299,28 +304,31 @@ impl Database {
     /// events ends with the same ones. Ids ahead of the clock are stored
     /// too; only those within the skew move it.
     pub async fn merge(&self, events: Vec<Event>) -> Result<MergeReceipt> {
-        self.merge_with_meta(events, Vec::new()).await
+        self.merge_with_meta(events, Vec::new(), Vec::new()).await
     }
 
-    /// Merges as [`Database::merge`] does and sets the database's own
-    /// metadata in the same atomic write.
+    /// Merges as [`Database::merge`] does, lists `losers` (values that lost
+    /// a conflict on a peer) and sets the database's own metadata, all in the
+    /// same atomic write.
     pub(crate) async fn merge_with_meta(
         &self,
         events: Vec<Event>,
+        losers: Vec<Loser>,
         meta: Vec<(Vec<u8>, Bytes)>,
     ) -> Result<MergeReceipt> {
-        if events.len() > BATCH_EVENTS_MAX {
+        if events.len() + losers.len() > BATCH_EVENTS_MAX {
             return Err(Error::BatchTooLarge {
                 what: "events",
-                actual: events.len(),
+                actual: events.len() + losers.len(),
                 limit: BATCH_EVENTS_MAX,
             });
         }
-        let permit = self
-            .permit(events.iter().map(|event| event.data.len()).sum())
-            .await?;
+        let bytes = events.iter().map(|event| event.data.len()).sum::<usize>()
+            + losers.iter().map(|loser| loser.data.len()).sum::<usize>();
+        let permit = self.permit(bytes).await?;
         let message = DatabaseMsg::Merge {
             events,
+            losers,
             meta,
             permit,
             reply: None,
@@ -329,20 +337,29 @@ impl Database {
             .await
     }
 
-    /// Every id stored with two values somewhere: the value kept, and each
-    /// value that lost.
-    pub async fn conflicts(&self) -> Result<Vec<Conflict>> {
+    /// The ids stored with two values somewhere, after `after` in id order:
+    /// the value kept, and each value that lost. A page holds whole ids, at
+    /// most `limit` losing values (clamped to [`PAGE_EVENTS_MAX`]; one id
+    /// with more still comes whole) and [`CONFLICTS_PAGE_BYTES_MAX`] of
+    /// their bytes.
+    pub async fn conflicts(&self, after: Option<EventId>, limit: usize) -> Result<ConflictsPage> {
         let store = self.shared.store()?;
+        let rows = limit.clamp(1, PAGE_EVENTS_MAX);
         self.read(move || {
-            let mut conflicts = Vec::new();
-            for (id, lost) in store.conflicts()? {
-                let kept = match store.lc_of(id)? {
-                    Some(lc) => event_at(store.as_ref(), lc)?.data,
-                    None => continue,
-                };
-                conflicts.push(Conflict { id, kept, lost });
+            let (losers, more) = store.losers_after(after, rows, CONFLICTS_PAGE_BYTES_MAX)?;
+            let mut conflicts = Vec::with_capacity(losers.len());
+            for (id, lost) in losers {
+                // A loser learnt from a peer can be listed before its event
+                // arrives, or name the value kept here until the winner
+                // arrives: neither is a conflict to show yet.
+                let Some(lc) = store.lc_of(id)? else { continue };
+                let kept = event_at(store.as_ref(), lc)?.data;
+                let lost: Vec<Bytes> = lost.into_iter().filter(|lost| *lost != kept).collect();
+                if !lost.is_empty() {
+                    conflicts.push(Conflict { id, kept, lost });
+                }
             }
-            Ok(conflicts)
+            Ok(ConflictsPage { conflicts, more })
         })
         .await
     }
@@ -447,8 +464,28 @@ impl Database {
         .await
     }
 
-    /// Applies what a sync step asks for: merges its events and, in the same
-    /// atomic write, stores the cursors it moved. Returns the link as stored.
+    /// What sync remembers of `peer`.
+    pub(crate) fn recall(&self, peer: EventId) -> PeerRecall {
+        self.shared
+            .recalls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .of(peer)
+    }
+
+    /// Changes what sync remembers of `peer`.
+    pub(crate) fn update_recall(&self, peer: EventId, change: impl FnOnce(&mut PeerRecall)) {
+        self.shared
+            .recalls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .update(peer, change);
+    }
+
+    /// Applies what a sync step asks for: merges its events and lists its
+    /// losers and, in the same atomic write, stores the cursors it moved;
+    /// then remembers what the step taught of the peer. Returns the link as
+    /// stored.
     pub(crate) async fn apply_sync(
         &self,
         peer: EventId,
@@ -460,11 +497,25 @@ impl Database {
             peer_into_local: effects.peer_cursor_into_local.or(link.peer_into_local),
             bulk: effects.bulk.unwrap_or(link.bulk),
         };
-        if effects.merge.is_empty() && updated == link {
-            return Ok(link);
+        let mut held = None;
+        if !effects.merge.is_empty() || !effects.losers.is_empty() || updated != link {
+            let meta = vec![(link_key(peer), encode_link(&updated))];
+            let receipt = self
+                .merge_with_meta(effects.merge, effects.losers, meta)
+                .await?;
+            held = effects.merge_origin.zip(receipt.held);
         }
-        let meta = vec![(link_key(peer), encode_link(&updated))];
-        self.merge_with_meta(effects.merge, meta).await?;
+        self.update_recall(peer, |recall| {
+            if let Some((origin, (after_lc, to_lc))) = held {
+                recall.remember(origin, after_lc, to_lc);
+            }
+            if let Some(cursor) = updated.peer_into_local {
+                recall.passed(cursor);
+            }
+            if let Some(scan) = effects.loser_scan {
+                recall.read_losers(scan);
+            }
+        });
         Ok(updated)
     }
 
@@ -641,6 +692,7 @@ pub(crate) enum DatabaseMsg {
     /// Merge another node's events; the reply comes once they are durable.
     Merge {
         events: Vec<Event>,
+        losers: Vec<Loser>,
         meta: Vec<(Vec<u8>, Bytes)>,
         permit: OwnedSemaphorePermit,
         reply: Option<RpcReplyPort<Result<MergeReceipt>>>,
@@ -665,11 +717,13 @@ impl DatabaseMsg {
         match self {
             DatabaseMsg::Merge {
                 events,
+                losers,
                 meta,
                 permit,
                 ..
             } => DatabaseMsg::Merge {
                 events,
+                losers,
                 meta,
                 permit,
                 reply: Some(reply),
@@ -795,6 +849,7 @@ impl Actor for DatabaseActor {
             }
             DatabaseMsg::Merge {
                 events,
+                losers,
                 meta,
                 permit,
                 reply: Some(reply),
@@ -802,6 +857,7 @@ impl Actor for DatabaseActor {
                 state.queue.push(PendingWrite {
                     write: Write::Merge {
                         events,
+                        losers,
                         meta,
                         reply,
                     },

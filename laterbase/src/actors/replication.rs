@@ -30,6 +30,7 @@ use crate::event::{EventId, Timestamp};
 use crate::limits::{SYNC_BACKOFF_MS_MAX, SYNC_ROUNDS_PER_PASS_MAX, SYNC_WORKER_RESTARTS_MAX};
 use crate::sync::driver::{RoundReport, round};
 use crate::sync::transport::{HttpTransport, PeerConnector};
+use crate::sync::wire;
 
 /// How often a long catch-up logs its progress.
 const CATCH_UP_LOG_INTERVAL: Duration = Duration::from_secs(5);
@@ -195,8 +196,11 @@ pub(crate) struct WorkerState {
     delay_ms: Arc<AtomicU64>,
     ticker: tokio::task::JoinHandle<()>,
     /// Per database, the peer's count of listed losing values when this
-    /// worker last fetched its list of conflicts.
+    /// worker last fetched its list of conflicts (for a peer of the first
+    /// release only: newer ones exchange lists within rounds).
     losers_seen: std::sync::Mutex<BTreeMap<String, u64>>,
+    /// The sync wire version spoken with the peer: the newest both speak.
+    version: u8,
 }
 
 impl Actor for SyncWorker {
@@ -241,6 +245,7 @@ impl Actor for SyncWorker {
             delay_ms,
             ticker,
             losers_seen: std::sync::Mutex::default(),
+            version: wire::VERSION,
         })
     }
 
@@ -311,16 +316,28 @@ struct PassReport {
 /// One pass: the peer's databases, then rounds for every database until
 /// neither side has more (within a bound).
 async fn pass(state: &mut WorkerState) -> Result<PassReport> {
-    let (peer, body) = state
+    let answer = state
         .transport
         .get("/db")
         .await
         .map_err(|error| Error::Sync(error.0))?;
-    let peer = peer.ok_or_else(|| Error::Sync("the peer did not name its node".to_owned()))?;
+    let peer = answer
+        .node
+        .ok_or_else(|| Error::Sync("the peer did not name its node".to_owned()))?;
     if peer == state.shared.node.id() {
         return Err(Error::Sync("the peer is this node itself".to_owned()));
     }
     state.peer = Some(peer);
+    // A node of the first release names no version: it speaks the oldest.
+    let spoken = answer
+        .version
+        .unwrap_or(wire::VERSION_OLDEST)
+        .clamp(wire::VERSION_OLDEST, wire::VERSION);
+    if spoken != state.version {
+        tracing::info!(peer = %state.shared.config.peers[state.index], version = spoken, "speaking this sync wire version with the peer");
+        state.version = spoken;
+    }
+    let body = answer.body;
     let listed: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|error| Error::Sync(format!("the peer's database list: {error}")))?;
     let names = listed["databases"].as_array().cloned().unwrap_or_default();
@@ -357,8 +374,21 @@ async fn sync_database(
     let started = std::time::Instant::now();
     let mut received = 0_u64;
     let mut logged = started;
+    let mut version = state.version;
     loop {
-        let done = round(&database, peer, &state.transport).await?;
+        let done = match round(&database, peer, &state.transport, version).await {
+            // A peer that refuses this version for one it names (a node
+            // downgraded since the pass began, say): speak that one.
+            Err(Error::Sync(text))
+                if wire::version_refused(&text)
+                    .is_some_and(|spoken| (wire::VERSION_OLDEST..version).contains(&spoken)) =>
+            {
+                version = wire::version_refused(&text).unwrap_or(wire::VERSION_OLDEST);
+                tracing::info!(peer = %state.shared.config.peers[state.index], version, "the peer refused the sync wire version; speaking its own");
+                continue;
+            }
+            other => other?,
+        };
         rounds += 1;
         received += done.events_in;
         // A long catch-up says how far it is, every few seconds.
@@ -380,35 +410,45 @@ async fn sync_database(
         report.totals.bytes_in += done.bytes_in;
         report.totals.bytes_out += done.bytes_out;
         if !done.more || rounds >= SYNC_ROUNDS_PER_PASS_MAX {
-            return pull_conflicts(state, &database, done.peer_losers_listed).await;
+            if version < wire::VERSION {
+                pull_conflicts(state, &database, done.peer_losers_listed).await;
+            }
+            return Ok(());
         }
     }
 }
 
-/// Fetches the peer's conflicts when its count of listed losing values
-/// differs from the last fetch, so that every node lists every loser.
-async fn pull_conflicts(state: &WorkerState, database: &Database, peer_losers: u64) -> Result<()> {
+/// Fetches the conflicts of a peer of the first release when its count of
+/// listed losing values differs from the last fetch, so that every node
+/// lists every loser. That peer answers its whole list at once: a list too
+/// large to fetch is logged, and fetched again only once the count moves,
+/// rather than failing every pass.
+async fn pull_conflicts(state: &WorkerState, database: &Database, peer_losers: u64) {
     let name = database.name().to_owned();
-    let seen = |state: &WorkerState| {
-        state
-            .losers_seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&name)
-            .copied()
-            .unwrap_or(0)
-    };
-    if seen(state) == peer_losers {
-        return Ok(());
+    let peer_url = &state.shared.config.peers[state.index];
+    let seen = state
+        .losers_seen
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&name)
+        .copied()
+        .unwrap_or(0);
+    if seen == peer_losers {
+        return;
     }
-    let merged = crate::sync::driver::pull_conflicts(database, &state.transport).await?;
-    tracing::debug!(peer = %state.shared.config.peers[state.index], database = %name, merged, "fetched the peer's conflicts");
+    match crate::sync::driver::pull_conflicts(database, &state.transport).await {
+        Ok(merged) => {
+            tracing::debug!(peer = %peer_url, database = %name, merged, "fetched the peer's conflicts");
+        }
+        Err(error) => {
+            tracing::warn!(peer = %peer_url, database = %name, %error, "could not fetch the conflicts of a first-release peer; trying again when its count of losers moves");
+        }
+    }
     state
         .losers_seen
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(name, peer_losers);
-    Ok(())
 }
 
 /// Records a pass in the peer's status, the metrics and the backoff.

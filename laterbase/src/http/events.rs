@@ -407,11 +407,38 @@ fn binary_response(body: Bytes) -> Response {
     ([(header::CONTENT_TYPE, binary::CONTENT_TYPE)], body).into_response()
 }
 
-/// `{"conflicts": [{"id", "kept", "lost"}, ...]}`: one entry per losing value.
-pub(super) fn conflicts_json(conflicts: &[crate::Conflict]) -> Response {
+/// The `after` and `limit` of a page of conflicts.
+pub(super) fn parse_conflicts_query(
+    query: &str,
+    limits: &Limits,
+) -> Result<(Option<EventId>, usize), ApiError> {
+    let mut after = None;
+    let mut limit = None;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "after" => after = parse_bound(&key, &value)?,
+            "limit" => limit = Some(parse_number(&key, &value, 1)?),
+            other => {
+                return Err(ApiError::invalid_query(format!(
+                    "unknown query parameter {other:?}: this route takes after and limit"
+                )));
+            }
+        }
+    }
+    let limit = limit.map_or(limits.page_events_default, |limit| {
+        usize::try_from(limit)
+            .unwrap_or(usize::MAX)
+            .min(limits.page_events_max)
+    });
+    Ok((after, limit))
+}
+
+/// `{"conflicts": [{"id", "kept", "lost"}, ...], "more": bool}`: one entry
+/// per losing value.
+pub(super) fn conflicts_json(page: &crate::ConflictsPage) -> Response {
     let mut out = String::from("{\"conflicts\":[");
     let mut first = true;
-    for conflict in conflicts {
+    for conflict in &page.conflicts {
         for lost in &conflict.lost {
             if !first {
                 out.push(',');
@@ -424,7 +451,7 @@ pub(super) fn conflicts_json(conflicts: &[crate::Conflict]) -> Response {
             out.push('}');
         }
     }
-    out.push_str("]}");
+    let _ = write!(out, "],\"more\":{}}}", page.more);
     json_response(out.into_bytes())
 }
 

@@ -213,13 +213,21 @@ async fn database_info(
     Ok(Json(info).into_response())
 }
 
+/// `GET /db/{db}/conflicts`: a page of conflicts, `after` an id, at most
+/// `limit` losing values.
 async fn conflicts(
     State(state): State<HttpState>,
     path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let name = database_name(path)?;
-    let conflicts = state.node().database(&name)?.conflicts().await?;
-    Ok(events::conflicts_json(&conflicts))
+    let database = state.node().database(&name)?;
+    let (after, limit) = events::parse_conflicts_query(
+        query.as_deref().unwrap_or_default(),
+        &state.node().limits(),
+    )?;
+    let page = database.conflicts(after, limit).await?;
+    Ok(events::conflicts_json(&page))
 }
 
 /// `GET /{db}/{view}`: every row, or one with `?key=K`; `limit` and `after`
@@ -311,12 +319,17 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 /// The header that names the node answering, and the node syncing.
 pub const NODE_HEADER: &str = "laterbase-node";
 
-/// Names this node on every answer, so that a peer learns whom it syncs with.
+/// Names this node on every answer, and the newest sync wire version it
+/// speaks, so that a peer learns whom it syncs with and how.
 async fn name_node(State(state): State<HttpState>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     if let Ok(value) = header::HeaderValue::from_str(&state.node().id().to_string()) {
         response.headers_mut().insert(NODE_HEADER, value);
     }
+    response.headers_mut().insert(
+        crate::sync::wire::VERSION_HEADER,
+        header::HeaderValue::from(u16::from(crate::sync::wire::VERSION)),
+    );
     response
 }
 

@@ -454,17 +454,31 @@ impl DatabaseStore for FjallDatabase {
         Ok(losers)
     }
 
-    fn conflicts(&self) -> StorageResult<Vec<(EventId, Vec<Bytes>)>> {
-        let mut conflicts: Vec<(EventId, Vec<Bytes>)> = Vec::new();
-        for guard in self.conflicts.iter() {
+    fn losers_after(
+        &self,
+        after: Option<EventId>,
+        rows: usize,
+        bytes: usize,
+    ) -> StorageResult<(super::LosersById, bool)> {
+        // Past every key of `after`: its id, then a count, all ones.
+        let start = after.map_or_else(Vec::new, |id| {
+            let mut key = id.to_bytes().to_vec();
+            key.extend_from_slice(&[0xff; 5]);
+            key
+        });
+        let mut pager = super::LoserPager::new(rows, bytes);
+        for guard in self.conflicts.range(start..) {
             let (key, value) = guard.into_inner()?;
             let id = EventId::from_bytes(array(key.get(..16).unwrap_or_default(), "conflict key")?);
-            match conflicts.last_mut() {
-                Some((last, lost)) if *last == id => lost.push(value.into()),
-                _ => conflicts.push((id, vec![value.into()])),
+            if !pager.push(id, value.into()) {
+                return Ok(pager.finish(true));
             }
         }
-        Ok(conflicts)
+        Ok(pager.finish(false))
+    }
+
+    fn losers_count(&self) -> StorageResult<u64> {
+        Ok(self.conflicts.len()? as u64)
     }
 }
 

@@ -405,12 +405,35 @@ impl DatabaseStore for MemoryDatabase {
         })
     }
 
-    fn conflicts(&self) -> StorageResult<Vec<(EventId, Vec<Bytes>)>> {
+    fn losers_after(
+        &self,
+        after: Option<EventId>,
+        rows: usize,
+        bytes: usize,
+    ) -> StorageResult<(super::LosersById, bool)> {
+        self.read(|db| {
+            let mut pager = super::LoserPager::new(rows, bytes);
+            let start = match after {
+                Some(id) => std::ops::Bound::Excluded(id),
+                None => std::ops::Bound::Unbounded,
+            };
+            for (id, losers) in db.conflicts.range((start, std::ops::Bound::Unbounded)) {
+                for lost in losers {
+                    if !pager.push(*id, lost.clone()) {
+                        return pager.finish(true);
+                    }
+                }
+            }
+            pager.finish(false)
+        })
+    }
+
+    fn losers_count(&self) -> StorageResult<u64> {
         self.read(|db| {
             db.conflicts
-                .iter()
-                .map(|(id, lost)| (*id, lost.clone()))
-                .collect()
+                .values()
+                .map(|losers| losers.len() as u64)
+                .sum()
         })
     }
 

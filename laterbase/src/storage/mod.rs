@@ -102,6 +102,15 @@ pub struct Conflict {
     pub lost: Vec<Bytes>,
 }
 
+/// A page of a database's conflicts, in id order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConflictsPage {
+    /// The conflicts, each id whole.
+    pub conflicts: Vec<Conflict>,
+    /// Whether more follow: the next page starts after the last id here.
+    pub more: bool,
+}
+
 /// A node's storage engine.
 pub trait Storage: Send + Sync + 'static {
     /// Whether calls may block the thread (then they run on the blocking
@@ -191,11 +200,90 @@ pub trait DatabaseStore: Send + Sync + 'static {
     /// listed twice.
     fn write(&self, batch: &WriteBatch) -> StorageResult<()>;
 
-    /// The losing values of every id that had a conflict, by id.
-    fn conflicts(&self) -> StorageResult<Vec<(EventId, Vec<Bytes>)>>;
+    /// The losing values listed for the ids after `after`, by id in id
+    /// order, whole ids only: the first id, then each next one while the
+    /// page holds at most `rows` values and `bytes` of their data; and
+    /// whether more ids follow.
+    fn losers_after(
+        &self,
+        after: Option<EventId>,
+        rows: usize,
+        bytes: usize,
+    ) -> StorageResult<(LosersById, bool)>;
+
+    /// How many losing values are listed, counted without holding them.
+    fn losers_count(&self) -> StorageResult<u64>;
 
     /// The losing values listed for `id`.
     fn losers(&self, id: EventId) -> StorageResult<Vec<Bytes>>;
+}
+
+/// Losing values grouped by id, in id order: a page of a list of losers.
+pub type LosersById = Vec<(EventId, Vec<Bytes>)>;
+
+/// Gathers a page of losers from `(id, value)` pairs in key order, whole
+/// ids only, within a bound of values and bytes (the first id always fits).
+pub(crate) struct LoserPager {
+    rows: usize,
+    bytes: usize,
+    page: LosersById,
+    page_rows: usize,
+    page_bytes: usize,
+    group: Option<(EventId, Vec<Bytes>)>,
+}
+
+impl LoserPager {
+    pub(crate) fn new(rows: usize, bytes: usize) -> LoserPager {
+        LoserPager {
+            rows,
+            bytes,
+            page: Vec::new(),
+            page_rows: 0,
+            page_bytes: 0,
+            group: None,
+        }
+    }
+
+    /// Takes the next pair; `false` once the page is full (more follow).
+    pub(crate) fn push(&mut self, id: EventId, lost: Bytes) -> bool {
+        if let Some((group_id, _)) = &self.group
+            && *group_id != id
+            && !self.close_group()
+        {
+            return false;
+        }
+        self.group
+            .get_or_insert_with(|| (id, Vec::new()))
+            .1
+            .push(lost);
+        true
+    }
+
+    /// The page, and whether more ids follow.
+    pub(crate) fn finish(mut self, stopped: bool) -> (LosersById, bool) {
+        if stopped {
+            return (self.page, true);
+        }
+        let fits = self.close_group();
+        (self.page, !fits)
+    }
+
+    /// Moves the id being gathered into the page, if it fits.
+    fn close_group(&mut self) -> bool {
+        let Some((id, losers)) = self.group.take() else {
+            return true;
+        };
+        let bytes: usize = losers.iter().map(Bytes::len).sum();
+        let fits = self.page.is_empty()
+            || (self.page_rows + losers.len() <= self.rows
+                && self.page_bytes + bytes <= self.bytes);
+        if fits {
+            self.page_rows += losers.len();
+            self.page_bytes += bytes;
+            self.page.push((id, losers));
+        }
+        fits
+    }
 }
 
 /// The keys of an id range, both bounds exclusive, as big-endian bytes.

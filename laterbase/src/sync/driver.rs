@@ -10,7 +10,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 
-use super::protocol::{self, Entries, PageBounds, Responder};
+use super::protocol::{self, Entries, Origin, PageBounds, Responder};
 use super::wire::{self, FillRequest};
 use crate::Database;
 use crate::actors::run_storage;
@@ -64,15 +64,19 @@ pub struct RoundReport {
     pub peer_losers_listed: u64,
 }
 
-/// One round with `peer` for `database`, as the initiator.
+/// One round with `peer` for `database`, as the initiator, in wire
+/// `version` (the peer's, if older than this node's).
 pub async fn round(
     database: &Database,
     peer: EventId,
     transport: &dyn Transport,
+    version: u8,
 ) -> Result<RoundReport> {
     let name = database.name().to_owned();
+    let current = version >= wire::VERSION;
     let link = database.sync_link(peer).await?;
     let log = database.sync_log()?;
+    let recall = database.recall(peer);
     let may_block = database.shared.may_block;
     let (offer, initiator) = run_storage(may_block, move || {
         Ok(protocol::offer(
@@ -80,6 +84,7 @@ pub async fn round(
             link.into_peer,
             link.peer_into_local,
             link.bulk,
+            recall.view(current),
             BOUNDS,
         )?)
     })
@@ -91,7 +96,7 @@ pub async fn round(
     let (ids, events) = count(&offer.push.entries);
     report.ids_out += ids;
     report.events_out += events;
-    let body = wire::encode_offer(&offer);
+    let body = wire::encode_offer(&offer, version);
     report.bytes_out += body.len() as u64;
     let answer = send(transport, format!("/sync/{name}/offer"), body).await?;
     report.bytes_in += answer.len() as u64;
@@ -104,9 +109,25 @@ pub async fn round(
     report.peer_losers_listed = reply.losers_listed;
     let (missing, push_taken, cursor_stored) =
         (reply.missing.clone(), reply.push_taken, reply.cursor_stored);
+    // A push the responder did not take (it started past the responder's
+    // cursor, or named runs of an epoch it left) goes again at once, from
+    // where the reply says.
+    let pushed = offer.push.to != offer.push.from;
+    report.more |= pushed && !push_taken;
+    if current {
+        // The reply's page names the responder's current epoch.
+        database.update_recall(peer, |recall| recall.learn(Origin::of(reply.page.to)));
+    }
     let log = database.sync_log()?;
+    let recall = database.recall(peer);
     let (fill, initiator, effects) = run_storage(may_block, move || {
-        Ok(protocol::fill(&log, initiator, reply)?)
+        Ok(protocol::fill(
+            &log,
+            initiator,
+            reply,
+            recall.view(current),
+            BOUNDS,
+        )?)
     })
     .await?;
     let link = database.apply_sync(peer, link, effects).await?;
@@ -120,47 +141,80 @@ pub async fn round(
         push_taken,
         cursor_stored,
     };
-    let body = wire::encode_fill(&request);
+    let body = wire::encode_fill(&request, version);
     report.bytes_out += body.len() as u64;
     let answer = send(transport, format!("/sync/{name}/fill"), body).await?;
     report.bytes_in += answer.len() as u64;
     let deliver = wire::decode_deliver(&answer).map_err(|error| protocol_error(&error))?;
     report.events_in += deliver.events.len() as u64;
-    let effects = protocol::finish(initiator, &request.fill, deliver);
+    // A list of losers longer than a page goes on next round.
+    report.more |= [request.fill.losers.as_ref(), deliver.losers.as_ref()]
+        .into_iter()
+        .flatten()
+        .any(|page| page.more);
+    let recall = database.recall(peer);
+    let effects = protocol::finish(initiator, &request.fill, deliver, recall.view(current));
     database.apply_sync(peer, link, effects).await?;
     Ok(report)
 }
 
-/// The responder's answer to an offer (message 1 to message 2). Events the
-/// offer carried are durable before the reply leaves.
+/// The responder's answer to an offer (message 1 to message 2), in the
+/// offer's wire version. Events the offer carried are durable before the
+/// reply leaves.
 pub async fn answer_offer(database: &Database, peer: EventId, body: &Bytes) -> Result<Bytes> {
+    let version = wire::version_of(body).map_err(|error| protocol_error(&error))?;
+    let current = version >= wire::VERSION;
     let offer = wire::decode_offer(body).map_err(|error| protocol_error(&error))?;
+    if current && let Some(last) = offer.summary.history.last() {
+        let origin = Origin {
+            incarnation: offer.summary.incarnation,
+            epoch: last.epoch,
+        };
+        database.update_recall(peer, |recall| recall.learn(origin));
+    }
     let link = database.sync_link(peer).await?;
     let log = database.sync_log()?;
+    let recall = database.recall(peer);
     let (reply, _, effects) = run_storage(database.shared.may_block, move || {
-        Ok(protocol::reply(&log, link.into_peer, offer, BOUNDS)?)
+        Ok(protocol::reply(
+            &log,
+            link.into_peer,
+            offer,
+            recall.view(current),
+            BOUNDS,
+        )?)
     })
     .await?;
     database.apply_sync(peer, link, effects).await?;
-    Ok(wire::encode_reply(&reply))
+    Ok(wire::encode_reply(&reply, version))
 }
 
-/// The responder's answer to a fill (message 3 to message 4).
+/// The responder's answer to a fill (message 3 to message 4), in the fill's
+/// wire version.
 pub async fn answer_fill(database: &Database, peer: EventId, body: &Bytes) -> Result<Bytes> {
+    let version = wire::version_of(body).map_err(|error| protocol_error(&error))?;
     let request = wire::decode_fill(body).map_err(|error| protocol_error(&error))?;
     let link = database.sync_link(peer).await?;
     let log = database.sync_log()?;
+    let recall = database.recall(peer);
     // The pushed page was checked against the cursor stored at the reply:
     // if the cursor changed since (this node lost its data and came back,
     // say), the page may start past it, and must not move it.
     let push_taken = request.push_taken && link.into_peer == request.cursor_stored;
     let responder = Responder::from_reply(request.missing, push_taken);
+    let current = version >= wire::VERSION;
     let (deliver, effects) = run_storage(database.shared.may_block, move || {
-        Ok(protocol::deliver(&log, responder, request.fill)?)
+        Ok(protocol::deliver(
+            &log,
+            responder,
+            request.fill,
+            recall.view(current),
+            BOUNDS,
+        )?)
     })
     .await?;
     database.apply_sync(peer, link, effects).await?;
-    Ok(wire::encode_deliver(&deliver))
+    Ok(wire::encode_deliver(&deliver, version))
 }
 
 /// The ids and the events a page carries.
@@ -210,10 +264,12 @@ fn listed_bytes(json: Option<&serde_json::value::RawValue>, b64: Option<&str>) -
     }
 }
 
-/// Fetches the peer's list of conflicts for `database` and lists here each
-/// losing value of an id whose kept value this node shares (for the
-/// others, the events' own sync comes first). Returns how many losing
-/// values it merged (listed anew, or listed already).
+/// For a peer of the first release, which exchanges no lists within a
+/// round: fetches its list of conflicts for `database` (it answers the
+/// whole list at once) and lists here each losing value of an id whose kept
+/// value this node shares (for the others, the events' own sync comes
+/// first). Returns how many losing values it merged (listed anew, or listed
+/// already).
 pub async fn pull_conflicts<C>(
     database: &Database,
     transport: &super::transport::HttpTransport<C>,
@@ -222,10 +278,11 @@ where
     C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
 {
     let path = format!("/db/{}/conflicts", database.name());
-    let (_, body) = transport
+    let body = transport
         .get(&path)
         .await
-        .map_err(|error| Error::Sync(error.to_string()))?;
+        .map_err(|error| Error::Sync(error.to_string()))?
+        .body;
     let listed: ListedConflicts = serde_json::from_slice(&body)
         .map_err(|error| Error::Sync(format!("{path}: the answer does not parse: {error}")))?;
     let ids: Vec<EventId> = listed

@@ -30,6 +30,7 @@
 
 pub mod driver;
 pub mod protocol;
+pub mod recall;
 pub mod state;
 pub mod transport;
 pub mod wire;
@@ -38,7 +39,7 @@ pub mod wire;
 mod tests;
 
 pub use protocol::{
-    Cursor, Deliver, Digest, Effects, Entries, EpochStart, Fill, IdDigest, Initiator, Log, Offer,
-    Page, PageBounds, Reply, Responder, Summary, deliver, digest, fill, finish, offer, reply,
-    resume,
+    Cursor, Deliver, Digest, Effects, Entries, EpochStart, Fill, Held, IdDigest, Initiator,
+    ListFrom, Log, Loser, LoserPage, LoserScan, Offer, Origin, Page, PageBounds, Recall, Reply,
+    Responder, Summary, deliver, digest, fill, finish, offer, reply, resume,
 };

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
+
 use crate::event::{Event, EventId, Timestamp};
 use crate::storage::StorageResult;
 
@@ -64,6 +66,34 @@ pub struct Page {
     pub more: bool,
     /// The stretch's events as ids and digests, or whole (the fast path).
     pub entries: Entries,
+    /// Runs of the stretch that the puller holds already: events that came
+    /// from its own log, in its current epoch, and were not sent back.
+    pub held: Vec<Held>,
+}
+
+/// A run of a log's clocks whose events all came, unchanged, from one
+/// epoch of a peer's log: the peer holds them (its log only grows within an
+/// epoch), so pages to it name the run instead of listing the events again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// The run starts after this logical clock.
+    pub after_lc: u64,
+    /// The run ends at this logical clock, included.
+    pub to_lc: u64,
+    /// The incarnation of the peer's database the events came from.
+    pub incarnation: u128,
+    /// The epoch of the peer's log the events came from.
+    pub epoch: u128,
+}
+
+/// Whether `held` names the current epoch of `log`: only then does the
+/// log still hold the run's events for certain.
+pub fn holds(log: &Summary, held: &Held) -> bool {
+    held.incarnation == log.incarnation
+        && log
+            .history
+            .last()
+            .is_some_and(|last| last.epoch == held.epoch)
 }
 
 /// The contents of a page.
@@ -112,11 +142,25 @@ pub trait Log {
     /// Each id's event, where it is stored.
     fn events(&self, ids: &[EventId]) -> StorageResult<Vec<Option<Event>>>;
 
-    /// How many distinct losing values of conflicts the log's owner lists
-    /// (the list itself travels outside the protocol, when this moves).
-    fn losers_listed(&self) -> u64 {
-        0
-    }
+    /// How many distinct losing values of conflicts the log's owner lists.
+    fn losers_listed(&self) -> u64;
+
+    /// The losing values listed for ids after `after`, in id order, whole
+    /// ids only, within `bounds` (at least one id); and whether more follow.
+    fn losers_after(
+        &self,
+        after: Option<EventId>,
+        bounds: PageBounds,
+    ) -> StorageResult<(Vec<Loser>, bool)>;
+}
+
+/// A value that lost a conflict: the id and its losing bytes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Loser {
+    /// The id whose other value was kept.
+    pub id: EventId,
+    /// The losing bytes.
+    pub data: Bytes,
 }
 
 /// What a log's owner tells a puller so that it can check a cursor itself.
@@ -157,6 +201,9 @@ pub struct Offer {
     pub summary: Summary,
     /// The initiator's log since where it believes the responder's cursor is.
     pub push: Page,
+    /// How many distinct losing values of conflicts the initiator lists:
+    /// when it moves, the responder reads the list.
+    pub losers_listed: u64,
 }
 
 /// Message 2, responder to initiator.
@@ -181,8 +228,11 @@ pub struct Reply {
     /// takes the fill's page only if its cursor has not changed since.
     pub cursor_stored: Option<Cursor>,
     /// How many distinct losing values of conflicts the responder lists:
-    /// when it moves, the initiator fetches the list.
+    /// when it moves, the initiator reads the list.
     pub losers_listed: u64,
+    /// Where the responder wants the initiator's list of losers read from,
+    /// if it wants it.
+    pub losers_wanted: Option<ListFrom>,
 }
 
 /// Message 3, initiator to responder.
@@ -197,6 +247,11 @@ pub struct Fill {
     pub push_to: Cursor,
     /// The ids of the responder's page that the initiator lacks.
     pub want: Vec<EventId>,
+    /// The page of the initiator's list of losers the reply asked for.
+    pub losers: Option<LoserPage>,
+    /// Where the initiator wants the responder's list of losers read from,
+    /// if it wants it.
+    pub losers_wanted: Option<ListFrom>,
 }
 
 /// Message 4, responder to initiator.
@@ -206,6 +261,104 @@ pub struct Deliver {
     pub events: Vec<Event>,
     /// Whether every asked-for event is here.
     pub complete: bool,
+    /// The page of the responder's list of losers the fill asked for.
+    pub losers: Option<LoserPage>,
+}
+
+/// Where a read of a list of losers goes on: after this id, or from the
+/// start.
+pub type ListFrom = Option<EventId>;
+
+/// A stretch of a node's list of losing values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoserPage {
+    /// Where the stretch starts, as asked.
+    pub after: ListFrom,
+    /// The losers of whole ids after it, in id order.
+    pub losers: Vec<Loser>,
+    /// Whether the list goes on after it.
+    pub more: bool,
+}
+
+/// How far this node has read a peer's list of losers. Lists only grow, but
+/// a loser can land behind a read under way; so a read that ends records the
+/// peer's count as it was when the read began, and a count that differs from
+/// it starts another read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoserScan {
+    /// The peer's count of listed losers when the last whole read began.
+    pub seen: u64,
+    /// A read under way: the peer's count when it began, and where it goes
+    /// on from.
+    pub reading: Option<(u64, ListFrom)>,
+}
+
+impl LoserScan {
+    /// What to ask of a peer that lists `listed` losers, if anything: where
+    /// to read its list from, and the scan with that read under way.
+    pub fn ask(self, listed: u64) -> Option<(ListFrom, LoserScan)> {
+        match self.reading {
+            Some((_, at)) => Some((at, self)),
+            None if listed != self.seen => Some((
+                None,
+                LoserScan {
+                    seen: self.seen,
+                    reading: Some((listed, None)),
+                },
+            )),
+            None => None,
+        }
+    }
+
+    /// The scan once `page` came, or `None` if the page does not go on where
+    /// the read stands (an answer to an older question): it is ignored.
+    pub fn take(self, page: &LoserPage) -> Option<LoserScan> {
+        let (began_at, at) = self.reading?;
+        if page.after != at {
+            return None;
+        }
+        if !page.more {
+            return Some(LoserScan {
+                seen: began_at,
+                reading: None,
+            });
+        }
+        // A page that says more follow names at least one id to go on after.
+        let last = page.losers.last()?.id;
+        Some(LoserScan {
+            seen: self.seen,
+            reading: Some((began_at, Some(last))),
+        })
+    }
+}
+
+/// The page of `log`'s list of losers that `from` asks for.
+fn losers_page(log: &impl Log, from: ListFrom, bounds: PageBounds) -> StorageResult<LoserPage> {
+    let (losers, more) = log.losers_after(from, bounds)?;
+    Ok(LoserPage {
+        after: from,
+        losers,
+        more,
+    })
+}
+
+/// Which epoch of which database a merge's events came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The peer's database incarnation.
+    pub incarnation: u128,
+    /// The epoch of the peer's log.
+    pub epoch: u128,
+}
+
+impl Origin {
+    /// The epoch a cursor into the peer's log names.
+    pub fn of(cursor: Cursor) -> Origin {
+        Origin {
+            incarnation: cursor.incarnation,
+            epoch: cursor.epoch,
+        }
+    }
 }
 
 /// Where a cursor into a log may resume, given the log's summary: the same
@@ -246,32 +399,36 @@ pub fn resume(log: &Summary, cursor: Option<Cursor>) -> Cursor {
 
 /// The page of `log` after `from`: ids and digests of new events and of
 /// rewritten ones; or, with `fast` and when `from` starts at nothing, the
-/// events themselves.
+/// events themselves. Runs of `held` (the puller holds their events) are
+/// named, not listed.
 pub fn page_after(
     log: &impl Log,
     from: Cursor,
     bounds: PageBounds,
     fast: bool,
+    held: &[Held],
 ) -> StorageResult<Page> {
     if fast && from.lc == 0 {
+        let head_us = log.head_us();
+        let (events, skipped, last_lc, more) = events_skipping(log, 0, bounds, held)?;
         // The events are read in their current form, so every rewrite made
         // so far is in them or in the pages after: the update cursor can
-        // jump to the head.
-        let head_us = log.head_us();
-        let (events, more) = log.events_after(0, bounds)?;
-        let to = Cursor {
-            lc: events.last().map_or(0, |event| event.lc),
-            us: head_us,
-            ..from
-        };
+        // jump to the head. Not over a held run, whose events may have been
+        // rewritten here since they came: those rewrites must still go.
+        let us = if skipped.is_empty() { head_us } else { from.us };
         return Ok(Page {
             from,
-            to,
-            more,
+            to: Cursor {
+                lc: last_lc,
+                us,
+                ..from
+            },
+            more: more || us < head_us,
             entries: Entries::Events(events),
+            held: skipped,
         });
     }
-    let (events, more_events) = log.events_after(from.lc, bounds)?;
+    let (events, skipped, last_lc, more_events) = events_skipping(log, from.lc, bounds, held)?;
     // New and rewritten events share one page's budget, so that a page
     // never holds more than a merge takes.
     let data: usize = events.iter().map(|event| event.data.len()).sum();
@@ -285,7 +442,7 @@ pub fn page_after(
         log.updates_after(from.us, rest)?
     };
     let to = Cursor {
-        lc: events.last().map_or(from.lc, |event| event.lc),
+        lc: last_lc,
         us: updates.last().map_or(from.us, |(us, _)| *us),
         ..from
     };
@@ -311,7 +468,62 @@ pub fn page_after(
         to,
         more,
         entries,
+        held: skipped,
     })
+}
+
+/// The events of `log` after `after_lc`, within `bounds`, passing over the
+/// runs of `held` (sorted, disjoint) instead of reading them: the events,
+/// the runs passed over, the last logical clock covered, and whether the log
+/// goes on. Each step reads up to the next run or passes one, so the steps
+/// are bounded by the runs.
+fn events_skipping(
+    log: &impl Log,
+    after_lc: u64,
+    bounds: PageBounds,
+    held: &[Held],
+) -> StorageResult<(Vec<Event>, Vec<Held>, u64, bool)> {
+    let head_lc = log.head_lc();
+    let mut at = after_lc;
+    let mut events: Vec<Event> = Vec::new();
+    let mut skipped = Vec::new();
+    let mut budget = bounds;
+    for _ in 0..2 * held.len() + 2 {
+        if at >= head_lc {
+            break;
+        }
+        if let Some(run) = held.iter().find(|run| run.after_lc <= at && at < run.to_lc) {
+            let to_lc = run.to_lc.min(head_lc);
+            skipped.push(Held {
+                after_lc: at,
+                to_lc,
+                ..*run
+            });
+            at = to_lc;
+            continue;
+        }
+        if budget.events == 0 || budget.bytes == 0 {
+            break;
+        }
+        let (mut batch, _) = log.events_after(at, budget)?;
+        // Stop at the next run, so that it is named rather than read.
+        if let Some(stop) = held
+            .iter()
+            .map(|run| run.after_lc)
+            .filter(|start| *start > at)
+            .min()
+        {
+            let keep = batch.iter().take_while(|event| event.lc <= stop).count();
+            batch.truncate(keep);
+        }
+        let Some(last) = batch.last() else { break };
+        at = last.lc;
+        let data: usize = batch.iter().map(|event| event.data.len()).sum();
+        budget.events = budget.events.saturating_sub(batch.len());
+        budget.bytes = budget.bytes.saturating_sub(data);
+        events.extend(batch);
+    }
+    Ok((events, skipped, at, at < head_lc))
 }
 
 /// The ids of `entries` that `log` lacks or holds in another form.
@@ -333,17 +545,25 @@ fn gather(log: &impl Log, ids: &[EventId]) -> StorageResult<(Vec<Event>, bool)> 
 }
 
 /// What one side must do after a step, in this order: merge the events
-/// durably, then store the cursors.
+/// and list the losers durably, then store the cursors.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Effects {
     /// Events to merge into the local log.
     pub merge: Vec<Event>,
+    /// Where the events to merge came from: the epoch of the peer's log they
+    /// were read in. Those stored here anew, unchanged, form a run the peer
+    /// holds ([`Held`]).
+    pub merge_origin: Option<Origin>,
+    /// Losing values from the peer's list, to list here too.
+    pub losers: Vec<Loser>,
     /// The new cursor into the peer's log, once the merge is durable.
     pub cursor_into_peer: Option<Cursor>,
     /// Where the peer's cursor into the local log now stands, when learnt.
     pub peer_cursor_into_local: Option<Cursor>,
     /// Whether to ask for whole events next round (catching up), when learnt.
     pub bulk: Option<bool>,
+    /// How far the peer's list of losers has been read, when it moved.
+    pub loser_scan: Option<LoserScan>,
 }
 
 /// The initiator between its messages.
@@ -351,17 +571,33 @@ pub struct Effects {
 pub struct Initiator {
     push: (Cursor, Cursor),
     page_to: Option<Cursor>,
+    /// The epoch of the responder's log its page was read in.
+    page_origin: Option<Origin>,
     /// Whether the responder takes the pushed page (it starts at or before
     /// the responder's cursor), learnt from the reply.
     push_taken: bool,
 }
 
-/// Step 1 (initiator): the offer, from the cursors it keeps about the peer.
+/// What a node remembers of one peer between rounds, as the protocol reads
+/// it: the runs of its own log that hold the peer's events, and how far it
+/// has read the peer's list of losers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Recall<'a> {
+    /// Runs of the local log that the peer holds, sorted and disjoint.
+    pub held: &'a [Held],
+    /// How far the peer's list of losers has been read; `None` for a peer
+    /// that cannot exchange lists within a round (an older wire version).
+    pub losers: Option<LoserScan>,
+}
+
+/// Step 1 (initiator): the offer, from the cursors it keeps about the peer
+/// and what it recalls of it.
 pub fn offer(
     log: &impl Log,
     cursor_into_peer: Option<Cursor>,
     peer_cursor_into_local: Option<Cursor>,
     bulk: bool,
+    recall: Recall<'_>,
     bounds: PageBounds,
 ) -> StorageResult<(Offer, Initiator)> {
     let summary = Summary::of(log);
@@ -370,10 +606,11 @@ pub fn offer(
     // may hold most of the log already (it is where the events came from),
     // and ids cost a fifth of events. The responder's own pull (its reply)
     // does take it.
-    let push = page_after(log, from, bounds, false)?;
+    let push = page_after(log, from, bounds, false, recall.held)?;
     let initiator = Initiator {
         push: (push.from, push.to),
         page_to: None,
+        page_origin: None,
         push_taken: false,
     };
     let offer = Offer {
@@ -381,6 +618,7 @@ pub fn offer(
         bulk,
         summary,
         push,
+        losers_listed: log.losers_listed(),
     };
     Ok((offer, initiator))
 }
@@ -415,6 +653,13 @@ fn takes(from: Cursor, cursor: Cursor) -> bool {
         && from.us <= cursor.us
 }
 
+/// Whether every run a page names as held by `log` is one it holds: a page
+/// naming another epoch of it (it restarted since the runs were learnt)
+/// moves no cursor.
+fn page_holds(log: &Summary, page: &Page) -> bool {
+    page.held.iter().all(|run| holds(log, run))
+}
+
 /// Step 2 (responder): checks the initiator's cursor, answers with its own
 /// page, and asks for what it lacks. When the offer carried events, they are
 /// merged and the responder's cursor moves at once.
@@ -422,16 +667,31 @@ pub fn reply(
     log: &impl Log,
     cursor_into_initiator: Option<Cursor>,
     offer: Offer,
+    recall: Recall<'_>,
     bounds: PageBounds,
 ) -> StorageResult<(Reply, Responder, Effects)> {
-    let from = resume(&Summary::of(log), offer.pull);
-    let page = page_after(log, from, bounds, offer.bulk || from.lc == 0)?;
+    let own = Summary::of(log);
+    let from = resume(&own, offer.pull);
+    // Only runs of the initiator's current epoch are certain to be there.
+    let held: Vec<Held> = recall
+        .held
+        .iter()
+        .filter(|run| holds(&offer.summary, run))
+        .copied()
+        .collect();
+    let page = page_after(log, from, bounds, offer.bulk || from.lc == 0, &held)?;
     let mine = resume(&offer.summary, cursor_into_initiator);
-    let push_taken = takes(offer.push.from, mine);
-    let mut effects = Effects::default();
+    let push_taken = takes(offer.push.from, mine) && page_holds(&own, &offer.push);
+    // The initiator's cursor into this log, as checked: where this node's
+    // own pushes to it start.
+    let mut effects = Effects {
+        peer_cursor_into_local: Some(from),
+        ..Effects::default()
+    };
     let missing = match offer.push.entries {
         Entries::Events(events) => {
             effects.merge = events;
+            effects.merge_origin = Some(Origin::of(offer.push.to));
             effects.cursor_into_peer = push_taken.then_some(offer.push.to);
             Vec::new()
         }
@@ -445,6 +705,8 @@ pub fn reply(
             missing
         }
     };
+    let asked = recall.losers.and_then(|scan| scan.ask(offer.losers_listed));
+    effects.loser_scan = asked.map(|(_, scan)| scan);
     let reply = Reply {
         missing: missing.clone(),
         remaining: log.head_lc().saturating_sub(page.to.lc),
@@ -453,6 +715,7 @@ pub fn reply(
         push_taken,
         cursor_stored: cursor_into_initiator,
         losers_listed: log.losers_listed(),
+        losers_wanted: asked.map(|(from, _)| from),
     };
     Ok((
         reply,
@@ -471,6 +734,8 @@ pub fn fill(
     log: &impl Log,
     mut initiator: Initiator,
     reply: Reply,
+    recall: Recall<'_>,
+    bounds: PageBounds,
 ) -> StorageResult<(Fill, Initiator, Effects)> {
     initiator.push_taken = takes(initiator.push.0, reply.cursor_at_initiator);
     let moved_now = initiator.push_taken && reply.missing.is_empty();
@@ -482,11 +747,15 @@ pub fn fill(
         }),
         ..Effects::default()
     };
+    let holds = page_holds(&Summary::of(log), &reply.page);
     let more = reply.page.more;
+    let page_to = holds.then_some(reply.page.to);
+    initiator.page_origin = Some(Origin::of(reply.page.to));
     let want = match reply.page.entries {
         Entries::Events(events) => {
             effects.merge = events;
-            effects.cursor_into_peer = Some(reply.page.to);
+            effects.merge_origin = initiator.page_origin;
+            effects.cursor_into_peer = page_to;
             effects.bulk = Some(more);
             Vec::new()
         }
@@ -495,28 +764,52 @@ pub fn fill(
             // Lacking most of a page that has more behind it: catching up.
             effects.bulk = Some(more && want.len() * 2 > entries.len());
             if want.is_empty() {
-                effects.cursor_into_peer = Some(reply.page.to);
+                effects.cursor_into_peer = page_to;
             } else {
-                initiator.page_to = Some(reply.page.to);
+                initiator.page_to = page_to;
             }
             want
         }
     };
     let (events, complete) = gather(log, &reply.missing)?;
+    let losers = reply
+        .losers_wanted
+        .map(|from| losers_page(log, from, bounds))
+        .transpose()?;
+    let asked = recall.losers.and_then(|scan| scan.ask(reply.losers_listed));
+    effects.loser_scan = asked.map(|(_, scan)| scan);
     let fill = Fill {
         events,
         complete,
         push_to: initiator.push.1,
         want,
+        losers,
+        losers_wanted: asked.map(|(from, _)| from),
     };
     Ok((fill, initiator, effects))
 }
 
 impl Fill {
     /// Whether the second round trip carries nothing: no events to send, none
-    /// to ask for. The initiator may then skip it.
+    /// to ask for, no list of losers. The initiator may then skip it.
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.want.is_empty() && self.complete
+        self.events.is_empty()
+            && self.want.is_empty()
+            && self.complete
+            && self.losers.is_none()
+            && self.losers_wanted.is_none()
+    }
+}
+
+/// The losers a page brings, and the scan after it; nothing for a page that
+/// does not go on where the scan stands.
+fn take_losers(scan: Option<LoserScan>, page: Option<LoserPage>, effects: &mut Effects) {
+    let (Some(scan), Some(page)) = (scan, page) else {
+        return;
+    };
+    if let Some(next) = scan.take(&page) {
+        effects.losers = page.losers;
+        effects.loser_scan = Some(next);
     }
 }
 
@@ -527,30 +820,47 @@ pub fn deliver(
     log: &impl Log,
     responder: Responder,
     fill: Fill,
+    recall: Recall<'_>,
+    bounds: PageBounds,
 ) -> StorageResult<(Deliver, Effects)> {
     let arrived: HashMap<EventId, ()> = fill.events.iter().map(|event| (event.id, ())).collect();
     let all_came = fill.complete && responder.missing.iter().all(|id| arrived.contains_key(id));
-    let effects = Effects {
+    let mut effects = Effects {
         merge: fill.events,
+        merge_origin: Some(Origin::of(fill.push_to)),
         cursor_into_peer: (all_came && responder.push_taken).then_some(fill.push_to),
         ..Effects::default()
     };
+    take_losers(recall.losers, fill.losers, &mut effects);
     let (events, complete) = gather(log, &fill.want)?;
-    Ok((Deliver { events, complete }, effects))
+    let losers = fill
+        .losers_wanted
+        .map(|from| losers_page(log, from, bounds))
+        .transpose()?;
+    Ok((
+        Deliver {
+            events,
+            complete,
+            losers,
+        },
+        effects,
+    ))
 }
 
 /// Step 5 (initiator): merges the delivered events; the cursor into the
 /// responder moves when everything it asked for came, and the responder's
 /// cursor into the initiator is known to have moved to the offered page's end
 /// once the responder had all of it (it asked for nothing, or got it all).
-pub fn finish(initiator: Initiator, fill: &Fill, deliver: Deliver) -> Effects {
-    let asked: Vec<EventId> = fill.want.clone();
+pub fn finish(initiator: Initiator, fill: &Fill, deliver: Deliver, recall: Recall<'_>) -> Effects {
     let arrived: HashMap<EventId, ()> = deliver.events.iter().map(|event| (event.id, ())).collect();
-    let all_came = deliver.complete && asked.iter().all(|id| arrived.contains_key(id));
-    Effects {
+    let all_came = deliver.complete && fill.want.iter().all(|id| arrived.contains_key(id));
+    let mut effects = Effects {
         merge: deliver.events,
+        merge_origin: initiator.page_origin,
         cursor_into_peer: if all_came { initiator.page_to } else { None },
         peer_cursor_into_local: (fill.complete && initiator.push_taken).then_some(fill.push_to),
-        bulk: None,
-    }
+        ..Effects::default()
+    };
+    take_losers(recall.losers, deliver.losers, &mut effects);
+    effects
 }

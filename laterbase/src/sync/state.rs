@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::protocol::{Cursor, Digest, EpochStart, Log, PageBounds, digest};
+use super::protocol::{Cursor, Digest, EpochStart, Log, Loser, PageBounds, digest};
 use crate::error::StorageError;
 use crate::event::{Event, EventId};
+use crate::limits::CONFLICTS_PAGE_BYTES_MAX;
 use crate::storage::{DatabaseStore, StorageResult};
 
 /// The metadata key of a database's epochs.
@@ -154,6 +155,20 @@ impl Log for DatabaseLog {
 
     fn losers_listed(&self) -> u64 {
         self.losers_listed
+    }
+
+    fn losers_after(
+        &self,
+        after: Option<EventId>,
+        bounds: PageBounds,
+    ) -> StorageResult<(Vec<Loser>, bool)> {
+        let bytes = bounds.bytes.min(CONFLICTS_PAGE_BYTES_MAX);
+        let (losers, more) = self.store.losers_after(after, bounds.events, bytes)?;
+        let losers = losers
+            .into_iter()
+            .flat_map(|(id, lost)| lost.into_iter().map(move |data| Loser { id, data }))
+            .collect();
+        Ok((losers, more))
     }
 
     fn events_after(&self, after_lc: u64, bounds: PageBounds) -> StorageResult<(Vec<Event>, bool)> {

@@ -2,7 +2,9 @@
 //! sync in random pairs over a network that drops and repeats messages,
 //! restart, lose their data and come back from old backups. After final
 //! rounds between all pairs, every node holds the same events: the settled
-//! union of what the nodes held.
+//! union of what the nodes held, and lists the same losers of conflicts.
+//! Nodes remember runs of their logs that a peer holds (and name them
+//! rather than offering their ids back), as a node does in memory.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -10,7 +12,8 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 
-use super::protocol::{self, Cursor, Digest, EpochStart, Log, PageBounds};
+use super::protocol::{self, Cursor, Digest, Entries, EpochStart, Log, Loser, PageBounds};
+use super::recall::PeerRecall;
 use crate::actors::commit::settle;
 use crate::event::{Event, EventId, Timestamp};
 use crate::storage::{StorageResult, StoredEvent};
@@ -28,6 +31,10 @@ struct ModelNode {
     /// Per peer: this node's cursor into the peer, and the peer's cursor
     /// into this node as last learnt.
     links: HashMap<usize, (Option<Cursor>, Option<Cursor>, bool)>,
+    /// The losers of conflicts, by id.
+    losers: BTreeMap<EventId, Vec<Bytes>>,
+    /// What the node remembers of each peer, in memory: lost at a restart.
+    recalls: HashMap<usize, PeerRecall>,
     /// A source of fresh epochs and incarnations.
     next: u128,
 }
@@ -45,6 +52,8 @@ impl ModelNode {
             ids: HashMap::new(),
             updates: Vec::new(),
             links: HashMap::new(),
+            losers: BTreeMap::new(),
+            recalls: HashMap::new(),
             next: seed + 2,
         }
     }
@@ -54,7 +63,11 @@ impl ModelNode {
         self.next
     }
 
-    fn merge(&mut self, events: Vec<Event>) {
+    /// Merges as a commit does; returns the run `(after, to]` of the new
+    /// events when each was stored exactly as given.
+    fn merge(&mut self, events: Vec<Event>) -> Option<(u64, u64)> {
+        let before = self.log.len() as u64;
+        let mut changed_new = false;
         for event in events {
             let incoming = StoredEvent {
                 id: event.id,
@@ -73,25 +86,57 @@ impl ModelNode {
                     });
                 }
                 Some(index) => {
-                    let slot = &mut self.log[*index];
+                    let index = *index;
+                    let slot = &mut self.log[index];
                     let present = StoredEvent {
                         id: slot.id,
                         recorded_at: slot.recorded_at,
                         data: slot.data.clone(),
                     };
-                    let (kept, _) = settle(&present, incoming);
+                    let (kept, lost) = settle(&present, incoming);
                     if kept != present {
                         slot.data = kept.data;
                         slot.recorded_at = kept.recorded_at;
                         self.updates.push(kept.id);
+                        changed_new |= index as u64 >= before;
+                    }
+                    if let Some(lost) = lost {
+                        self.list(kept.id, lost);
                     }
                 }
             }
         }
+        let after = self.log.len() as u64;
+        (after > before && !changed_new).then_some((before, after))
+    }
+
+    fn list(&mut self, id: EventId, lost: Bytes) {
+        let listed = self.losers.entry(id).or_default();
+        if !listed.contains(&lost) {
+            listed.push(lost);
+        }
+    }
+
+    /// The conflicts as a node shows them: losers of ids it holds, other
+    /// than the value it keeps.
+    fn conflicts(&self) -> BTreeMap<(EventId, Bytes), ()> {
+        let mut shown = BTreeMap::new();
+        for (id, listed) in &self.losers {
+            let Some(index) = self.ids.get(id) else {
+                continue;
+            };
+            for lost in listed {
+                if *lost != self.log[*index].data {
+                    shown.insert((*id, lost.clone()), ());
+                }
+            }
+        }
+        shown
     }
 
     /// A restart: a new epoch from the current lc.
     fn reopen(&mut self) {
+        self.recalls.clear();
         let epoch = self.fresh();
         self.history.push(EpochStart {
             epoch,
@@ -173,6 +218,36 @@ impl Log for ModelNode {
             .map(|id| self.ids.get(id).map(|i| self.log[*i].clone()))
             .collect())
     }
+
+    fn losers_listed(&self) -> u64 {
+        self.losers.values().map(|listed| listed.len() as u64).sum()
+    }
+
+    fn losers_after(
+        &self,
+        after: Option<EventId>,
+        bounds: PageBounds,
+    ) -> StorageResult<(Vec<Loser>, bool)> {
+        let start = match after {
+            Some(id) => std::ops::Bound::Excluded(id),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut page = Vec::new();
+        for (ids, (id, listed)) in self
+            .losers
+            .range((start, std::ops::Bound::Unbounded))
+            .enumerate()
+        {
+            if ids > 0 && page.len() + listed.len() > bounds.events {
+                return Ok((page, true));
+            }
+            page.extend(listed.iter().map(|data| Loser {
+                id: *id,
+                data: data.clone(),
+            }));
+        }
+        Ok((page, false))
+    }
 }
 
 /// Which message of a round the network loses, if any, and whether it
@@ -183,45 +258,109 @@ struct Faults {
     repeat_fill: bool,
 }
 
-/// One round from `a` to `b`; returns whether anything was merged.
-fn round(nodes: &mut [ModelNode], a: usize, b: usize, faults: Faults, bounds: PageBounds) -> bool {
+/// What a round did.
+#[derive(Clone, Copy, Debug, Default)]
+struct Done {
+    /// Whether anything changed: events, losers or cursors.
+    changed: bool,
+    /// Ids offered either way, in pages.
+    ids: usize,
+    /// Events sent either way, in pages and answers.
+    events: usize,
+}
+
+fn entries(page: &protocol::Page) -> (usize, usize) {
+    match &page.entries {
+        Entries::Ids(ids) => (ids.len(), 0),
+        Entries::Events(events) => (0, events.len()),
+    }
+}
+
+/// One round from `a` to `b`.
+fn round(nodes: &mut [ModelNode], a: usize, b: usize, faults: Faults, bounds: PageBounds) -> Done {
+    let mut done = Done::default();
     let (into_b, b_into_a, bulk) = nodes[a].links.get(&b).copied().unwrap_or_default();
+    let recall = nodes[a].recalls.get(&b).cloned().unwrap_or_default();
     let (offer, initiator) =
-        protocol::offer(&nodes[a], into_b, b_into_a, bulk, bounds).expect("offer");
+        protocol::offer(&nodes[a], into_b, b_into_a, bulk, recall.view(true), bounds)
+            .expect("offer");
+    let (ids, events) = entries(&offer.push);
+    done.ids += ids;
+    done.events += events;
     if faults.lost == Some(1) {
-        return false;
+        return done;
     }
     let b_cursor_into_a = nodes[b].links.get(&a).copied().unwrap_or_default().0;
+    let origin_a = protocol::Origin {
+        incarnation: offer.summary.incarnation,
+        epoch: offer.summary.history.last().expect("an epoch").epoch,
+    };
+    nodes[b].recalls.entry(a).or_default().learn(origin_a);
+    let recall = nodes[b].recalls.get(&a).cloned().unwrap_or_default();
     let (reply, responder, effects) =
-        protocol::reply(&nodes[b], b_cursor_into_a, offer, bounds).expect("reply");
-    let mut merged = apply(&mut nodes[b], a, effects);
+        protocol::reply(&nodes[b], b_cursor_into_a, offer, recall.view(true), bounds)
+            .expect("reply");
+    let (ids, events) = entries(&reply.page);
+    done.ids += ids;
+    done.events += events;
+    done.changed |= apply(&mut nodes[b], a, effects);
     if faults.lost == Some(2) {
-        return merged;
+        return done;
     }
-    let (fill, initiator, effects) = protocol::fill(&nodes[a], initiator, reply).expect("fill");
-    merged |= apply(&mut nodes[a], b, effects);
+    let origin_b = protocol::Origin::of(reply.page.to);
+    nodes[a].recalls.entry(b).or_default().learn(origin_b);
+    let recall = nodes[a].recalls.get(&b).cloned().unwrap_or_default();
+    let (fill, initiator, effects) =
+        protocol::fill(&nodes[a], initiator, reply, recall.view(true), bounds).expect("fill");
+    done.events += fill.events.len();
+    done.changed |= apply(&mut nodes[a], b, effects);
     if faults.lost == Some(3) || (fill.is_empty() && faults.lost.is_none() && !faults.repeat_fill) {
-        return merged;
+        return done;
     }
-    let (deliver, effects) =
-        protocol::deliver(&nodes[b], responder.clone(), fill.clone()).expect("deliver");
-    merged |= apply(&mut nodes[b], a, effects);
+    let recall = nodes[b].recalls.get(&a).cloned().unwrap_or_default();
+    let (deliver, effects) = protocol::deliver(
+        &nodes[b],
+        responder.clone(),
+        fill.clone(),
+        recall.view(true),
+        bounds,
+    )
+    .expect("deliver");
+    done.events += deliver.events.len();
+    done.changed |= apply(&mut nodes[b], a, effects);
     if faults.repeat_fill {
-        let (_, effects) = protocol::deliver(&nodes[b], responder, fill.clone()).expect("deliver");
+        let recall = nodes[b].recalls.get(&a).cloned().unwrap_or_default();
+        let (_, effects) = protocol::deliver(
+            &nodes[b],
+            responder,
+            fill.clone(),
+            recall.view(true),
+            bounds,
+        )
+        .expect("deliver");
         apply(&mut nodes[b], a, effects);
     }
     if faults.lost == Some(4) {
-        return merged;
+        return done;
     }
-    let effects = protocol::finish(initiator, &fill, deliver);
-    merged | apply(&mut nodes[a], b, effects)
+    let recall = nodes[a].recalls.get(&b).cloned().unwrap_or_default();
+    let effects = protocol::finish(initiator, &fill, deliver, recall.view(true));
+    done.changed |= apply(&mut nodes[a], b, effects);
+    done
 }
 
-/// Merges first, then stores the cursors, as a driver must; whether
-/// anything changed (events or cursors).
+/// Merges and lists first, then stores the cursors, then remembers, as a
+/// driver must; whether anything changed (events, losers or cursors).
 fn apply(node: &mut ModelNode, peer: usize, effects: protocol::Effects) -> bool {
-    let before = (node.settled(), node.links.get(&peer).copied());
-    node.merge(effects.merge);
+    let before = (
+        node.settled(),
+        node.links.get(&peer).copied(),
+        node.losers.clone(),
+    );
+    let held = node.merge(effects.merge);
+    for loser in effects.losers {
+        node.list(loser.id, loser.data);
+    }
     let link = node.links.entry(peer).or_default();
     if let Some(cursor) = effects.cursor_into_peer {
         link.0 = Some(cursor);
@@ -232,7 +371,22 @@ fn apply(node: &mut ModelNode, peer: usize, effects: protocol::Effects) -> bool 
     if let Some(bulk) = effects.bulk {
         link.2 = bulk;
     }
-    (node.settled(), node.links.get(&peer).copied()) != before
+    let peer_into_local = link.1;
+    let recall = node.recalls.entry(peer).or_default();
+    if let (Some(origin), Some((after, to))) = (effects.merge_origin, held) {
+        recall.remember(origin, after, to);
+    }
+    if let Some(cursor) = peer_into_local {
+        recall.passed(cursor);
+    }
+    if let Some(scan) = effects.loser_scan {
+        recall.read_losers(scan);
+    }
+    (
+        node.settled(),
+        node.links.get(&peer).copied(),
+        node.losers.clone(),
+    ) != before
 }
 
 #[derive(Clone, Debug)]
@@ -328,13 +482,30 @@ fn run(ops: Vec<Op>, page_events: usize) {
             }
         }
     }
-    // Everything any node holds now must reach every node.
+    // Everything any node holds now must reach every node, and every value
+    // any node holds or lists, but the winner, is every node's loser.
     let mut expected: BTreeMap<EventId, (Bytes, Timestamp)> = BTreeMap::new();
     let mut union = ModelNode::new(u128::MAX / 2);
     for node in &nodes {
         union.merge(node.log.clone());
     }
     expected.extend(union.settled());
+    let mut expected_losers = BTreeMap::new();
+    for node in &nodes {
+        let values = node.log.iter().map(|event| (event.id, event.data.clone()));
+        let listed = node
+            .losers
+            .iter()
+            .flat_map(|(id, listed)| listed.iter().map(|lost| (*id, lost.clone())));
+        for (id, value) in values.chain(listed) {
+            if expected
+                .get(&id)
+                .is_some_and(|(winner, _)| *winner != value)
+            {
+                expected_losers.insert((id, value), ());
+            }
+        }
+    }
     let faultless = Faults {
         lost: None,
         repeat_fill: false,
@@ -346,7 +517,7 @@ fn run(ops: Vec<Op>, page_events: usize) {
             for b in 0..NODES {
                 if a != b {
                     // A round moves at most a page each way: repeat until quiet.
-                    while round(&mut nodes, a, b, faultless, bounds) {
+                    while round(&mut nodes, a, b, faultless, bounds).changed {
                         changed = true;
                     }
                 }
@@ -367,6 +538,11 @@ fn run(ops: Vec<Op>, page_events: usize) {
         for (lc, event) in (1..).zip(&node.log) {
             assert_eq!(event.lc, lc, "lc contiguous on node {index}");
         }
+        assert_eq!(
+            node.conflicts(),
+            expected_losers,
+            "node {index} lists every loser"
+        );
     }
 }
 
@@ -444,4 +620,115 @@ fn a_cursor_into_a_restored_log_is_cut_back_to_the_backup() {
         0,
         "another incarnation starts over"
     );
+}
+
+fn write(node: &mut ModelNode, key: u64, data: &'static [u8]) {
+    node.merge(vec![Event {
+        id: EventId::from_parts(1_000 + key, u128::from(key)),
+        data: Bytes::from_static(data),
+        recorded_at: Timestamp(key),
+        lc: 0,
+    }]);
+}
+
+const FAULTLESS: Faults = Faults {
+    lost: None,
+    repeat_fill: false,
+};
+
+const BOUNDS: PageBounds = PageBounds {
+    events: 16,
+    bytes: usize::MAX,
+};
+
+/// Rounds from `a` to `b` until one changes nothing; what they did.
+fn until_quiet(nodes: &mut [ModelNode], a: usize, b: usize) -> Done {
+    let mut total = Done::default();
+    for _ in 0..100 {
+        let done = round(nodes, a, b, FAULTLESS, BOUNDS);
+        total.ids += done.ids;
+        total.events += done.events;
+        if !done.changed {
+            return total;
+        }
+    }
+    panic!("rounds never went quiet");
+}
+
+#[test]
+fn events_that_came_from_a_peer_are_not_offered_back_to_it() {
+    let mut nodes = vec![ModelNode::new(1), ModelNode::new(2_000_000)];
+    for key in 0..100 {
+        write(&mut nodes[0], key, b"a");
+    }
+    // Node 1 pulls everything, whole, then both ways go quiet: not one id
+    // of the copied events travels back, whoever starts the rounds.
+    let copy = until_quiet(&mut nodes, 1, 0);
+    assert_eq!(copy.events, 100, "each event is sent once");
+    assert_eq!(copy.ids, 0, "no id is offered back");
+    let back = until_quiet(&mut nodes, 0, 1);
+    assert_eq!((back.ids, back.events), (0, 0), "nor the other way");
+    // New writes on each side reach the other once, as ids and events.
+    for key in 100..110 {
+        write(&mut nodes[0], key, b"a");
+        write(&mut nodes[1], key + 100, b"b");
+    }
+    let both = until_quiet(&mut nodes, 0, 1);
+    assert_eq!(both.ids, 20, "each new id is offered once");
+    assert_eq!(both.events, 20, "and sent once");
+    let quiet = until_quiet(&mut nodes, 1, 0);
+    assert_eq!((quiet.ids, quiet.events), (0, 0), "then nothing moves");
+    // A restart forgets what was held: ids may be offered once more, and
+    // the logs stay whole.
+    nodes[1].reopen();
+    until_quiet(&mut nodes, 1, 0);
+    until_quiet(&mut nodes, 0, 1);
+    assert_eq!(nodes[0].settled(), nodes[1].settled());
+}
+
+#[test]
+fn a_restored_peer_is_sent_what_it_lost_though_it_had_sent_it() {
+    let mut nodes = vec![ModelNode::new(1), ModelNode::new(2_000_000)];
+    let backup = nodes[0].clone();
+    for key in 0..40 {
+        write(&mut nodes[0], key, b"a");
+    }
+    until_quiet(&mut nodes, 1, 0);
+    until_quiet(&mut nodes, 0, 1);
+    // Node 0 comes back from a copy older than its writes: node 1 holds
+    // them only because node 0 sent them, and sends them back.
+    let next = nodes[0].next;
+    nodes[0] = backup;
+    nodes[0].next = next + 11;
+    nodes[0].reopen();
+    until_quiet(&mut nodes, 1, 0);
+    until_quiet(&mut nodes, 0, 1);
+    assert_eq!(nodes[0].settled(), nodes[1].settled());
+    assert_eq!(nodes[0].log.len(), 40);
+}
+
+#[test]
+fn a_node_that_is_only_dialled_lists_the_losers_of_its_callers() {
+    // The hub (node 0) never starts a round; each truck dials it.
+    let mut nodes = vec![
+        ModelNode::new(1),
+        ModelNode::new(2_000_000),
+        ModelNode::new(4_000_000),
+    ];
+    write(&mut nodes[1], 7, b"b");
+    write(&mut nodes[1], 7, b"a");
+    write(&mut nodes[2], 7, b"c");
+    assert_eq!(nodes[1].conflicts().len(), 1, "truck 1 saw the conflict");
+    for _ in 0..3 {
+        until_quiet(&mut nodes, 1, 0);
+        until_quiet(&mut nodes, 2, 0);
+    }
+    let expected: Vec<(EventId, Bytes)> = [&b"b"[..], &b"c"[..]]
+        .iter()
+        .map(|lost| (EventId::from_parts(1_007, 7), Bytes::copy_from_slice(lost)))
+        .collect();
+    for (index, node) in nodes.iter().enumerate() {
+        let shown: Vec<(EventId, Bytes)> = node.conflicts().into_keys().collect();
+        assert_eq!(shown, expected, "node {index}");
+    }
 }

@@ -8,7 +8,7 @@ use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::rt::TokioExecutor;
 
 use super::driver::{Sending, Transport, TransportError};
-use super::wire::CONTENT_TYPE;
+use super::wire::{CONTENT_TYPE, VERSION_HEADER};
 use crate::event::EventId;
 use crate::http::NODE_HEADER;
 use crate::limits::{SYNC_ANSWER_BYTES_MAX, SYNC_REQUEST_TIMEOUT_MS};
@@ -124,6 +124,18 @@ impl tower::Service<hyper::Uri> for PeerConnector {
     }
 }
 
+/// What a peer answered.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// The node that answered, as it names itself.
+    pub node: Option<EventId>,
+    /// The newest sync wire version it speaks, as it says (nodes of the
+    /// first release say nothing).
+    pub version: Option<u8>,
+    /// The body.
+    pub body: Bytes,
+}
+
 /// Posts sync messages to one peer's base URL.
 #[derive(Clone)]
 pub struct HttpTransport<C = HttpConnector> {
@@ -174,11 +186,11 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpTransport<C> {
             hyper::header::CONTENT_TYPE,
             hyper::header::HeaderValue::from_static("application/json"),
         );
-        Ok(self.exchange(request).await?.1)
+        Ok(self.exchange(request).await?.body)
     }
 
-    /// GETs `path` and returns the answering node's id and the body.
-    pub async fn get(&self, path: &str) -> Result<(Option<EventId>, Bytes), TransportError> {
+    /// GETs `path` and returns the answer.
+    pub async fn get(&self, path: &str) -> Result<Answer, TransportError> {
         let request = self.request("GET", path, Bytes::new())?;
         self.exchange(request).await
     }
@@ -208,7 +220,7 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpTransport<C> {
     async fn exchange(
         &self,
         request: hyper::Request<Full<Bytes>>,
-    ) -> Result<(Option<EventId>, Bytes), TransportError> {
+    ) -> Result<Answer, TransportError> {
         let uri = request.uri().to_string();
         let timeout = self.timeout;
         let timeout_ms = timeout.as_millis();
@@ -220,6 +232,11 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpTransport<C> {
         let node = response
             .headers()
             .get(NODE_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| text.parse().ok());
+        let version = response
+            .headers()
+            .get(VERSION_HEADER)
             .and_then(|value| value.to_str().ok())
             .and_then(|text| text.parse().ok());
         let body =
@@ -237,7 +254,11 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpTransport<C> {
             let text = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
             return Err(TransportError(format!("{uri} answered {status}: {text}")));
         }
-        Ok((node, body))
+        Ok(Answer {
+            node,
+            version,
+            body,
+        })
     }
 }
 
@@ -245,7 +266,7 @@ impl<C: Connect + Clone + Send + Sync + 'static> Transport for HttpTransport<C> 
     fn post(&self, path: String, body: Bytes) -> Sending<'_> {
         Box::pin(async move {
             let request = self.request("POST", &path, body)?;
-            Ok(self.exchange(request).await?.1)
+            Ok(self.exchange(request).await?.body)
         })
     }
 }

@@ -1,18 +1,33 @@
 //! The sync messages on the wire: a compact binary encoding, described in
 //! `docs/sync.md`. Integers are big-endian, ids 16 bytes, events
 //! `id | recorded_at ms u64 | length u32 | data`.
+//!
+//! A message starts with its version. This node speaks [`VERSION`] and,
+//! to nodes of the first release, [`VERSION_OLDEST`]: a version 2 message
+//! is a version 3 one without the runs a page names as held, without the
+//! counts and pages of the lists of losers. A responder answers in the
+//! version it was asked in.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::protocol::{
-    Cursor, Deliver, Digest, Entries, EpochStart, Fill, IdDigest, Offer, Page, Reply, Summary,
+    Cursor, Deliver, Digest, Entries, EpochStart, Fill, Held, IdDigest, ListFrom, Loser, LoserPage,
+    Offer, Page, Reply, Summary,
 };
 use crate::event::{Event, EventId, Timestamp};
 
 /// The content type of sync messages.
 pub const CONTENT_TYPE: &str = "application/vnd.laterbase.sync";
 
-const VERSION: u8 = 2;
+/// The wire version this node speaks by choice.
+pub const VERSION: u8 = 3;
+
+/// The oldest wire version this node still speaks: the first release's.
+pub const VERSION_OLDEST: u8 = 2;
+
+/// The header in which a node names the newest wire version it speaks, on
+/// every answer (nodes of the first release send none).
+pub const VERSION_HEADER: &str = "laterbase-sync-version";
 
 /// Message 3 as sent: the fill, and the responder's state from its reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,17 +47,39 @@ pub struct FillRequest {
 #[error("malformed sync message: {0}")]
 pub struct WireError(pub String);
 
-/// Encodes message 1.
-pub fn encode_offer(offer: &Offer) -> Bytes {
-    let mut out = Out::new();
+/// The version a message is in, if this node speaks it.
+pub fn version_of(bytes: &[u8]) -> Result<u8, WireError> {
+    match bytes.first() {
+        None => Err(WireError("the message is empty".to_owned())),
+        Some(&version) if (VERSION_OLDEST..=VERSION).contains(&version) => Ok(version),
+        Some(&version) => Err(WireError(format!(
+            "version {version}, this node speaks {VERSION}"
+        ))),
+    }
+}
+
+/// The version a peer's refusal says it speaks, when it refused a message
+/// for its version (`version N, this node speaks M`).
+pub fn version_refused(answer: &str) -> Option<u8> {
+    let (_, rest) = answer.split_once("this node speaks ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Encodes message 1 in `version`.
+pub fn encode_offer(offer: &Offer, version: u8) -> Bytes {
+    let mut out = Out::new(version);
     out.option_cursor(offer.pull);
     out.bytes.put_u8(u8::from(offer.bulk));
     out.summary(&offer.summary);
     out.page(&offer.push);
+    if out.current() {
+        out.bytes.put_u64(offer.losers_listed);
+    }
     out.done()
 }
 
-/// Decodes message 1.
+/// Decodes message 1, in any version this node speaks.
 pub fn decode_offer(bytes: &Bytes) -> Result<Offer, WireError> {
     let mut input = In::new(bytes)?;
     let offer = Offer {
@@ -50,14 +87,15 @@ pub fn decode_offer(bytes: &Bytes) -> Result<Offer, WireError> {
         bulk: input.flag()?,
         summary: input.summary()?,
         push: input.page()?,
+        losers_listed: if input.current() { input.u64()? } else { 0 },
     };
     input.end()?;
     Ok(offer)
 }
 
-/// Encodes message 2.
-pub fn encode_reply(reply: &Reply) -> Bytes {
-    let mut out = Out::new();
+/// Encodes message 2 in `version`.
+pub fn encode_reply(reply: &Reply, version: u8) -> Bytes {
+    let mut out = Out::new(version);
     out.ids(&reply.missing);
     out.page(&reply.page);
     out.cursor(reply.cursor_at_initiator);
@@ -65,10 +103,15 @@ pub fn encode_reply(reply: &Reply) -> Bytes {
     out.option_cursor(reply.cursor_stored);
     out.bytes.put_u64(reply.remaining);
     out.bytes.put_u64(reply.losers_listed);
+    if out.current() {
+        out.list_from(reply.losers_wanted);
+    } else {
+        assert!(reply.losers_wanted.is_none(), "version 2 asks for no list");
+    }
     out.done()
 }
 
-/// Decodes message 2.
+/// Decodes message 2, in any version this node speaks.
 pub fn decode_reply(bytes: &Bytes) -> Result<Reply, WireError> {
     let mut input = In::new(bytes)?;
     let reply = Reply {
@@ -79,14 +122,19 @@ pub fn decode_reply(bytes: &Bytes) -> Result<Reply, WireError> {
         cursor_stored: input.option_cursor()?,
         remaining: input.u64()?,
         losers_listed: input.u64()?,
+        losers_wanted: if input.current() {
+            input.list_from()?
+        } else {
+            None
+        },
     };
     input.end()?;
     Ok(reply)
 }
 
-/// Encodes message 3.
-pub fn encode_fill(request: &FillRequest) -> Bytes {
-    let mut out = Out::new();
+/// Encodes message 3 in `version`.
+pub fn encode_fill(request: &FillRequest, version: u8) -> Bytes {
+    let mut out = Out::new(version);
     out.events(&request.fill.events);
     out.bytes.put_u8(u8::from(request.fill.complete));
     out.cursor(request.fill.push_to);
@@ -94,42 +142,70 @@ pub fn encode_fill(request: &FillRequest) -> Bytes {
     out.ids(&request.missing);
     out.bytes.put_u8(u8::from(request.push_taken));
     out.option_cursor(request.cursor_stored);
+    if out.current() {
+        out.option_losers(request.fill.losers.as_ref());
+        out.list_from(request.fill.losers_wanted);
+    } else {
+        assert!(request.fill.losers.is_none(), "version 2 carries no list");
+        assert!(
+            request.fill.losers_wanted.is_none(),
+            "version 2 asks for no list"
+        );
+    }
     out.done()
 }
 
-/// Decodes message 3.
+/// Decodes message 3, in any version this node speaks.
 pub fn decode_fill(bytes: &Bytes) -> Result<FillRequest, WireError> {
     let mut input = In::new(bytes)?;
-    let fill = Fill {
+    let mut fill = Fill {
         events: input.events()?,
         complete: input.flag()?,
         push_to: input.cursor()?,
         want: input.ids()?,
+        losers: None,
+        losers_wanted: None,
     };
-    let request = FillRequest {
-        fill,
-        missing: input.ids()?,
-        push_taken: input.flag()?,
-        cursor_stored: input.option_cursor()?,
-    };
+    let missing = input.ids()?;
+    let push_taken = input.flag()?;
+    let cursor_stored = input.option_cursor()?;
+    if input.current() {
+        fill.losers = input.option_losers()?;
+        fill.losers_wanted = input.list_from()?;
+    }
     input.end()?;
-    Ok(request)
+    Ok(FillRequest {
+        fill,
+        missing,
+        push_taken,
+        cursor_stored,
+    })
 }
 
-/// Encodes message 4.
-pub fn encode_deliver(deliver: &Deliver) -> Bytes {
-    let mut out = Out::new();
+/// Encodes message 4 in `version`.
+pub fn encode_deliver(deliver: &Deliver, version: u8) -> Bytes {
+    let mut out = Out::new(version);
     out.events(&deliver.events);
     out.bytes.put_u8(u8::from(deliver.complete));
+    if out.current() {
+        out.option_losers(deliver.losers.as_ref());
+    } else {
+        assert!(deliver.losers.is_none(), "version 2 carries no list");
+    }
     out.done()
 }
 
-/// Decodes message 4.
+/// Decodes message 4, in any version this node speaks.
 pub fn decode_deliver(bytes: &Bytes) -> Result<Deliver, WireError> {
     let mut input = In::new(bytes)?;
     let deliver = Deliver {
         events: input.events()?,
         complete: input.flag()?,
+        losers: if input.current() {
+            input.option_losers()?
+        } else {
+            None
+        },
     };
     input.end()?;
     Ok(deliver)
@@ -137,13 +213,50 @@ pub fn decode_deliver(bytes: &Bytes) -> Result<Deliver, WireError> {
 
 struct Out {
     bytes: BytesMut,
+    version: u8,
 }
 
 impl Out {
-    fn new() -> Out {
+    fn new(version: u8) -> Out {
+        assert!(
+            (VERSION_OLDEST..=VERSION).contains(&version),
+            "wire version {version} is not spoken here"
+        );
         let mut bytes = BytesMut::with_capacity(256);
-        bytes.put_u8(VERSION);
-        Out { bytes }
+        bytes.put_u8(version);
+        Out { bytes, version }
+    }
+
+    /// Whether the message is in the current version (with its fields).
+    fn current(&self) -> bool {
+        self.version >= 3
+    }
+
+    fn list_from(&mut self, from: Option<ListFrom>) {
+        match from {
+            None => self.bytes.put_u8(0),
+            Some(None) => self.bytes.put_u8(1),
+            Some(Some(id)) => {
+                self.bytes.put_u8(2);
+                self.bytes.put_slice(&id.to_bytes());
+            }
+        }
+    }
+
+    fn option_losers(&mut self, page: Option<&LoserPage>) {
+        let Some(page) = page else {
+            self.bytes.put_u8(0);
+            return;
+        };
+        self.bytes.put_u8(1);
+        self.list_from(Some(page.after));
+        self.count(page.losers.len());
+        for loser in &page.losers {
+            self.bytes.put_slice(&loser.id.to_bytes());
+            self.count(loser.data.len());
+            self.bytes.put_slice(&loser.data);
+        }
+        self.bytes.put_u8(u8::from(page.more));
     }
 
     fn done(self) -> Bytes {
@@ -220,24 +333,75 @@ impl Out {
                 self.events(events);
             }
         }
+        if self.current() {
+            self.count(page.held.len());
+            for run in &page.held {
+                self.bytes.put_u64(run.after_lc);
+                self.bytes.put_u64(run.to_lc);
+                self.bytes.put_u128(run.incarnation);
+                self.bytes.put_u128(run.epoch);
+            }
+        } else {
+            assert!(page.held.is_empty(), "version 2 names no held runs");
+        }
     }
 }
 
 struct In<'a> {
     bytes: &'a Bytes,
     offset: usize,
+    version: u8,
 }
 
 impl<'a> In<'a> {
     fn new(bytes: &'a Bytes) -> Result<In<'a>, WireError> {
-        let mut input = In { bytes, offset: 0 };
-        let version = input.take(1)?[0];
-        if version != VERSION {
-            return Err(WireError(format!(
-                "version {version}, this node speaks {VERSION}"
-            )));
+        let version = version_of(bytes)?;
+        Ok(In {
+            bytes,
+            offset: 1,
+            version,
+        })
+    }
+
+    /// Whether the message is in the current version (with its fields).
+    fn current(&self) -> bool {
+        self.version >= 3
+    }
+
+    fn list_from(&mut self) -> Result<Option<ListFrom>, WireError> {
+        match self.take(1)?[0] {
+            0 => Ok(None),
+            1 => Ok(Some(None)),
+            2 => Ok(Some(Some(self.id()?))),
+            other => Err(WireError(format!("list position tag {other}"))),
         }
-        Ok(input)
+    }
+
+    fn option_losers(&mut self) -> Result<Option<LoserPage>, WireError> {
+        if !self.flag()? {
+            return Ok(None);
+        }
+        let Some(after) = self.list_from()? else {
+            return Err(WireError("a list page without its position".to_owned()));
+        };
+        let count = self.count(20)?;
+        let mut losers = Vec::with_capacity(count);
+        for _ in 0..count {
+            let id = self.id()?;
+            let length = u32::from_be_bytes(self.array()?) as usize;
+            let start = self.offset;
+            self.take(length)?;
+            losers.push(Loser {
+                id,
+                data: self.bytes.slice(start..start + length),
+            });
+        }
+        let more = self.flag()?;
+        Ok(Some(LoserPage {
+            after,
+            losers,
+            more,
+        }))
     }
 
     fn end(&self) -> Result<(), WireError> {
@@ -382,11 +546,25 @@ impl<'a> In<'a> {
             }
             Entries::Ids(entries)
         };
+        let mut held = Vec::new();
+        if self.current() {
+            let count = self.count(48)?;
+            held.reserve(count);
+            for _ in 0..count {
+                held.push(Held {
+                    after_lc: self.u64()?,
+                    to_lc: self.u64()?,
+                    incarnation: self.u128()?,
+                    epoch: self.u128()?,
+                });
+            }
+        }
         Ok(Page {
             from,
             to,
             more,
             entries,
+            held,
         })
     }
 }
@@ -413,86 +591,226 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_message_round_trips() {
-        let ids_page = Page {
+    fn ids_page() -> Page {
+        Page {
             from: cursor(5),
             to: cursor(9),
             more: true,
-            entries: Entries::Ids(vec![IdDigest {
-                id: event(1).id,
-                digest: Digest(42),
-            }]),
-        };
-        let events_page = Page {
+            entries: Entries::Ids(vec![
+                IdDigest {
+                    id: event(1).id,
+                    digest: Digest(42),
+                },
+                IdDigest {
+                    id: event(2).id,
+                    digest: Digest(u64::MAX),
+                },
+            ]),
+            held: Vec::new(),
+        }
+    }
+
+    fn events_page() -> Page {
+        Page {
             entries: Entries::Events(vec![event(3), event(0)]),
             more: false,
-            ..ids_page.clone()
-        };
-        let offer = Offer {
-            pull: Some(cursor(4)),
-            bulk: true,
-            summary: Summary {
-                incarnation: 9,
-                history: vec![EpochStart {
+            ..ids_page()
+        }
+    }
+
+    fn summary() -> Summary {
+        Summary {
+            incarnation: 9,
+            history: vec![
+                EpochStart {
                     epoch: 2,
                     start_lc: 1,
                     start_us: 0,
-                }],
-                head_lc: 10,
-                head_us: 1,
-            },
-            push: events_page.clone(),
+                },
+                EpochStart {
+                    epoch: 5,
+                    start_lc: 4,
+                    start_us: 1,
+                },
+            ],
+            head_lc: 10,
+            head_us: 1,
+        }
+    }
+
+    /// The messages of the version 2 fixtures, as the first release built
+    /// them (no field of version 3 set).
+    fn release_messages() -> (Offer, Offer, Reply, FillRequest, Deliver) {
+        let offer = Offer {
+            pull: Some(cursor(4)),
+            bulk: false,
+            summary: summary(),
+            push: ids_page(),
+            losers_listed: 0,
         };
-        assert_eq!(decode_offer(&encode_offer(&offer)).expect("offer"), offer);
+        let offer_events = Offer {
+            pull: None,
+            bulk: true,
+            summary: summary(),
+            push: events_page(),
+            losers_listed: 0,
+        };
         let reply = Reply {
             missing: vec![event(2).id],
-            page: ids_page,
+            page: events_page(),
             cursor_at_initiator: cursor(1),
             push_taken: true,
             cursor_stored: Some(cursor(2)),
             remaining: 12,
             losers_listed: 3,
+            losers_wanted: None,
         };
-        assert_eq!(decode_reply(&encode_reply(&reply)).expect("reply"), reply);
-        let request = FillRequest {
+        let fill = FillRequest {
             fill: Fill {
                 events: vec![event(4)],
                 complete: false,
                 push_to: cursor(8),
                 want: vec![event(5).id],
+                losers: None,
+                losers_wanted: None,
             },
             missing: vec![event(4).id],
             push_taken: false,
             cursor_stored: None,
         };
-        assert_eq!(decode_fill(&encode_fill(&request)).expect("fill"), request);
         let deliver = Deliver {
             events: vec![event(6)],
             complete: true,
+            losers: None,
         };
+        (offer, offer_events, reply, fill, deliver)
+    }
+
+    fn fixture(name: &str) -> Bytes {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/sync-v2")
+            .join(name);
+        Bytes::from(std::fs::read(&path).expect("the fixture is committed"))
+    }
+
+    #[test]
+    fn the_first_release_messages_decode_and_encode_to_the_same_bytes() {
+        let (offer, offer_events, reply, fill, deliver) = release_messages();
+        for (name, offer) in [("offer.bin", offer), ("offer-events.bin", offer_events)] {
+            let bytes = fixture(name);
+            assert_eq!(version_of(&bytes), Ok(VERSION_OLDEST), "{name}");
+            assert_eq!(decode_offer(&bytes).expect("decodes"), offer, "{name}");
+            assert_eq!(encode_offer(&offer, VERSION_OLDEST), bytes, "{name}");
+        }
+        let bytes = fixture("reply.bin");
+        assert_eq!(decode_reply(&bytes).expect("decodes"), reply);
+        assert_eq!(encode_reply(&reply, VERSION_OLDEST), bytes);
+        let bytes = fixture("fill.bin");
+        assert_eq!(decode_fill(&bytes).expect("decodes"), fill);
+        assert_eq!(encode_fill(&fill, VERSION_OLDEST), bytes);
+        let bytes = fixture("deliver.bin");
+        assert_eq!(decode_deliver(&bytes).expect("decodes"), deliver);
+        assert_eq!(encode_deliver(&deliver, VERSION_OLDEST), bytes);
+    }
+
+    #[test]
+    fn every_message_round_trips_in_the_current_version() {
+        let (mut offer, _, mut reply, mut fill, mut deliver) = release_messages();
+        offer.losers_listed = 7;
+        offer.push.held = vec![Held {
+            after_lc: 6,
+            to_lc: 8,
+            incarnation: 11,
+            epoch: u128::MAX,
+        }];
+        let bytes = encode_offer(&offer, VERSION);
+        assert_eq!(version_of(&bytes), Ok(VERSION));
+        assert_eq!(decode_offer(&bytes).expect("offer"), offer);
+        for wanted in [None, Some(None), Some(Some(event(9).id))] {
+            reply.losers_wanted = wanted;
+            let bytes = encode_reply(&reply, VERSION);
+            assert_eq!(decode_reply(&bytes).expect("reply"), reply);
+        }
+        let losers = LoserPage {
+            after: Some(event(1).id),
+            losers: vec![
+                Loser {
+                    id: event(2).id,
+                    data: Bytes::from_static(b"{\"b\":1} "),
+                },
+                Loser {
+                    id: event(2).id,
+                    data: Bytes::new(),
+                },
+            ],
+            more: true,
+        };
+        fill.fill.losers = Some(losers.clone());
+        fill.fill.losers_wanted = Some(None);
         assert_eq!(
-            decode_deliver(&encode_deliver(&deliver)).expect("deliver"),
+            decode_fill(&encode_fill(&fill, VERSION)).expect("fill"),
+            fill
+        );
+        deliver.losers = Some(LoserPage {
+            after: None,
+            more: false,
+            ..losers
+        });
+        assert_eq!(
+            decode_deliver(&encode_deliver(&deliver, VERSION)).expect("deliver"),
             deliver
         );
     }
 
     #[test]
     fn truncated_or_padded_messages_are_refused() {
-        let deliver = encode_deliver(&Deliver {
-            events: vec![event(6)],
-            complete: true,
+        let (_, _, _, mut fill, _) = release_messages();
+        fill.fill.losers = Some(LoserPage {
+            after: None,
+            losers: vec![Loser {
+                id: event(2).id,
+                data: Bytes::from_static(b"lost"),
+            }],
+            more: false,
         });
-        for cut in 0..deliver.len() {
-            assert!(
-                decode_deliver(&deliver.slice(..cut)).is_err(),
-                "cut at {cut}"
-            );
+        let deliver = encode_deliver(
+            &Deliver {
+                events: vec![event(6)],
+                complete: true,
+                losers: None,
+            },
+            VERSION,
+        );
+        let fill = encode_fill(&fill, VERSION);
+        type Refused = fn(&Bytes) -> bool;
+        let checks: [(&Bytes, Refused); 2] = [
+            (&deliver, |bytes| decode_deliver(bytes).is_err()),
+            (&fill, |bytes| decode_fill(bytes).is_err()),
+        ];
+        for (message, refused) in checks {
+            for cut in 0..message.len() {
+                assert!(refused(&message.slice(..cut)), "cut at {cut}");
+            }
+            let mut padded = message.to_vec();
+            padded.push(0);
+            assert!(refused(&Bytes::from(padded)), "padded");
         }
-        let mut padded = deliver.to_vec();
-        padded.push(0);
-        assert!(decode_deliver(&Bytes::from(padded)).is_err());
-        let huge_count = Bytes::from_static(&[1, 0xff, 0xff, 0xff, 0xff]);
+        let huge_count = Bytes::from_static(&[VERSION, 0xff, 0xff, 0xff, 0xff]);
         assert!(decode_deliver(&huge_count).is_err());
+    }
+
+    #[test]
+    fn an_unknown_version_is_refused_with_the_version_spoken_here() {
+        let message = Bytes::from_static(&[4, 0, 0, 0, 0, 1]);
+        let error = decode_deliver(&message).expect_err("version 4 is unknown");
+        assert_eq!(
+            error.to_string(),
+            "malformed sync message: version 4, this node speaks 3"
+        );
+        assert_eq!(version_refused(&error.to_string()), Some(3));
+        // As the first release words it, inside its error answer.
+        let released = r#"{"error":"invalid_event","message":"malformed sync message: version 3, this node speaks 2"}"#;
+        assert_eq!(version_refused(released), Some(2));
+        assert_eq!(version_refused("connection refused"), None);
     }
 }

@@ -1,0 +1,160 @@
+//! What a database remembers of each peer between sync rounds, in memory
+//! only: the runs of its own log that hold events which came from the peer
+//! (so that pages to the peer name them instead of offering their ids back),
+//! and how far it has read the peer's list of losers. Losing it (a restart)
+//! costs one more offer of those ids and one more read of the list, never an
+//! event: a run is only named to the epoch of the peer's log it came from.
+
+use std::collections::BTreeMap;
+
+use super::protocol::{Cursor, Held, LoserScan, Origin, Recall};
+use crate::event::EventId;
+use crate::limits::{SYNC_HELD_RUNS_MAX, SYNC_PEERS_RECALLED_MAX};
+
+/// What is remembered of one peer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerRecall {
+    /// Runs of the local log the peer holds, sorted and disjoint, all from
+    /// `origin`.
+    held: Vec<Held>,
+    /// The peer's current epoch, as last learnt.
+    origin: Option<Origin>,
+    /// How far the peer's list of losers has been read.
+    losers: LoserScan,
+}
+
+impl PeerRecall {
+    /// What the protocol reads of it; `exchanges_lists` is false for a peer
+    /// of the first release, which neither names runs nor exchanges lists.
+    pub fn view(&self, exchanges_lists: bool) -> Recall<'_> {
+        if exchanges_lists {
+            Recall {
+                held: &self.held,
+                losers: Some(self.losers),
+            }
+        } else {
+            Recall {
+                held: &[],
+                losers: None,
+            }
+        }
+    }
+
+    /// The peer's log is now in `origin`: runs from another epoch of it are
+    /// no longer certain to be there.
+    pub fn learn(&mut self, origin: Origin) {
+        if self.origin != Some(origin) {
+            self.held.clear();
+            self.origin = Some(origin);
+        }
+    }
+
+    /// The peer's cursor into the local log stands at `cursor`: runs it has
+    /// passed are needed no more.
+    pub fn passed(&mut self, cursor: Cursor) {
+        self.held.retain(|run| run.to_lc > cursor.lc);
+    }
+
+    /// The merge of events from `origin` stored them anew, unchanged, at the
+    /// logical clocks `(after_lc, to_lc]`.
+    pub fn remember(&mut self, origin: Origin, after_lc: u64, to_lc: u64) {
+        self.learn(origin);
+        // New events take the next clocks: a run starts past every other.
+        if let Some(last) = self.held.last_mut() {
+            assert!(last.to_lc <= after_lc, "held runs are disjoint and sorted");
+            if last.to_lc == after_lc {
+                last.to_lc = to_lc;
+                return;
+            }
+        }
+        self.held.push(Held {
+            after_lc,
+            to_lc,
+            incarnation: origin.incarnation,
+            epoch: origin.epoch,
+        });
+        if self.held.len() > SYNC_HELD_RUNS_MAX {
+            // Forgetting a run only sends its ids again.
+            self.held.remove(0);
+        }
+    }
+
+    /// The read of the peer's list of losers moved.
+    pub fn read_losers(&mut self, scan: LoserScan) {
+        self.losers = scan;
+    }
+}
+
+/// What a database remembers of its peers, bounded in number: a peer
+/// forgotten to make room is only offered some ids again.
+#[derive(Debug, Default)]
+pub struct Recalls {
+    peers: BTreeMap<EventId, PeerRecall>,
+}
+
+impl Recalls {
+    /// What is remembered of `peer` (nothing yet, for a new one).
+    pub fn of(&self, peer: EventId) -> PeerRecall {
+        self.peers.get(&peer).cloned().unwrap_or_default()
+    }
+
+    /// Changes what is remembered of `peer`.
+    pub fn update(&mut self, peer: EventId, change: impl FnOnce(&mut PeerRecall)) {
+        if !self.peers.contains_key(&peer) && self.peers.len() >= SYNC_PEERS_RECALLED_MAX {
+            self.peers.pop_first();
+        }
+        change(self.peers.entry(peer).or_default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORIGIN: Origin = Origin {
+        incarnation: 1,
+        epoch: 2,
+    };
+
+    fn runs(recall: &PeerRecall) -> Vec<(u64, u64)> {
+        recall
+            .view(true)
+            .held
+            .iter()
+            .map(|run| (run.after_lc, run.to_lc))
+            .collect()
+    }
+
+    #[test]
+    fn runs_join_end_to_end_and_go_once_passed_or_of_another_epoch() {
+        let mut recall = PeerRecall::default();
+        recall.remember(ORIGIN, 0, 10);
+        recall.remember(ORIGIN, 10, 20);
+        recall.remember(ORIGIN, 25, 30);
+        assert_eq!(runs(&recall), vec![(0, 20), (25, 30)]);
+        assert!(
+            recall.view(false).held.is_empty(),
+            "not for a first-release peer"
+        );
+        recall.passed(Cursor {
+            incarnation: 9,
+            epoch: 9,
+            lc: 20,
+            us: 0,
+        });
+        assert_eq!(runs(&recall), vec![(25, 30)]);
+        recall.learn(Origin { epoch: 3, ..ORIGIN });
+        assert_eq!(runs(&recall), Vec::<(u64, u64)>::new());
+    }
+
+    #[test]
+    fn the_runs_of_a_peer_are_bounded() {
+        let mut recall = PeerRecall::default();
+        for n in 0..(SYNC_HELD_RUNS_MAX as u64 + 5) {
+            recall.remember(ORIGIN, 2 * n, 2 * n + 1);
+        }
+        let kept = runs(&recall);
+        assert_eq!(kept.len(), SYNC_HELD_RUNS_MAX);
+        assert_eq!(kept[0], (10, 11), "the oldest are forgotten");
+    }
+}
