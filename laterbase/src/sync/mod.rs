@@ -31,6 +31,7 @@
 pub mod driver;
 pub mod protocol;
 pub mod state;
+#[cfg(feature = "server")]
 pub mod transport;
 pub mod wire;
 
