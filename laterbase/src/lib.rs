@@ -37,19 +37,42 @@
 //! - [`limits`]: every bound, named.
 //! - [`views`]: the runtime behind [`view`]: the [`View`] trait, keys, rows
 //!   and the registry of the views compiled into the binary.
+//! - [`sync`]: replication as a pure state machine, its wire messages, and
+//!   the driver that runs a round over any [`sync::driver::Transport`].
 //! - [`testing`]: folding a view without a node, for snapshot tests.
 //! - the actors behind [`Node`] and [`Database`], and [`Config`] to open a node.
+//! - `http` (feature `server`): the axum router of the HTTP API, to serve or
+//!   to mount in an application's own router.
+//! - `server` (feature `server`): `serve(listener, router, shutdown)`.
+//! - `cli` (feature `cli`): the `laterbase` command line, `cli::run()`.
+//!
+//! # Features
+//!
+//! - `server`: the HTTP API (the router, with `/metrics` rendered from a
+//!   Prometheus handle), `server::serve`, the sync transport over hyper's
+//!   client (`sync::transport`) and replication with peers
+//!   (`Node::replicate`, `Node::peers`, `ReplicationConfig`, `PeerStatus`).
+//! - `cli` (default; implies `server`): the command line with its logging
+//!   setup and Prometheus recorder, mimalloc, and the `laterbase` binary.
+//!
+//! An application that embeds the store alone (storage, actors, views, the
+//! sync core over its own transport, the testing helpers) depends on
+//! `laterbase = { default-features = false }` and compiles none of axum,
+//! hyper, clap, tracing-subscriber, the Prometheus exporter or mimalloc.
 
 #![warn(missing_docs)]
 
 mod actors;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod clock;
 mod config;
 mod error;
 pub mod event;
+#[cfg(feature = "server")]
 pub mod http;
 pub mod limits;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod storage;
 pub mod sync;
@@ -63,9 +86,9 @@ extern crate self as laterbase;
 #[doc(hidden)]
 pub use views::private as __private;
 
-pub use actors::{
-    Database, DatabaseInfo, DatabaseStats, MergeReceipt, Node, PeerStatus, ReplicationConfig,
-};
+pub use actors::{Database, DatabaseInfo, DatabaseStats, MergeReceipt, Node};
+#[cfg(feature = "server")]
+pub use actors::{PeerStatus, ReplicationConfig};
 pub use config::Config;
 pub use error::{Error, Result, StorageError};
 pub use event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Receipt, Timestamp};

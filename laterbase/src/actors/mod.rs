@@ -20,12 +20,14 @@
 pub(crate) mod commit;
 pub(crate) mod database;
 pub(crate) mod node;
+#[cfg(feature = "server")]
 pub(crate) mod replication;
 pub(crate) mod view;
 
 pub use commit::MergeReceipt;
 pub use database::{Database, DatabaseInfo, DatabaseStats};
 pub use node::Node;
+#[cfg(feature = "server")]
 pub use replication::{PeerStatus, ReplicationConfig};
 
 use crate::error::{Error, Result};

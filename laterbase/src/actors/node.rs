@@ -19,11 +19,14 @@ use tokio::sync::watch;
 use super::database::{
     ActorSlot, Database, DatabaseActor, DatabaseArgs, DatabaseShared, NodeContext,
 };
+#[cfg(feature = "server")]
 use super::replication::{
     PeerStatus, PeerStatuses, ReplicationConfig, ReplicationSupervisor, SupervisorArgs,
 };
 use super::run_storage;
-use crate::clock::{Clock, Hlc, Random};
+#[cfg(feature = "server")]
+use crate::clock::Clock;
+use crate::clock::{Hlc, Random};
 use crate::config::{Config, Engine};
 use crate::error::{Error, Result, StorageError};
 use crate::event::{EventId, Timestamp, validate_name};
@@ -53,6 +56,8 @@ pub(crate) struct NodeShared {
     limits: Limits,
     hlc: Arc<Hlc>,
     random: Arc<Random>,
+    /// The wall clock, for the sync workers.
+    #[cfg(feature = "server")]
     clock: Arc<dyn Clock>,
     /// Counts commits that changed something: sync workers watch it to sync
     /// soon after a write.
@@ -60,6 +65,7 @@ pub(crate) struct NodeShared {
     /// Every view compiled into the binary.
     views: Arc<Vec<crate::views::Registration>>,
     /// What `/peers` shows; filled by the sync workers.
+    #[cfg(feature = "server")]
     peers: PeerStatuses,
     /// The engine; `None` once the node has shut down.
     storage: RwLock<Option<Arc<dyn Storage>>>,
@@ -121,6 +127,7 @@ impl Node {
     /// Starts syncing every database with `config.peers`, in both
     /// directions, for as long as the node runs: a replication supervisor
     /// with one worker per peer, under the node's root actor.
+    #[cfg(feature = "server")]
     pub async fn replicate(&self, config: ReplicationConfig) -> Result<()> {
         {
             let mut peers = self
@@ -165,6 +172,7 @@ impl Node {
     }
 
     /// Every peer and how its last sync went.
+    #[cfg(feature = "server")]
     pub fn peers(&self) -> Vec<PeerStatus> {
         self.shared
             .peers
@@ -395,9 +403,11 @@ async fn load(config: Config) -> Result<NodeShared> {
         limits,
         hlc,
         random,
+        #[cfg(feature = "server")]
         clock: config.clock,
         commits,
         views,
+        #[cfg(feature = "server")]
         peers: Arc::default(),
         storage: RwLock::new(Some(storage)),
         databases: RwLock::new(databases),

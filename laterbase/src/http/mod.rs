@@ -1,4 +1,4 @@
-//! The HTTP API of `shared/spec/http-api.md`: `router(state) -> Router`.
+//! The HTTP API that `docs/http.md` describes: `router(state) -> Router`.
 //!
 //! Handlers reach data only through the node's handles ([`Node`],
 //! [`Database`](crate::Database)). Every answer that is not a success is an

@@ -15,7 +15,9 @@ use super::wire::{self, FillRequest};
 use crate::Database;
 use crate::actors::run_storage;
 use crate::error::{Error, Result};
-use crate::event::{Event, EventId};
+#[cfg(feature = "server")]
+use crate::event::Event;
+use crate::event::EventId;
 use crate::limits::{SYNC_PAGE_BYTES_MAX, SYNC_PAGE_EVENTS_MAX};
 
 /// How much one page of a sync message may carry.
@@ -237,6 +239,7 @@ fn protocol_error(error: &wire::WireError) -> Error {
 }
 
 /// One entry of a peer's `GET /db/{db}/conflicts`.
+#[cfg(feature = "server")]
 #[derive(serde::Deserialize)]
 struct ListedConflict {
     id: EventId,
@@ -246,12 +249,14 @@ struct ListedConflict {
     lost_b64: Option<String>,
 }
 
+#[cfg(feature = "server")]
 #[derive(serde::Deserialize)]
 struct ListedConflicts {
     conflicts: Vec<ListedConflict>,
 }
 
 /// The bytes of a value the conflicts route shows as JSON or as base64.
+#[cfg(feature = "server")]
 fn listed_bytes(json: Option<&serde_json::value::RawValue>, b64: Option<&str>) -> Option<Bytes> {
     use base64::Engine as _;
     match (json, b64) {
@@ -270,6 +275,7 @@ fn listed_bytes(json: Option<&serde_json::value::RawValue>, b64: Option<&str>) -
 /// value this node shares (for the others, the events' own sync comes
 /// first). Returns how many losing values it merged (listed anew, or listed
 /// already).
+#[cfg(feature = "server")]
 pub async fn pull_conflicts<C>(
     database: &Database,
     transport: &super::transport::HttpTransport<C>,

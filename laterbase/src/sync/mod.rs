@@ -32,6 +32,7 @@ pub mod driver;
 pub mod protocol;
 pub mod recall;
 pub mod state;
+#[cfg(feature = "server")]
 pub mod transport;
 pub mod wire;
 
