@@ -64,7 +64,8 @@ pub struct ServeArgs {
     #[arg(long, env = "LATERBASE_DATA_DIR", default_value = "./laterbase-data")]
     pub data_dir: PathBuf,
 
-    /// The address to serve the HTTP API on.
+    /// The address to serve the HTTP API on (port 0: one the system picks,
+    /// named in the "serving" log line).
     #[arg(long, env = "LATERBASE_LISTEN", default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
 
@@ -211,6 +212,11 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
+    // With port 0 the system picks the port: the "serving" line names the
+    // address actually bound, which is how a supervisor (or a test) learns it.
+    let bound = listener
+        .local_addr()
+        .map_err(|error| format!("cannot read the address bound for {}: {error}", args.listen))?;
     let limits = Limits {
         batch_events_max: args.batch_events_max,
         body_bytes_max: args.body_bytes_max,
@@ -233,7 +239,7 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
         .metrics(metrics)
         .request_timeout(Duration::from_millis(args.request_timeout_ms));
     tracing::info!(
-        listen = %args.listen,
+        listen = %bound,
         data_dir = %args.data_dir.display(),
         node = %node.id(),
         auth = args.token.is_some(),
