@@ -762,24 +762,41 @@ fn a_ring_of_nodes_converges_through_kills_and_a_wipe() {
 fn the_backup_command_copies_a_running_node() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let copy = dir.path().join("copy");
-    let server = Server::start(&data);
+    let backups = dir.path().join("backups");
+    let copy = backups.join("copy");
+    let backup_dir = backups.to_str().expect("a UTF-8 path");
+    let server = Server::try_start(&data, ANY_PORT, &["--backup-dir", backup_dir])
+        .unwrap_or_else(|refusal| panic!("{}", refusal.stderr));
     assert_eq!(server.request("PUT", "/db/dock", "").0, 201);
     write(&server, "dock", r#"[{"data": 1}, {"data": 2}]"#);
-    let output = Command::new(env!("CARGO_BIN_EXE_laterbase"))
-        .args([
-            "backup",
-            "--node",
-            &format!("http://{}", server.addr),
-            "--to",
-        ])
-        .arg(&copy)
-        .output()
-        .expect("run laterbase backup");
+    let backup_to = |to: &str| {
+        Command::new(env!("CARGO_BIN_EXE_laterbase"))
+            .args([
+                "backup",
+                "--node",
+                &format!("http://{}", server.addr),
+                "--to",
+                to,
+            ])
+            .output()
+            .expect("run laterbase backup")
+    };
+    let output = backup_to("copy");
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+    let escape = backup_to("../escaped");
+    assert!(!escape.status.success(), "a target outside is refused");
+    assert!(
+        String::from_utf8_lossy(&escape.stderr).contains("may not contain `..`"),
+        "{}",
+        String::from_utf8_lossy(&escape.stderr)
+    );
+    assert!(
+        !dir.path().join("escaped").exists(),
+        "and nothing is written"
     );
     let refused = Command::new(env!("CARGO_BIN_EXE_laterbase"))
         .args(["backup", "--data-dir"])

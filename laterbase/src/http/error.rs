@@ -49,6 +49,27 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", message)
     }
 
+    /// 400: a name the route does not take (a database, a view, a backup
+    /// directory).
+    pub fn invalid_name(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", message)
+    }
+
+    /// 409: what the request would create exists already.
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// 404: the node serves no backups (no backup directory configured), as
+    /// if the route did not exist.
+    pub fn backups_off() -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "backups are off on this node: start it with --backup-dir <directory>",
+        )
+    }
+
     /// 400: a malformed event id.
     pub fn invalid_id(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", message)
