@@ -326,6 +326,7 @@ impl Writer {
                 stored.insert(event.id, current);
             }
         }
+        let listed = self.listed_losers(staged, &stored, &events)?;
         let wall_ms = self.hlc.wall_ms();
         let mut receipt = MergeReceipt::default();
         for event in events {
@@ -352,7 +353,10 @@ impl Writer {
             if let Some(lost) = lost {
                 receipt.conflicts += 1;
                 let staged_already = staged.batch.conflicts.contains(&(kept.id, lost.clone()));
-                if !staged_already && !self.store.losers(kept.id)?.contains(&lost) {
+                let listed = listed
+                    .get(&kept.id)
+                    .expect("the losers of every id with two values were read first");
+                if !staged_already && !listed.contains(&lost) {
                     staged.new_losers += 1;
                 }
                 staged.batch.conflicts.push((kept.id, lost));
@@ -372,6 +376,34 @@ impl Writer {
         }
         receipt.lc = staged.lc();
         Ok(receipt)
+    }
+
+    /// The losers listed in the store for each id of `events` that meets a
+    /// second value (and so may settle a conflict), read before the merge
+    /// stages anything: a read that fails then leaves the commit untouched.
+    fn listed_losers(
+        &self,
+        staged: &Staged,
+        stored: &HashMap<EventId, (u64, StoredEvent)>,
+        events: &[Event],
+    ) -> Result<HashMap<EventId, Vec<Bytes>>> {
+        let mut first: HashMap<EventId, Bytes> = HashMap::new();
+        let mut listed = HashMap::new();
+        for event in events {
+            let value =
+                first
+                    .entry(event.id)
+                    .or_insert_with(|| match current(staged, stored, event.id) {
+                        Some(Current::Stored(_, present) | Current::New(_, present)) => {
+                            present.data
+                        }
+                        None => event.data.clone(),
+                    });
+            if *value != event.data && !listed.contains_key(&event.id) {
+                listed.insert(event.id, self.store.losers(event.id)?);
+            }
+        }
+        Ok(listed)
     }
 
     /// The stored form of `id`, with its lc, if stored.
