@@ -100,6 +100,11 @@ pub enum Error {
     /// with an error, or sent a malformed message.
     #[error("sync failed: {0}")]
     Sync(String),
+    /// A peer's sync message does not decode (an unknown wire version
+    /// included); the responder answers it `400 invalid_event`, with a
+    /// message older nodes recognise.
+    #[error("sync failed: {0}")]
+    MalformedSync(String),
     /// The node's actors failed to start.
     #[error("the node failed to start: {0}")]
     Start(String),

@@ -5,6 +5,7 @@ mod clock;
 mod crash;
 
 mod durability;
+mod errors;
 mod http;
 mod merge;
 mod model;

@@ -211,8 +211,13 @@ impl DatabaseShared {
     }
 
     /// The running actor other than `dead`; while the supervisor restarts
-    /// it, waits for the new one, up to the call timeout.
-    async fn actor(&self, dead: Option<ractor::ActorId>) -> Result<ActorRef<DatabaseMsg>> {
+    /// it, waits for the new one, up to the call timeout (a timeout names
+    /// `operation`, the call that waited).
+    async fn actor(
+        &self,
+        operation: &'static str,
+        dead: Option<ractor::ActorId>,
+    ) -> Result<ActorRef<DatabaseMsg>> {
         let mut slot = self.actor.subscribe();
         let timeout = Duration::from_millis(self.call_timeout_ms);
         let ready = slot.wait_for(|slot| match slot {
@@ -227,7 +232,7 @@ impl DatabaseShared {
             },
             Ok(Err(_)) => Err(Error::Unavailable("the database is stopped")),
             Err(_) => Err(Error::Timeout {
-                operation: "append",
+                operation,
                 timeout_ms: self.call_timeout_ms,
             }),
         }
@@ -280,7 +285,7 @@ impl Database {
     pub async fn append(&self, events: Vec<NewEvent>) -> Result<Receipt> {
         check_batch_size(&events, &self.shared.limits)?;
         let permit = self
-            .permit(events.iter().map(|event| event.data.len()).sum())
+            .permit("append", events.iter().map(|event| event.data.len()).sum())
             .await?;
         let message = DatabaseMsg::Append {
             events,
@@ -317,7 +322,7 @@ impl Database {
             });
         }
         let permit = self
-            .permit(events.iter().map(|event| event.data.len()).sum())
+            .permit("merge", events.iter().map(|event| event.data.len()).sum())
             .await?;
         let message = DatabaseMsg::Merge {
             events,
@@ -468,8 +473,9 @@ impl Database {
         Ok(updated)
     }
 
-    /// A share of the bytes in flight, waited for up to the call timeout.
-    async fn permit(&self, bytes: usize) -> Result<OwnedSemaphorePermit> {
+    /// A share of the bytes in flight, waited for up to the call timeout (a
+    /// timeout names `operation`, the write that waited).
+    async fn permit(&self, operation: &'static str, bytes: usize) -> Result<OwnedSemaphorePermit> {
         let timeout = Duration::from_millis(self.shared.call_timeout_ms);
         let kib = u32::try_from(bytes / 1024 + 1).unwrap_or(APPEND_KIB_IN_FLIGHT_MAX);
         let permit = self
@@ -480,7 +486,7 @@ impl Database {
         tokio::time::timeout(timeout, permit)
             .await
             .map_err(|_| Error::Timeout {
-                operation: "write",
+                operation,
                 timeout_ms: self.shared.call_timeout_ms,
             })?
             .map_err(|_| Error::Unavailable("the database is closed"))
@@ -498,7 +504,7 @@ impl Database {
         let timeout = Duration::from_millis(self.shared.call_timeout_ms);
         let mut dead = None;
         for _ in 0..2 {
-            let actor = self.shared.actor(dead).await?;
+            let actor = self.shared.actor(operation, dead).await?;
             let answer = actor
                 .call(|reply| with_reply(message, reply), Some(timeout))
                 .await;
@@ -905,4 +911,45 @@ fn take_commit(queue: &mut Vec<PendingWrite>) -> Vec<PendingWrite> {
         .count()
         .max(1);
     queue.drain(..count.min(queue.len())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call that waits for a restarting actor and gives up says which
+    /// call it was, not "append" for every one.
+    #[tokio::test]
+    async fn a_call_that_waits_for_a_restarting_actor_names_its_operation() {
+        let config = crate::Config::in_memory().call_timeout(Duration::from_millis(20));
+        let node = crate::Node::open(config).await.expect("open");
+        let db = node.create_database("waits").await.expect("create");
+        let running = db.shared.actor.send_replace(ActorSlot::Restarting);
+
+        let merged = db.merge(Vec::new()).await;
+        assert!(
+            matches!(
+                merged,
+                Err(Error::Timeout {
+                    operation: "merge",
+                    ..
+                })
+            ),
+            "{merged:?}"
+        );
+        let appended = db.append(vec![NewEvent::new("1")]).await;
+        assert!(
+            matches!(
+                appended,
+                Err(Error::Timeout {
+                    operation: "append",
+                    ..
+                })
+            ),
+            "{appended:?}"
+        );
+
+        db.shared.actor.send_replace(running);
+        node.shutdown().await.expect("shutdown");
+    }
 }

@@ -301,6 +301,12 @@ async fn tick(
     }
 }
 
+/// A peer's answer to `GET /db`.
+#[derive(serde::Deserialize)]
+struct DatabaseList {
+    databases: Vec<String>,
+}
+
 /// What a pass did, summed over its rounds.
 #[derive(Default)]
 struct PassReport {
@@ -321,13 +327,17 @@ async fn pass(state: &mut WorkerState) -> Result<PassReport> {
         return Err(Error::Sync("the peer is this node itself".to_owned()));
     }
     state.peer = Some(peer);
-    let listed: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|error| Error::Sync(format!("the peer's database list: {error}")))?;
-    let names = listed["databases"].as_array().cloned().unwrap_or_default();
+    // An answer that is not a list of names is an error, not an empty list:
+    // read as none, it would hide a broken peer behind a pass that succeeds.
+    let listed: DatabaseList = serde_json::from_slice(&body).map_err(|error| {
+        Error::Sync(format!(
+            "the peer's GET /db answer is not a list of databases: {error}"
+        ))
+    })?;
     // One database that fails does not hold up the others: the pass goes
     // on, and reports the first failure.
     let mut failure = None;
-    for name in names.iter().filter_map(|name| name.as_str()) {
+    for name in &listed.databases {
         if let Err(error) = state.shared.node.ensure_database(name).await {
             failure.get_or_insert(error);
         }

@@ -172,7 +172,20 @@ impl From<Error> for ApiError {
             Error::Poisoned(_) | Error::Timeout { .. } | Error::Unavailable(_) => {
                 ApiError::unavailable(message)
             }
-            Error::Sync(_) => ApiError::invalid_event(message),
+            // A message that does not decode is the peer's mistake; the
+            // answer to an unknown wire version is what older nodes fall
+            // back on, word for word.
+            Error::MalformedSync(_) => ApiError::invalid_event(message),
+            // Storage failures answer as they do for writes, whichever
+            // route (a sync step's reads included) met them.
+            Error::Storage(ref storage) if storage.is_storage_full() => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient_storage",
+                format!("the disk is full: {}", ErrorChain(&error)),
+            ),
+            Error::Storage(ref storage) if storage.is_poisoned() => {
+                ApiError::unavailable("the store refuses writes after a failed write or fsync")
+            }
             Error::ViewNotFound { .. } => {
                 ApiError::new(StatusCode::NOT_FOUND, "view_not_found", message)
             }
