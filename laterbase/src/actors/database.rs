@@ -632,6 +632,9 @@ pub(crate) struct DatabaseArgs {
     /// Whether this start follows a crash: then what the crashed actor wrote
     /// but did not make durable is made durable before anything is shown.
     pub(crate) restarted: bool,
+    /// How long the start waits for the writer lease
+    /// (`WRITER_LEASE_WAIT_MS_MAX`).
+    pub(crate) lease_wait: Duration,
 }
 
 /// Messages a database actor takes.
@@ -698,8 +701,8 @@ pub(crate) struct DatabaseState {
     storage: Arc<dyn Storage>,
     /// The running view actors, to restart one that crashes.
     views: HashMap<ractor::ActorId, Registration>,
-    /// Each view's restarts so far, bounded by `VIEW_RESTARTS_MAX`.
-    view_restarts: HashMap<&'static str, u32>,
+    /// Each view's restarts still allowed (`VIEW_RESTARTS_MAX` per window).
+    view_restarts: HashMap<&'static str, super::RestartBudget>,
 }
 
 impl Actor for DatabaseActor {
@@ -717,9 +720,16 @@ impl Actor for DatabaseActor {
             storage,
             hlc,
             restarted,
+            lease_wait,
         } = args;
-        // A writer left running by a killed predecessor finishes first.
-        let lease = shared.writer_lease.clone().lock_owned().await;
+        // A writer left running by a killed predecessor finishes first, but
+        // a start does not wait for it forever.
+        let lease = tokio::time::timeout(lease_wait, shared.writer_lease.clone().lock_owned())
+            .await
+            .map_err(|_| Error::WriterLeaseTimeout {
+                database: shared.record.name.clone(),
+                waited_ms: u64::try_from(lease_wait.as_millis()).unwrap_or(u64::MAX),
+            })?;
         let opening = shared.clone();
         let views_storage = storage.clone();
         let writer = run_storage(shared.may_block, move || {
@@ -757,12 +767,14 @@ impl Actor for DatabaseActor {
             return Ok(());
         };
         let (db, view) = (registration.db, registration.name);
-        let restarts = state.view_restarts.entry(view).or_default();
-        if *restarts >= VIEW_RESTARTS_MAX {
+        let restarts = state
+            .view_restarts
+            .entry(view)
+            .or_insert_with(|| super::RestartBudget::new(VIEW_RESTARTS_MAX));
+        if !restarts.spend(tokio::time::Instant::now()) {
             tracing::error!(database = db, view, %reason, "view actor stopped; restart budget spent, the view stays unavailable");
             return Ok(());
         }
-        *restarts += 1;
         tracing::error!(database = db, view, %reason, "view actor stopped; restarting it");
         if let Err(error) = spawn_view(&myself, state, registration).await {
             tracing::error!(database = db, view, %error, "view actor failed to restart; the view stays unavailable");
@@ -950,6 +962,43 @@ mod tests {
         );
 
         db.shared.actor.send_replace(running);
+        node.shutdown().await.expect("shutdown");
+    }
+
+    /// A second actor for a database whose writer lease is held (by the
+    /// running actor, here; by a killed one's commit in production) gives
+    /// up after its bound, naming the database.
+    #[tokio::test]
+    async fn a_start_waits_for_the_writer_lease_boundedly() {
+        let node = crate::Node::open(crate::Config::in_memory())
+            .await
+            .expect("open");
+        let db = node.create_database("leased").await.expect("create");
+        let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
+        let random = Arc::new(crate::clock::Random::from_seed(7));
+        let args = DatabaseArgs {
+            shared: db.shared.clone(),
+            storage: Arc::new(crate::MemoryStorage::new()),
+            hlc: Arc::new(Hlc::new(clock, random, 0, EventId::default())),
+            restarted: true,
+            lease_wait: Duration::from_millis(20),
+        };
+        let started = Actor::spawn(None, DatabaseActor, args).await;
+        let Err(error) = started else {
+            panic!("a second writer started while the lease was held");
+        };
+        let ractor::SpawnErr::StartupFailed(cause) = error else {
+            panic!("not a failed start: {error:?}");
+        };
+        let message = cause.to_string();
+        assert!(
+            message
+                .starts_with("database \"leased\": its writer lease was not released within 20 ms"),
+            "{message}"
+        );
+        db.append(vec![NewEvent::new("1")])
+            .await
+            .expect("the running actor serves on");
         node.shutdown().await.expect("shutdown");
     }
 }

@@ -97,8 +97,8 @@ pub(crate) struct SupervisorState {
     args: Arc<SupervisorArgs>,
     /// Each running worker's peer index.
     workers: Vec<(ractor::ActorId, usize)>,
-    /// Restarts so far, per peer.
-    restarts: Vec<u32>,
+    /// The restarts still allowed, per peer.
+    restarts: Vec<super::RestartBudget>,
 }
 
 impl Actor for ReplicationSupervisor {
@@ -115,7 +115,7 @@ impl Actor for ReplicationSupervisor {
         let mut state = SupervisorState {
             args: Arc::new(args),
             workers: Vec::new(),
-            restarts: vec![0; peers],
+            restarts: vec![super::RestartBudget::new(SYNC_WORKER_RESTARTS_MAX); peers],
         };
         for index in 0..state.args.config.peers.len() {
             spawn_worker(&myself, &mut state, index).await?;
@@ -141,11 +141,10 @@ impl Actor for ReplicationSupervisor {
         };
         let (_, index) = state.workers.remove(position);
         let url = &state.args.config.peers[index];
-        if state.restarts[index] >= SYNC_WORKER_RESTARTS_MAX {
+        if !state.restarts[index].spend(tokio::time::Instant::now()) {
             tracing::error!(peer = %url, %reason, "sync worker stopped; restart budget spent");
             return Ok(());
         }
-        state.restarts[index] += 1;
         tracing::error!(peer = %url, %reason, "sync worker stopped; restarting it");
         spawn_worker(&myself, state, index).await?;
         Ok(())
