@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::http::{HttpState, router};
+use crate::http::{BackupDir, HttpState, router};
 use crate::limits::{
     BATCH_EVENTS_MAX, BODY_BYTES_MAX, CLOCK_SKEW_MS_DEFAULT, Limits, PAGE_EVENTS_DEFAULT,
     PAGE_EVENTS_MAX, REQUEST_TIMEOUT_MS_DEFAULT, SYNC_BACKOFF_MS_MAX, SYNC_INTERVAL_MS_DEFAULT,
@@ -43,12 +43,14 @@ pub struct BackupArgs {
     #[arg(long, env = "LATERBASE_DATA_DIR", default_value = "./laterbase-data")]
     pub data_dir: PathBuf,
 
-    /// The new directory to copy into (must not exist).
+    /// The new directory to copy into (must not exist). With `--node`, it is
+    /// on the node's machine, under the node's `--backup-dir`: a name
+    /// relative to it, or an absolute path inside it.
     #[arg(long)]
     pub to: PathBuf,
 
     /// The base URL of a node that runs on the data directory: it takes the
-    /// copy itself, while it serves (the directory is then on its machine).
+    /// copy itself, while it serves, into its `--backup-dir`.
     #[arg(long)]
     pub node: Option<String>,
 
@@ -64,7 +66,8 @@ pub struct ServeArgs {
     #[arg(long, env = "LATERBASE_DATA_DIR", default_value = "./laterbase-data")]
     pub data_dir: PathBuf,
 
-    /// The address to serve the HTTP API on.
+    /// The address to serve the HTTP API on (port 0: one the system picks,
+    /// named in the "serving" log line).
     #[arg(long, env = "LATERBASE_LISTEN", default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
 
@@ -75,6 +78,12 @@ pub struct ServeArgs {
     /// Require `Authorization: Bearer <TOKEN>` on every route but /healthz.
     #[arg(long, env = "LATERBASE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+
+    /// The directory (created if missing) under which `POST /admin/backup`
+    /// and `laterbase backup --node` may write new copies of the node;
+    /// without it, backups over HTTP are off.
+    #[arg(long, env = "LATERBASE_BACKUP_DIR")]
+    pub backup_dir: Option<PathBuf>,
 
     /// How far ahead of this node's clock an event id may be, in milliseconds.
     #[arg(long, env = "LATERBASE_CLOCK_SKEW_MS", default_value_t = CLOCK_SKEW_MS_DEFAULT)]
@@ -198,7 +207,13 @@ async fn backup_through(url: &str, args: &BackupArgs) -> Result<u64, String> {
         .map_err(|error| format!("backup failed: {error}"))?;
     let answer: serde_json::Value =
         serde_json::from_slice(&answer).map_err(|error| format!("the node answered: {error}"))?;
-    Ok(answer["records"].as_u64().unwrap_or(0))
+    let records = answer["records"]
+        .as_u64()
+        .ok_or_else(|| format!("the node answered no record count: {answer}"))?;
+    if let Some(written) = answer["to"].as_str() {
+        println!("the node wrote {written}");
+    }
+    Ok(records)
 }
 
 fn fail(reason: &str) -> ExitCode {
@@ -211,6 +226,11 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
+    // With port 0 the system picks the port: the "serving" line names the
+    // address actually bound, which is how a supervisor (or a test) learns it.
+    let bound = listener
+        .local_addr()
+        .map_err(|error| format!("cannot read the address bound for {}: {error}", args.listen))?;
     let limits = Limits {
         batch_events_max: args.batch_events_max,
         body_bytes_max: args.body_bytes_max,
@@ -228,15 +248,28 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
         .map_err(|error| format!("cannot configure the metrics: {error}"))?
         .install_recorder()
         .map_err(|error| format!("cannot install the metrics recorder: {error}"))?;
+    let backup_dir = match &args.backup_dir {
+        Some(dir) => Some(BackupDir::open(dir).map_err(|error| {
+            format!("cannot use the backup directory {}: {error}", dir.display())
+        })?),
+        None => None,
+    };
+    if backup_dir.is_some() && args.token.is_none() {
+        tracing::warn!(
+            "backups are on and no --token is set: anyone who reaches the node can fill the backup directory"
+        );
+    }
     let state = HttpState::new(node.clone())
         .token(args.token.clone())
+        .backup_dir(backup_dir.clone())
         .metrics(metrics)
         .request_timeout(Duration::from_millis(args.request_timeout_ms));
     tracing::info!(
-        listen = %args.listen,
+        listen = %bound,
         data_dir = %args.data_dir.display(),
         node = %node.id(),
         auth = args.token.is_some(),
+        backup_dir = ?backup_dir.as_ref().map(BackupDir::path),
         "serving"
     );
     if !args.peers.is_empty() {

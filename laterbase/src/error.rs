@@ -100,6 +100,22 @@ pub enum Error {
     /// with an error, or sent a malformed message.
     #[error("sync failed: {0}")]
     Sync(String),
+    /// A peer's sync message does not decode (an unknown wire version
+    /// included); the responder answers it `400 invalid_event`, with a
+    /// message older nodes recognise.
+    #[error("sync failed: {0}")]
+    MalformedSync(String),
+    /// A database actor's start gave up waiting for its writer lease, which
+    /// a killed predecessor's commit still held.
+    #[error(
+        "database {database:?}: its writer lease was not released within {waited_ms} ms (a killed writer's commit still runs)"
+    )]
+    WriterLeaseTimeout {
+        /// The database.
+        database: String,
+        /// How long the start waited.
+        waited_ms: u64,
+    },
     /// The node's actors failed to start.
     #[error("the node failed to start: {0}")]
     Start(String),

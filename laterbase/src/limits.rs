@@ -62,9 +62,21 @@ pub const GET_IDS_MAX: usize = 10_000;
 /// bits after the time; this many bits of it.
 pub const ID_COUNTER_BITS: u32 = 16;
 
-/// The most times a database actor is restarted after crashing within one
-/// node's life before the node gives up on it.
+/// The most times the node restarts crashed database actors within one
+/// `RESTART_WINDOW_MS` before it gives up on the one that crashes next.
 pub const DATABASE_RESTARTS_MAX: u32 = 100;
+
+/// The window, in milliseconds, over which each restart budget
+/// (`DATABASE_RESTARTS_MAX`, `VIEW_RESTARTS_MAX`,
+/// `SYNC_WORKER_RESTARTS_MAX`) is counted: restarts older than this no
+/// longer count, so that a rare crash does not use the budget up over a
+/// long life.
+pub const RESTART_WINDOW_MS: u64 = 60_000;
+
+/// How long, in milliseconds, a starting database actor waits for its
+/// writer lease, which a killed predecessor's commit may still hold, before
+/// the start fails.
+pub const WRITER_LEASE_WAIT_MS_MAX: u64 = 30_000;
 
 /// The most events one chunk of the fjall log holds. The log stores events in
 /// chunks of consecutive logical clocks, so that a write inserts one log key
@@ -132,7 +144,8 @@ pub const SYNC_HELD_RUNS_MAX: usize = 64;
 /// one is forgotten, which costs it one more offer of ids.
 pub const SYNC_PEERS_RECALLED_MAX: usize = 1_024;
 
-/// The most times the sync worker of one peer is restarted after crashing.
+/// The most times the sync worker of one peer is restarted after crashing
+/// within one `RESTART_WINDOW_MS`.
 pub const SYNC_WORKER_RESTARTS_MAX: u32 = 100;
 
 /// The epochs a database remembers (one per open of its node); a peer's
@@ -171,7 +184,8 @@ pub const VIEW_QUERIES_WAITING_MAX: usize = 1_024;
 /// The most rows one page of a view read returns when `limit` is given.
 pub const VIEW_PAGE_ROWS_MAX: usize = 10_000;
 
-/// The most times a crashed view actor is restarted.
+/// The most times a crashed view actor is restarted within one
+/// `RESTART_WINDOW_MS`.
 pub const VIEW_RESTARTS_MAX: u32 = 100;
 
 /// fjall's block cache.

@@ -49,6 +49,15 @@ impl Api {
         }
     }
 
+    /// `node` behind a router whose state `configure` adjusts.
+    pub(crate) fn serving(node: Node, configure: impl FnOnce(HttpState) -> HttpState) -> Api {
+        let state = configure(HttpState::new(node.clone()).metrics(metrics_handle()));
+        Api {
+            router: router(state),
+            node,
+        }
+    }
+
     pub(crate) async fn send(&self, request: Request<Body>) -> (StatusCode, Bytes) {
         let response = self
             .router

@@ -1,9 +1,11 @@
 //! Integration tests of Laterbase through its public interfaces.
 
+mod backup;
 mod clock;
 mod crash;
 
 mod durability;
+mod errors;
 mod http;
 mod merge;
 mod model;

@@ -277,3 +277,51 @@ proptest! {
         }
     }
 }
+
+#[tokio::test]
+async fn a_merge_whose_read_of_losers_fails_changes_nothing() {
+    use laterbase::MemoryStorage;
+    use laterbase::storage::memory::ReadFault;
+
+    let storage = MemoryStorage::new();
+    let node = Node::open(Config::memory(storage.clone()))
+        .await
+        .expect("open");
+    let db = node.create_database("m").await.expect("create");
+    db.append(vec![laterbase::NewEvent::with_id(id(1), "\"b\"")])
+        .await
+        .expect("append");
+    let persists = storage.persist_count();
+
+    // A new event first (staged), then a second value for the stored id,
+    // whose conflict needs the listed losers: that read fails.
+    storage.fail_next_read(ReadFault::Losers, std::io::ErrorKind::Other);
+    let failed = db
+        .merge(vec![
+            event(id(2), "\"new\"", 500),
+            event(id(1), "\"a\"", 600),
+        ])
+        .await;
+    assert!(
+        matches!(failed, Err(laterbase::Error::Storage(_))),
+        "{failed:?}"
+    );
+
+    assert_eq!(db.lc(), 1, "the clock did not move");
+    let feed = read_feed(&db, 10).await;
+    let data: Vec<&[u8]> = feed.iter().map(|event| &event.data[..]).collect();
+    assert_eq!(data, [&b"\"b\""[..]], "nothing of the batch was stored");
+    assert!(db.conflicts().await.expect("conflicts").is_empty());
+    assert_eq!(storage.persist_count(), persists, "nothing was written");
+
+    // The same merge, once the read works, is stored whole.
+    let receipt = db
+        .merge(vec![
+            event(id(2), "\"new\"", 500),
+            event(id(1), "\"a\"", 600),
+        ])
+        .await
+        .expect("merge");
+    assert_eq!((receipt.stored, receipt.conflicts, receipt.lc), (1, 1, 2));
+    node.shutdown().await.expect("shutdown");
+}

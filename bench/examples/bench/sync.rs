@@ -244,15 +244,14 @@ struct NodeProcess {
 impl NodeProcess {
     fn start(dir: &Path, extra: &[String]) -> NodeProcess {
         use std::io::BufRead;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-        let addr = listener.local_addr().expect("address");
-        drop(listener);
         let mut child = std::process::Command::new(std::env::current_exe().expect("this program"))
             .arg("node")
             .arg("--data-dir")
             .arg(dir)
+            // Port 0: the node binds a port of the system's choosing and
+            // names it in its "serving" line.
             .arg("--listen")
-            .arg(addr.to_string())
+            .arg("127.0.0.1:0")
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(std::process::Stdio::null())
@@ -267,13 +266,18 @@ impl NodeProcess {
                 .map_while(Result::ok)
             {
                 if line.contains("serving") {
-                    let _ = ready.send(());
+                    let addr = line
+                        .split_whitespace()
+                        .find_map(|field| field.strip_prefix("listen="))
+                        .and_then(|addr| addr.parse::<SocketAddr>().ok());
+                    let _ = ready.send(addr);
                 }
             }
         });
-        serving
+        let addr = serving
             .recv_timeout(Duration::from_secs(60))
-            .expect("the node starts");
+            .expect("the node starts")
+            .expect("the serving line names the bound address");
         NodeProcess { child, addr }
     }
 

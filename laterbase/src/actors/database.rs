@@ -216,8 +216,13 @@ impl DatabaseShared {
     }
 
     /// The running actor other than `dead`; while the supervisor restarts
-    /// it, waits for the new one, up to the call timeout.
-    async fn actor(&self, dead: Option<ractor::ActorId>) -> Result<ActorRef<DatabaseMsg>> {
+    /// it, waits for the new one, up to the call timeout (a timeout names
+    /// `operation`, the call that waited).
+    async fn actor(
+        &self,
+        operation: &'static str,
+        dead: Option<ractor::ActorId>,
+    ) -> Result<ActorRef<DatabaseMsg>> {
         let mut slot = self.actor.subscribe();
         let timeout = Duration::from_millis(self.call_timeout_ms);
         let ready = slot.wait_for(|slot| match slot {
@@ -232,7 +237,7 @@ impl DatabaseShared {
             },
             Ok(Err(_)) => Err(Error::Unavailable("the database is stopped")),
             Err(_) => Err(Error::Timeout {
-                operation: "append",
+                operation,
                 timeout_ms: self.call_timeout_ms,
             }),
         }
@@ -285,7 +290,7 @@ impl Database {
     pub async fn append(&self, events: Vec<NewEvent>) -> Result<Receipt> {
         check_batch_size(&events, &self.shared.limits)?;
         let permit = self
-            .permit(events.iter().map(|event| event.data.len()).sum())
+            .permit("append", events.iter().map(|event| event.data.len()).sum())
             .await?;
         let message = DatabaseMsg::Append {
             events,
@@ -325,7 +330,7 @@ impl Database {
         }
         let bytes = events.iter().map(|event| event.data.len()).sum::<usize>()
             + losers.iter().map(|loser| loser.data.len()).sum::<usize>();
-        let permit = self.permit(bytes).await?;
+        let permit = self.permit("merge", bytes).await?;
         let message = DatabaseMsg::Merge {
             events,
             losers,
@@ -519,8 +524,9 @@ impl Database {
         Ok(updated)
     }
 
-    /// A share of the bytes in flight, waited for up to the call timeout.
-    async fn permit(&self, bytes: usize) -> Result<OwnedSemaphorePermit> {
+    /// A share of the bytes in flight, waited for up to the call timeout (a
+    /// timeout names `operation`, the write that waited).
+    async fn permit(&self, operation: &'static str, bytes: usize) -> Result<OwnedSemaphorePermit> {
         let timeout = Duration::from_millis(self.shared.call_timeout_ms);
         let kib = u32::try_from(bytes / 1024 + 1).unwrap_or(APPEND_KIB_IN_FLIGHT_MAX);
         let permit = self
@@ -531,7 +537,7 @@ impl Database {
         tokio::time::timeout(timeout, permit)
             .await
             .map_err(|_| Error::Timeout {
-                operation: "write",
+                operation,
                 timeout_ms: self.shared.call_timeout_ms,
             })?
             .map_err(|_| Error::Unavailable("the database is closed"))
@@ -549,7 +555,7 @@ impl Database {
         let timeout = Duration::from_millis(self.shared.call_timeout_ms);
         let mut dead = None;
         for _ in 0..2 {
-            let actor = self.shared.actor(dead).await?;
+            let actor = self.shared.actor(operation, dead).await?;
             let answer = actor
                 .call(|reply| with_reply(message, reply), Some(timeout))
                 .await;
@@ -677,6 +683,9 @@ pub(crate) struct DatabaseArgs {
     /// Whether this start follows a crash: then what the crashed actor wrote
     /// but did not make durable is made durable before anything is shown.
     pub(crate) restarted: bool,
+    /// How long the start waits for the writer lease
+    /// (`WRITER_LEASE_WAIT_MS_MAX`).
+    pub(crate) lease_wait: Duration,
 }
 
 /// Messages a database actor takes.
@@ -746,8 +755,8 @@ pub(crate) struct DatabaseState {
     storage: Arc<dyn Storage>,
     /// The running view actors, to restart one that crashes.
     views: HashMap<ractor::ActorId, Registration>,
-    /// Each view's restarts so far, bounded by `VIEW_RESTARTS_MAX`.
-    view_restarts: HashMap<&'static str, u32>,
+    /// Each view's restarts still allowed (`VIEW_RESTARTS_MAX` per window).
+    view_restarts: HashMap<&'static str, super::RestartBudget>,
 }
 
 impl Actor for DatabaseActor {
@@ -765,9 +774,16 @@ impl Actor for DatabaseActor {
             storage,
             hlc,
             restarted,
+            lease_wait,
         } = args;
-        // A writer left running by a killed predecessor finishes first.
-        let lease = shared.writer_lease.clone().lock_owned().await;
+        // A writer left running by a killed predecessor finishes first, but
+        // a start does not wait for it forever.
+        let lease = tokio::time::timeout(lease_wait, shared.writer_lease.clone().lock_owned())
+            .await
+            .map_err(|_| Error::WriterLeaseTimeout {
+                database: shared.record.name.clone(),
+                waited_ms: u64::try_from(lease_wait.as_millis()).unwrap_or(u64::MAX),
+            })?;
         let opening = shared.clone();
         let views_storage = storage.clone();
         let writer = run_storage(shared.may_block, move || {
@@ -805,12 +821,14 @@ impl Actor for DatabaseActor {
             return Ok(());
         };
         let (db, view) = (registration.db, registration.name);
-        let restarts = state.view_restarts.entry(view).or_default();
-        if *restarts >= VIEW_RESTARTS_MAX {
+        let restarts = state
+            .view_restarts
+            .entry(view)
+            .or_insert_with(|| super::RestartBudget::new(VIEW_RESTARTS_MAX));
+        if !restarts.spend(tokio::time::Instant::now()) {
             tracing::error!(database = db, view, %reason, "view actor stopped; restart budget spent, the view stays unavailable");
             return Ok(());
         }
-        *restarts += 1;
         tracing::error!(database = db, view, %reason, "view actor stopped; restarting it");
         if let Err(error) = spawn_view(&myself, state, registration).await {
             tracing::error!(database = db, view, %error, "view actor failed to restart; the view stays unavailable");
@@ -961,4 +979,82 @@ fn take_commit(queue: &mut Vec<PendingWrite>) -> Vec<PendingWrite> {
         .count()
         .max(1);
     queue.drain(..count.min(queue.len())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call that waits for a restarting actor and gives up says which
+    /// call it was, not "append" for every one.
+    #[tokio::test]
+    async fn a_call_that_waits_for_a_restarting_actor_names_its_operation() {
+        let config = crate::Config::in_memory().call_timeout(Duration::from_millis(20));
+        let node = crate::Node::open(config).await.expect("open");
+        let db = node.create_database("waits").await.expect("create");
+        let running = db.shared.actor.send_replace(ActorSlot::Restarting);
+
+        let merged = db.merge(Vec::new()).await;
+        assert!(
+            matches!(
+                merged,
+                Err(Error::Timeout {
+                    operation: "merge",
+                    ..
+                })
+            ),
+            "{merged:?}"
+        );
+        let appended = db.append(vec![NewEvent::new("1")]).await;
+        assert!(
+            matches!(
+                appended,
+                Err(Error::Timeout {
+                    operation: "append",
+                    ..
+                })
+            ),
+            "{appended:?}"
+        );
+
+        db.shared.actor.send_replace(running);
+        node.shutdown().await.expect("shutdown");
+    }
+
+    /// A second actor for a database whose writer lease is held (by the
+    /// running actor, here; by a killed one's commit in production) gives
+    /// up after its bound, naming the database.
+    #[tokio::test]
+    async fn a_start_waits_for_the_writer_lease_boundedly() {
+        let node = crate::Node::open(crate::Config::in_memory())
+            .await
+            .expect("open");
+        let db = node.create_database("leased").await.expect("create");
+        let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
+        let random = Arc::new(crate::clock::Random::from_seed(7));
+        let args = DatabaseArgs {
+            shared: db.shared.clone(),
+            storage: Arc::new(crate::MemoryStorage::new()),
+            hlc: Arc::new(Hlc::new(clock, random, 0, EventId::default())),
+            restarted: true,
+            lease_wait: Duration::from_millis(20),
+        };
+        let started = Actor::spawn(None, DatabaseActor, args).await;
+        let Err(error) = started else {
+            panic!("a second writer started while the lease was held");
+        };
+        let ractor::SpawnErr::StartupFailed(cause) = error else {
+            panic!("not a failed start: {error:?}");
+        };
+        let message = cause.to_string();
+        assert!(
+            message
+                .starts_with("database \"leased\": its writer lease was not released within 20 ms"),
+            "{message}"
+        );
+        db.append(vec![NewEvent::new("1")])
+            .await
+            .expect("the running actor serves on");
+        node.shutdown().await.expect("shutdown");
+    }
 }

@@ -23,14 +23,17 @@ use super::database::{
 use super::replication::{
     PeerStatus, PeerStatuses, ReplicationConfig, ReplicationSupervisor, SupervisorArgs,
 };
-use super::run_storage;
+use super::{RestartBudget, run_storage};
 #[cfg(feature = "server")]
 use crate::clock::Clock;
 use crate::clock::{Hlc, Random};
 use crate::config::{Config, Engine};
 use crate::error::{Error, Result, StorageError};
 use crate::event::{EventId, Timestamp, validate_name};
-use crate::limits::{DATABASE_RESTARTS_MAX, DATABASES_MAX, EPOCHS_MAX, Limits};
+use crate::limits::{
+    DATABASE_RESTARTS_MAX, DATABASES_MAX, EPOCHS_MAX, Limits, RESTART_WINDOW_MS,
+    WRITER_LEASE_WAIT_MS_MAX,
+};
 use crate::storage::fjall::FjallStorage;
 use crate::storage::{
     DatabaseRecord, DatabaseStore, FORMAT_VERSION, NodeRecord, Storage, WriteBatch,
@@ -460,8 +463,8 @@ pub(crate) struct NodeState {
     shared: Arc<NodeShared>,
     /// Which database each running child actor serves.
     children: HashMap<ActorId, String>,
-    /// Restarts of crashed database actors so far, bounded.
-    restarts: u32,
+    /// The restarts of crashed database actors still allowed.
+    restarts: RestartBudget,
     /// Set at shutdown: stopping children are then not restarted.
     stopping: bool,
 }
@@ -479,7 +482,7 @@ impl Actor for NodeActor {
         let mut state = NodeState {
             shared,
             children: HashMap::new(),
-            restarts: 0,
+            restarts: RestartBudget::new(DATABASE_RESTARTS_MAX),
             stopping: false,
         };
         let databases: Vec<_> = {
@@ -539,12 +542,11 @@ impl Actor for NodeActor {
             database.set_actor(ActorSlot::Stopped);
             return Ok(());
         }
-        if state.restarts >= DATABASE_RESTARTS_MAX {
+        if !state.restarts.spend(tokio::time::Instant::now()) {
             database.set_actor(ActorSlot::Stopped);
-            tracing::error!(database = %name, %reason, restarts = state.restarts, "database actor stopped; restart budget spent, the database stays unavailable");
+            tracing::error!(database = %name, %reason, restarts = state.restarts.in_window(), window_ms = RESTART_WINDOW_MS, "database actor stopped; restart budget spent, the database stays unavailable");
             return Ok(());
         }
-        state.restarts += 1;
         database.set_actor(ActorSlot::Restarting);
         tracing::error!(database = %name, %reason, "database actor stopped; restarting it");
         if let Err(error) = spawn_database(&myself, state, database.clone(), true).await {
@@ -566,6 +568,7 @@ async fn spawn_database(
         storage: state.shared.storage()?,
         hlc: state.shared.hlc.clone(),
         restarted,
+        lease_wait: Duration::from_millis(WRITER_LEASE_WAIT_MS_MAX),
     };
     let (actor, _) = Actor::spawn_linked(None, DatabaseActor, args, myself.get_cell()).await?;
     state

@@ -98,8 +98,8 @@ pub(crate) struct SupervisorState {
     args: Arc<SupervisorArgs>,
     /// Each running worker's peer index.
     workers: Vec<(ractor::ActorId, usize)>,
-    /// Restarts so far, per peer.
-    restarts: Vec<u32>,
+    /// The restarts still allowed, per peer.
+    restarts: Vec<super::RestartBudget>,
 }
 
 impl Actor for ReplicationSupervisor {
@@ -116,7 +116,7 @@ impl Actor for ReplicationSupervisor {
         let mut state = SupervisorState {
             args: Arc::new(args),
             workers: Vec::new(),
-            restarts: vec![0; peers],
+            restarts: vec![super::RestartBudget::new(SYNC_WORKER_RESTARTS_MAX); peers],
         };
         for index in 0..state.args.config.peers.len() {
             spawn_worker(&myself, &mut state, index).await?;
@@ -142,11 +142,10 @@ impl Actor for ReplicationSupervisor {
         };
         let (_, index) = state.workers.remove(position);
         let url = &state.args.config.peers[index];
-        if state.restarts[index] >= SYNC_WORKER_RESTARTS_MAX {
+        if !state.restarts[index].spend(tokio::time::Instant::now()) {
             tracing::error!(peer = %url, %reason, "sync worker stopped; restart budget spent");
             return Ok(());
         }
-        state.restarts[index] += 1;
         tracing::error!(peer = %url, %reason, "sync worker stopped; restarting it");
         spawn_worker(&myself, state, index).await?;
         Ok(())
@@ -306,6 +305,12 @@ async fn tick(
     }
 }
 
+/// A peer's answer to `GET /db`.
+#[derive(serde::Deserialize)]
+struct DatabaseList {
+    databases: Vec<String>,
+}
+
 /// What a pass did, summed over its rounds.
 #[derive(Default)]
 struct PassReport {
@@ -338,13 +343,17 @@ async fn pass(state: &mut WorkerState) -> Result<PassReport> {
         state.version = spoken;
     }
     let body = answer.body;
-    let listed: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|error| Error::Sync(format!("the peer's database list: {error}")))?;
-    let names = listed["databases"].as_array().cloned().unwrap_or_default();
+    // An answer that is not a list of names is an error, not an empty list:
+    // read as none, it would hide a broken peer behind a pass that succeeds.
+    let listed: DatabaseList = serde_json::from_slice(&body).map_err(|error| {
+        Error::Sync(format!(
+            "the peer's GET /db answer is not a list of databases: {error}"
+        ))
+    })?;
     // One database that fails does not hold up the others: the pass goes
     // on, and reports the first failure.
     let mut failure = None;
-    for name in names.iter().filter_map(|name| name.as_str()) {
+    for name in &listed.databases {
         if let Err(error) = state.shared.node.ensure_database(name).await {
             failure.get_or_insert(error);
         }

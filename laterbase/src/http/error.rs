@@ -49,6 +49,27 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", message)
     }
 
+    /// 400: a name the route does not take (a database, a view, a backup
+    /// directory).
+    pub fn invalid_name(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", message)
+    }
+
+    /// 409: what the request would create exists already.
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// 404: the node serves no backups (no backup directory configured), as
+    /// if the route did not exist.
+    pub fn backups_off() -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "backups are off on this node: start it with --backup-dir <directory>",
+        )
+    }
+
     /// 400: a malformed event id.
     pub fn invalid_id(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", message)
@@ -151,7 +172,20 @@ impl From<Error> for ApiError {
             Error::Poisoned(_) | Error::Timeout { .. } | Error::Unavailable(_) => {
                 ApiError::unavailable(message)
             }
-            Error::Sync(_) => ApiError::invalid_event(message),
+            // A message that does not decode is the peer's mistake; the
+            // answer to an unknown wire version is what older nodes fall
+            // back on, word for word.
+            Error::MalformedSync(_) => ApiError::invalid_event(message),
+            // Storage failures answer as they do for writes, whichever
+            // route (a sync step's reads included) met them.
+            Error::Storage(ref storage) if storage.is_storage_full() => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient_storage",
+                format!("the disk is full: {}", ErrorChain(&error)),
+            ),
+            Error::Storage(ref storage) if storage.is_poisoned() => {
+                ApiError::unavailable("the store refuses writes after a failed write or fsync")
+            }
             Error::ViewNotFound { .. } => {
                 ApiError::new(StatusCode::NOT_FOUND, "view_not_found", message)
             }

@@ -10,6 +10,7 @@
 //! request -> metrics -> timeout -> auth -> route -> handler -> Node / Database
 //! ```
 
+mod backup;
 pub mod binary;
 mod error;
 mod events;
@@ -28,6 +29,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+pub use backup::{BackupDir, BackupRefusal};
 pub use error::ApiError;
 
 use crate::Node;
@@ -46,6 +48,8 @@ struct Inner {
     /// Renders `/metrics`; `None` answers an empty exposition.
     metrics: Option<PrometheusHandle>,
     request_timeout: Duration,
+    /// Where `POST /admin/backup` may write; `None` turns the route off.
+    backup_dir: Option<BackupDir>,
 }
 
 impl HttpState {
@@ -57,6 +61,7 @@ impl HttpState {
                 token: None,
                 metrics: None,
                 request_timeout: Duration::from_millis(REQUEST_TIMEOUT_MS_DEFAULT),
+                backup_dir: None,
             }),
         }
     }
@@ -67,6 +72,7 @@ impl HttpState {
             token: shared.token.clone(),
             metrics: shared.metrics.clone(),
             request_timeout: shared.request_timeout,
+            backup_dir: shared.backup_dir.clone(),
         });
         change(&mut inner);
         HttpState {
@@ -87,6 +93,12 @@ impl HttpState {
     /// How long one request may take before it answers 503.
     pub fn request_timeout(self, timeout: Duration) -> HttpState {
         self.with(|inner| inner.request_timeout = timeout)
+    }
+
+    /// Lets `POST /admin/backup` write new directories under `dir` (default:
+    /// none, and the route answers `404 not_found`).
+    pub fn backup_dir(self, dir: Option<BackupDir>) -> HttpState {
+        self.with(|inner| inner.backup_dir = dir)
     }
 
     pub(crate) fn node(&self) -> &Node {
@@ -110,7 +122,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/db/{db}/e", get(events::read).post(events::write))
         .route("/db/{db}/conflicts", get(conflicts))
         .route("/db/{db}/views", get(view_statuses))
-        .route("/admin/backup", axum::routing::post(backup))
+        .route("/admin/backup", axum::routing::post(backup::backup))
         .route("/sync/{db}/offer", axum::routing::post(sync_offer))
         .route("/sync/{db}/fill", axum::routing::post(sync_fill))
         .route("/{db}/{view}", get(view))
@@ -331,26 +343,6 @@ async fn name_node(State(state): State<HttpState>, request: Request, next: Next)
         header::HeaderValue::from(u16::from(crate::sync::wire::VERSION)),
     );
     response
-}
-
-/// `POST /admin/backup` with `{"to": "<directory on the node's machine>"}`:
-/// a consistent copy of the node's data, taken while it serves.
-async fn backup(
-    State(state): State<HttpState>,
-    body: axum::body::Body,
-) -> Result<Response, ApiError> {
-    #[derive(serde::Deserialize)]
-    struct Backup {
-        to: std::path::PathBuf,
-    }
-    let body = events::read_body(body, &crate::limits::Limits::default()).await?;
-    let request: Backup = serde_json::from_slice(&body).map_err(|error| {
-        ApiError::invalid_json(format!(
-            "a backup request is {{\"to\": \"<directory>\"}}: {error}"
-        ))
-    })?;
-    let records = state.node().backup(&request.to).await?;
-    Ok(Json(json!({"to": request.to, "records": records})).into_response())
 }
 
 /// `POST /sync/{db}/offer`: message 1 in, message 2 out. A database the

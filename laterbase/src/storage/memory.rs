@@ -4,7 +4,7 @@
 //! [`MemoryStorage::crash_copy`] returns the persisted copy alone, which is
 //! what a power loss at that instant would leave on a disk: tests use it to
 //! prove that every acknowledged write had been persisted. It also counts
-//! persists and can be told to fail, to exercise the error paths.
+//! persists and can be told to fail (an fsync, a read), to exercise the error paths.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -17,6 +17,17 @@ use super::{
 };
 use crate::error::StorageError;
 use crate::event::{Event, EventId};
+
+/// Which read of a database [`MemoryStorage::fail_next_read`] makes fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReadFault {
+    /// The next read of any kind.
+    Any,
+    /// The next read of the losers listed for an id (which a merge does
+    /// after it has looked up the events it merges).
+    Losers,
+}
 
 /// An engine that keeps everything in memory. Clones share the same data.
 #[derive(Clone, Default)]
@@ -32,6 +43,8 @@ struct State {
     unpersisted: Vec<(String, WriteBatch)>,
     persists: u64,
     fail_next_persist: Option<std::io::ErrorKind>,
+    /// The next read of this kind fails with this error.
+    fail_next_read: Option<(ReadFault, std::io::ErrorKind)>,
     panic_next_write: bool,
     /// Set by a failed persist: every later write and persist fails.
     poisoned: bool,
@@ -111,6 +124,12 @@ impl MemoryStorage {
     /// Makes the next persist fail as on a full disk.
     pub fn fill_disk(&self) {
         self.lock().fail_next_persist = Some(std::io::ErrorKind::StorageFull);
+    }
+
+    /// Makes the next read of kind `read` of any database fail with an I/O
+    /// error of `kind`, as a failing disk would (`StorageFull` included).
+    pub fn fail_next_read(&self, read: ReadFault, kind: std::io::ErrorKind) {
+        self.lock().fail_next_read = Some((read, kind));
     }
 
     /// Makes the next write panic after applying itself (unpersisted), as a
@@ -303,7 +322,22 @@ struct MemoryDatabase {
 
 impl MemoryDatabase {
     fn read<T>(&self, read: impl FnOnce(&Database) -> T) -> StorageResult<T> {
-        let state = self.storage.lock();
+        self.read_of(ReadFault::Any, read)
+    }
+
+    /// A read of kind `kind`, which an injected fault of that kind (or of
+    /// any kind) makes fail once.
+    fn read_of<T>(&self, kind: ReadFault, read: impl FnOnce(&Database) -> T) -> StorageResult<T> {
+        let mut state = self.storage.lock();
+        if let Some((fault, error)) = state.fail_next_read
+            && (fault == ReadFault::Any || fault == kind)
+        {
+            state.fail_next_read = None;
+            return Err(StorageError::Io(std::io::Error::new(
+                error,
+                "injected read failure",
+            )));
+        }
         let database = state
             .live
             .databases
@@ -438,7 +472,9 @@ impl DatabaseStore for MemoryDatabase {
     }
 
     fn losers(&self, id: EventId) -> StorageResult<Vec<Bytes>> {
-        self.read(|db| db.conflicts.get(&id).cloned().unwrap_or_default())
+        self.read_of(ReadFault::Losers, |db| {
+            db.conflicts.get(&id).cloned().unwrap_or_default()
+        })
     }
 
     fn write(&self, batch: &WriteBatch) -> StorageResult<()> {

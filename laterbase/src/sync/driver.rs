@@ -235,7 +235,7 @@ async fn send(transport: &dyn Transport, path: String, body: Bytes) -> Result<By
 }
 
 fn protocol_error(error: &wire::WireError) -> Error {
-    Error::Sync(error.to_string())
+    Error::MalformedSync(error.to_string())
 }
 
 /// One entry of a peer's `GET /db/{db}/conflicts`.
