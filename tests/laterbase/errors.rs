@@ -38,15 +38,16 @@ async fn a_sync_message_that_does_not_decode_is_invalid_event() {
     api.create("yard").await;
     let peer = laterbase::EventId::from_parts(1, 1);
 
-    // An unknown wire version: this exact answer is what older nodes fall
-    // back on.
+    // An unknown wire version: the answer names the newest version spoken
+    // here, in the words the first release used (version 2), which a node
+    // that speaks a newer one falls back on.
     let answer = post_sync(&api, peer, "/sync/yard/offer", vec![9]).await;
     assert_eq!(answer.0, StatusCode::BAD_REQUEST);
     assert_eq!(
         answer.1,
         json!({
             "error": "invalid_event",
-            "message": "sync failed: malformed sync message: version 9, this node speaks 2"
+            "message": "sync failed: malformed sync message: version 9, this node speaks 3"
         })
     );
     // A known version, then garbage.
@@ -86,7 +87,13 @@ async fn a_sync_responder_whose_disk_fails_answers_as_a_write_would() {
     let responder = Api::on(Config::memory(storage.clone()), None).await;
     responder.create("yard").await;
     let capture = Capture::default();
-    let captured = round(&local, responder.node.id(), &capture).await;
+    let captured = round(
+        &local,
+        responder.node.id(),
+        &capture,
+        laterbase::sync::wire::VERSION,
+    )
+    .await;
     assert!(captured.is_err(), "the capture delivers nothing");
     let offer = capture.0.lock().expect("lock").clone().expect("an offer");
 
