@@ -11,6 +11,8 @@ use std::time::Duration;
 use rand::{Rng, RngExt, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
 
+mod compat;
+
 /// How long a node may take to start or stop before the test fails.
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -1,0 +1,186 @@
+//! A node of this build beside a node of the first release (commit 70bd2e3:
+//! sync wire version 2, storage format 1): the new one opens the data
+//! directory the old one wrote, and both sync both ways, conflict lists
+//! included.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use super::{ANY_PORT, Relay, Server, converged, write};
+
+/// The released commit whose nodes later ones must keep syncing with.
+const RELEASE: &str = "70bd2e3";
+
+/// The `laterbase` binary of the first release: `LATERBASE_RELEASE_BINARY`
+/// if set, else built once from the repository's history into
+/// `target/compat-70bd2e3`.
+fn release_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("LATERBASE_RELEASE_BINARY") {
+        return PathBuf::from(path);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace")
+        .to_path_buf();
+    let home = root.join("target").join(format!("compat-{RELEASE}"));
+    let binary = home.join("target/debug/laterbase");
+    if binary.exists() {
+        return binary;
+    }
+    let source = home.join("src");
+    std::fs::create_dir_all(&source).expect("the release's source directory");
+    let archive = Command::new("git")
+        .arg("-C")
+        .arg(&root)
+        .args(["archive", "--format=tar", RELEASE])
+        .output()
+        .expect("git archive");
+    assert!(
+        archive.status.success(),
+        "the repository's history must hold {RELEASE}: {}",
+        String::from_utf8_lossy(&archive.stderr)
+    );
+    let mut untar = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(&source)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("tar");
+    std::io::Write::write_all(untar.stdin.as_mut().expect("stdin"), &archive.stdout)
+        .expect("untar");
+    assert!(untar.wait().expect("tar").success());
+    let built = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .current_dir(&source)
+        .args(["build", "-p", "laterbase", "--bin", "laterbase"])
+        .env("CARGO_TARGET_DIR", home.join("target"))
+        .status()
+        .expect("cargo build of the release");
+    assert!(built.success(), "the release {RELEASE} builds");
+    binary
+}
+
+/// The port a process listens on, read from the system: a node of the first
+/// release does not print it.
+fn listening_port(pid: u32) -> u16 {
+    let mut sockets = Vec::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).expect("the node's descriptors") {
+        let Ok(link) = std::fs::read_link(fd.expect("fd").path()) else {
+            continue;
+        };
+        if let Some(inode) = link
+            .to_str()
+            .and_then(|text| text.strip_prefix("socket:["))
+            .and_then(|text| text.strip_suffix(']'))
+        {
+            sockets.push(inode.to_owned());
+        }
+    }
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).expect("tcp table");
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // local address, state 0A (listening), inode
+        if fields.len() > 9 && fields[3] == "0A" && sockets.iter().any(|s| s == fields[9]) {
+            let port = fields[1].rsplit(':').next().expect("a port");
+            return u16::from_str_radix(port, 16).expect("a hex port");
+        }
+    }
+    panic!("process {pid} listens on no TCP port");
+}
+
+/// Starts `program` on `data_dir`, peered with `peer` if given.
+fn start(program: &Path, data_dir: &Path, peer: Option<&Relay>) -> Server {
+    let peer_url = peer.map(|relay| format!("http://{}", relay.addr));
+    let mut extra = vec!["--sync-interval-ms", "50"];
+    if let Some(url) = &peer_url {
+        extra.extend(["--peer", url.as_str()]);
+    }
+    let mut server = Server::try_start_program(program, data_dir, ANY_PORT, &extra)
+        .unwrap_or_else(|refusal| panic!("{}: {}", program.display(), refusal.stderr));
+    if server.addr.port() == 0 {
+        server.addr.set_port(listening_port(server.child.id()));
+    }
+    server
+}
+
+fn events(count: usize, tag: &str) -> String {
+    let events: Vec<String> = (0..count)
+        .map(|n| format!(r#"{{"data": {{"n": {n}, "at": "{tag}"}}}}"#))
+        .collect();
+    format!("[{}]", events.join(","))
+}
+
+fn conflicts(server: &Server) -> Value {
+    let (status, answer) = server.request("GET", "/db/yard/conflicts", "");
+    assert_eq!(status, 200, "{answer}");
+    answer["conflicts"].clone()
+}
+
+/// Waits, bounded, until both list the same conflicts, and returns them.
+fn conflicts_converged(servers: [&Server; 2]) -> Value {
+    let deadline = std::time::Instant::now() + super::PROCESS_TIMEOUT;
+    loop {
+        let [a, b] = servers.map(conflicts);
+        if a == b {
+            return a;
+        }
+        assert!(std::time::Instant::now() < deadline, "{a} against {b}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_first_release_node_and_this_one_share_a_fleet() {
+    let release = release_binary();
+    let current = Path::new(env!("CARGO_BIN_EXE_laterbase"));
+    let dirs = [
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    ];
+    let conflicting = "01JDQ8Z4Y4M5V6T4Q2W3E8R9TA";
+    // Both data directories are written by the first release, apart: each
+    // its own events, and one id with two values.
+    for (dir, value) in dirs.iter().zip(["\"tall\"", "\"small\""]) {
+        let old = start(&release, dir.path(), None);
+        assert_eq!(old.request("PUT", "/db/yard", "").0, 201);
+        write(&old, "yard", &events(300, &value[1..2]));
+        write(
+            &old,
+            "yard",
+            &format!(r#"[{{"id": "{conflicting}", "data": {value}}}]"#),
+        );
+        assert_eq!(old.terminate().code(), Some(0));
+    }
+    // The first directory is upgraded: this build opens it; the other stays
+    // on the first release, and each syncs with the other.
+    let relays = [Relay::start(), Relay::start()];
+    let new = start(current, dirs[0].path(), Some(&relays[1]));
+    let old = start(&release, dirs[1].path(), Some(&relays[0]));
+    relays[0].forward_to(new.addr);
+    relays[1].forward_to(old.addr);
+    let all = converged(&[&new, &old], "yard");
+    assert_eq!(all.len(), 601, "both logs and the one contested id");
+    let winner = all
+        .iter()
+        .find(|(id, _, _)| id == conflicting)
+        .expect("the contested id");
+    assert_eq!(winner.1, "\"small\"", "the smaller value wins on both");
+    let listed = conflicts_converged([&new, &old]);
+    assert_eq!(
+        listed,
+        serde_json::json!([{"id": conflicting, "kept": "small", "lost": "tall"}]),
+        "both list the loser"
+    );
+    // New writes on either side flow to the other.
+    write(&new, "yard", &events(50, "new"));
+    write(&old, "yard", &events(50, "old"));
+    assert_eq!(converged(&[&new, &old], "yard").len(), 701);
+    for server in [&new, &old] {
+        let (_, peers) = server.request("GET", "/peers", "");
+        assert_eq!(peers["peers"][0]["last_error"], Value::Null, "{peers}");
+    }
+    assert_eq!(new.terminate().code(), Some(0));
+    assert_eq!(old.terminate().code(), Some(0));
+}
