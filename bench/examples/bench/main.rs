@@ -52,6 +52,9 @@ enum Workload {
         /// memory (the full copy only, as B's own sync worker runs it).
         #[arg(long)]
         processes: bool,
+        /// With `--processes`: A has B as its peer too, as B has A.
+        #[arg(long)]
+        both_ways: bool,
     },
     /// Views through a node: catch-up, backdated events, read latency.
     Views {
@@ -104,12 +107,14 @@ fn main() -> std::process::ExitCode {
             events,
             dir,
             processes: false,
+            ..
         } => sync::run(events, dir.as_deref()),
         Workload::Sync {
             events,
             dir,
             processes: true,
-        } => sync::run_processes(events, dir.as_deref()),
+            both_ways,
+        } => sync::run_processes(events, dir.as_deref(), both_ways),
         Workload::Views { events, dir } => views::run(events, dir.as_deref()),
         Workload::Node(args) => return laterbase::cli::serve(args),
     }

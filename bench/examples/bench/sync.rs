@@ -76,15 +76,31 @@ impl Drop for Served {
     }
 }
 
-/// A TCP relay in front of `target` that counts the bytes through it.
+/// A TCP relay in front of a target that counts the bytes through it.
 struct Relay {
     addr: SocketAddr,
     bytes: Arc<AtomicU64>,
+    /// Where connections go; none yet: they are closed at once.
+    target: Arc<std::sync::Mutex<Option<SocketAddr>>>,
+}
+
+impl Relay {
+    fn forward_to(&self, target: SocketAddr) {
+        *self.target.lock().expect("lock") = Some(target);
+    }
 }
 
 fn relay(runtime: &tokio::runtime::Runtime, target: SocketAddr) -> Relay {
+    let relay = relay_to_nowhere(runtime);
+    relay.forward_to(target);
+    relay
+}
+
+fn relay_to_nowhere(runtime: &tokio::runtime::Runtime) -> Relay {
     let bytes = Arc::new(AtomicU64::new(0));
     let counted = bytes.clone();
+    let target = Arc::new(std::sync::Mutex::new(None::<SocketAddr>));
+    let current = target.clone();
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind");
@@ -92,6 +108,9 @@ fn relay(runtime: &tokio::runtime::Runtime, target: SocketAddr) -> Relay {
     runtime.spawn(async move {
         while let Ok((inbound, _)) = listener.accept().await {
             let counted = counted.clone();
+            let Some(target) = *current.lock().expect("lock") else {
+                continue;
+            };
             tokio::spawn(async move {
                 let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
                     return;
@@ -105,7 +124,11 @@ fn relay(runtime: &tokio::runtime::Runtime, target: SocketAddr) -> Relay {
             });
         }
     });
-    Relay { addr, bytes }
+    Relay {
+        addr,
+        bytes,
+        target,
+    }
 }
 
 /// Copies one direction of a connection, counting every byte as it passes.
@@ -302,11 +325,14 @@ impl NodeProcess {
 
 /// Workload B with each node in its own process: A is loaded over HTTP in
 /// the binary encoding, then B starts with A (through the counting relay) as
-/// its peer and its own sync worker copies everything.
-pub fn run_processes(events: usize, parent: Option<&Path>) {
+/// its peer and its own sync worker copies everything. With `both_ways`, A
+/// has B as its peer too (through a second counting relay), as a fleet's
+/// nodes do, and the figures count both directions, then a few seconds of
+/// quiet after the copy (where ids offered back would show).
+pub fn run_processes(events: usize, parent: Option<&Path>, both_ways: bool) {
     let dir_a = fresh_dir(parent);
     let dir_b = fresh_dir(parent);
-    let a = NodeProcess::start(dir_a.path(), &[]);
+    let mut a = NodeProcess::start(dir_a.path(), &[]);
     let client = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -334,6 +360,19 @@ pub fn run_processes(events: usize, parent: Option<&Path>) {
         }
     });
     let loaded_peak = a.peak_mib();
+    let towards_b = relay_to_nowhere(&client);
+    if both_ways {
+        a.stop();
+        a = NodeProcess::start(
+            dir_a.path(),
+            &[
+                "--peer".to_owned(),
+                format!("http://{}", towards_b.addr),
+                "--sync-interval-ms".to_owned(),
+                "100".to_owned(),
+            ],
+        );
+    }
     let counter = relay(&client, a.addr);
     let start = Instant::now();
     let peer = format!("http://{}", counter.addr);
@@ -346,6 +385,7 @@ pub fn run_processes(events: usize, parent: Option<&Path>) {
             "100".to_owned(),
         ],
     );
+    towards_b.forward_to(b.addr);
     let full = client.block_on(async {
         let mut sender = crate::http::connect(b.addr).await;
         loop {
@@ -363,12 +403,31 @@ pub fn run_processes(events: usize, parent: Option<&Path>) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     });
-    let bytes = counter.bytes.load(Ordering::Relaxed);
+    let bytes = counter.bytes.load(Ordering::Relaxed) + towards_b.bytes.load(Ordering::Relaxed);
     let payload = (events * PAYLOAD_BYTES) as f64;
+    let peered = if both_ways {
+        "A and B peered both ways"
+    } else {
+        "B starts empty with A as its peer"
+    };
     println!(
-        "sync, one process per node: A holds {events} events of {VALUE_BYTES} bytes, B starts empty with A as its peer"
+        "sync, one process per node: A holds {events} events of {VALUE_BYTES} bytes, {peered}"
     );
     print_round("full copy (B's start included)", full, bytes, payload);
+    // The floor of this encoding: a 16-byte id, an 8-byte time and a 4-byte
+    // length per event, against the counted 26-character id.
+    let floor = (16 + 8 + 4 + VALUE_BYTES) as f64 / PAYLOAD_BYTES as f64;
+    println!("    the encoding's floor: {floor:.3} x payload");
+    if both_ways {
+        std::thread::sleep(Duration::from_secs(3));
+        let settled =
+            counter.bytes.load(Ordering::Relaxed) + towards_b.bytes.load(Ordering::Relaxed);
+        println!(
+            "  then 3 s of quiet: {} bytes more ({:.3} x payload in all)",
+            thousands((settled - bytes) as f64),
+            settled as f64 / payload
+        );
+    }
     println!(
         "  peak memory: node A {:.0} MiB ({loaded_peak:.0} MiB after loading), node B {:.0} MiB",
         a.peak_mib(),

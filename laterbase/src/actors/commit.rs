@@ -456,7 +456,8 @@ impl Writer {
         lost: Bytes,
     ) {
         let known = listed.entry(id).or_default();
-        if known.contains(&lost) {
+        // An earlier write of the same commit may have staged it already.
+        if known.contains(&lost) || staged.batch.conflicts.contains(&(id, lost.clone())) {
             return;
         }
         if known.len() >= LOSERS_PER_ID_MAX {

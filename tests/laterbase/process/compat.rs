@@ -54,11 +54,15 @@ fn release_binary() -> PathBuf {
     assert!(untar.wait().expect("tar").success());
     let built = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
         .current_dir(&source)
-        .args(["build", "-p", "laterbase", "--bin", "laterbase"])
+        .args(["build", "--quiet", "-p", "laterbase", "--bin", "laterbase"])
         .env("CARGO_TARGET_DIR", home.join("target"))
-        .status()
+        .output()
         .expect("cargo build of the release");
-    assert!(built.success(), "the release {RELEASE} builds");
+    assert!(
+        built.status.success(),
+        "the release {RELEASE} builds: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
     binary
 }
 
