@@ -140,6 +140,11 @@ pub const LOSERS_PER_ID_MAX: usize = 64;
 /// and their ids offered once more.
 pub const SYNC_HELD_RUNS_MAX: usize = 64;
 
+/// How long a node holds back its pushes to a peer after that peer's offer
+/// said it pulls in bulk (it is catching up, and its own pulls carry the
+/// same events); each such offer renews it, one that does not ends it.
+pub const SYNC_BULK_PULL_HOLD_MS: u64 = 5_000;
+
 /// The most peers a database remembers runs and list reads for; beyond it
 /// one is forgotten, which costs it one more offer of ids.
 pub const SYNC_PEERS_RECALLED_MAX: usize = 1_024;

@@ -347,3 +347,52 @@ async fn a_node_restored_from_an_online_backup_is_recognised_by_its_peers() {
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_push_to_a_peer_that_pulls_the_same_events_in_bulk() {
+    let a = Served::start(Config::in_memory()).await;
+    let b = Served::start(Config::in_memory()).await;
+    let db_a = a.node.create_database("s").await.expect("create");
+    db_a.append((0..100).map(|n| NewEvent::new(format!("{n}"))).collect())
+        .await
+        .expect("append");
+    let db_b = b.node.create_database("s").await.expect("create");
+    // b's first round pulls from nothing: a learns that b pulls in bulk.
+    let to_a = HttpTransport::new(&a.url, b.node.id(), None);
+    let first = round(&db_b, a.node.id(), &to_a, wire::VERSION)
+        .await
+        .expect("round");
+    assert_eq!(first.events_in, 100, "b pulled a's events itself");
+    // Had b not got them all, a's own round would carry them again; it
+    // pushes nothing meanwhile.
+    db_a.append(vec![NewEvent::new("\"one more\"")])
+        .await
+        .expect("append");
+    let to_b = HttpTransport::new(&b.url, a.node.id(), None);
+    let held_back = round(&db_a, b.node.id(), &to_b, wire::VERSION)
+        .await
+        .expect("round");
+    assert_eq!(
+        (held_back.ids_out, held_back.events_out),
+        (0, 0),
+        "no push while b pulls in bulk"
+    );
+    // Once b's offer says it is caught up, a pushes again.
+    sync(&b, &a, "s").await;
+    db_a.append(vec![NewEvent::new("\"and another\"")])
+        .await
+        .expect("append");
+    let pushed = round(&db_a, b.node.id(), &to_b, wire::VERSION)
+        .await
+        .expect("round");
+    // (a learns where b's cursor stands from b's offers, one round behind:
+    // the event b pulled in its last round is offered once more, as an id.)
+    assert!(
+        (1..=2).contains(&pushed.ids_out),
+        "the new event is offered: {pushed:?}"
+    );
+    assert_eq!(pushed.events_out, 1, "and only it is sent");
+    assert_eq!(contents(&db_a).await, contents(&db_b).await);
+    b.stop().await;
+    a.stop().await;
+}

@@ -167,13 +167,19 @@ pub async fn answer_offer(database: &Database, peer: EventId, body: &Bytes) -> R
     let version = wire::version_of(body).map_err(|error| protocol_error(&error))?;
     let current = version >= wire::VERSION;
     let offer = wire::decode_offer(body).map_err(|error| protocol_error(&error))?;
-    if current && let Some(last) = offer.summary.history.last() {
-        let origin = Origin {
-            incarnation: offer.summary.incarnation,
-            epoch: last.epoch,
-        };
-        database.update_recall(peer, |recall| recall.learn(origin));
-    }
+    // A peer that pulls from nothing or catches up pulls the events a push
+    // would carry: pushes to it wait.
+    let bulk = offer.bulk || offer.pull.is_none();
+    let origin = offer.summary.history.last().map(|last| Origin {
+        incarnation: offer.summary.incarnation,
+        epoch: last.epoch,
+    });
+    database.update_recall(peer, |recall| {
+        recall.pulls_in_bulk(bulk);
+        if let (true, Some(origin)) = (current, origin) {
+            recall.learn(origin);
+        }
+    });
     let link = database.sync_link(peer).await?;
     let log = database.sync_log()?;
     let recall = database.recall(peer);

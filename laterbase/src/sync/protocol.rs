@@ -581,13 +581,16 @@ pub struct Initiator {
 /// What a node remembers of one peer between rounds, as the protocol reads
 /// it: the runs of its own log that hold the peer's events, and how far it
 /// has read the peer's list of losers.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Recall<'a> {
     /// Runs of the local log that the peer holds, sorted and disjoint.
     pub held: &'a [Held],
     /// How far the peer's list of losers has been read; `None` for a peer
     /// that cannot exchange lists within a round (an older wire version).
     pub losers: Option<LoserScan>,
+    /// Whether to push: not while the peer pulls this log in bulk itself
+    /// (it is catching up), when a push would carry the same events again.
+    pub push: bool,
 }
 
 /// Step 1 (initiator): the offer, from the cursors it keeps about the peer
@@ -606,7 +609,17 @@ pub fn offer(
     // may hold most of the log already (it is where the events came from),
     // and ids cost a fifth of events. The responder's own pull (its reply)
     // does take it.
-    let push = page_after(log, from, bounds, false, recall.held)?;
+    let push = if recall.push {
+        page_after(log, from, bounds, false, recall.held)?
+    } else {
+        Page {
+            from,
+            to: from,
+            more: false,
+            entries: Entries::Ids(Vec::new()),
+            held: Vec::new(),
+        }
+    };
     let initiator = Initiator {
         push: (push.from, push.to),
         page_to: None,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use super::protocol::{Cursor, Held, LoserScan, Origin, Recall};
 use crate::event::EventId;
-use crate::limits::{SYNC_HELD_RUNS_MAX, SYNC_PEERS_RECALLED_MAX};
+use crate::limits::{SYNC_BULK_PULL_HOLD_MS, SYNC_HELD_RUNS_MAX, SYNC_PEERS_RECALLED_MAX};
 
 /// What is remembered of one peer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -21,23 +21,41 @@ pub struct PeerRecall {
     origin: Option<Origin>,
     /// How far the peer's list of losers has been read.
     losers: LoserScan,
+    /// Until when the peer pulls this log in bulk (it said so in its last
+    /// offer): pushes to it wait meanwhile, since its pulls carry the same
+    /// events. Bounded in time, so that a peer that stops pulling is
+    /// pushed to again.
+    pulling_until: Option<tokio::time::Instant>,
 }
 
 impl PeerRecall {
     /// What the protocol reads of it; `exchanges_lists` is false for a peer
     /// of the first release, which neither names runs nor exchanges lists.
     pub fn view(&self, exchanges_lists: bool) -> Recall<'_> {
+        let push = self
+            .pulling_until
+            .is_none_or(|until| tokio::time::Instant::now() >= until);
         if exchanges_lists {
             Recall {
                 held: &self.held,
                 losers: Some(self.losers),
+                push,
             }
         } else {
             Recall {
                 held: &[],
                 losers: None,
+                push,
             }
         }
+    }
+
+    /// The peer's offer said whether it pulls in bulk (catching up) or
+    /// pulls from nothing.
+    pub fn pulls_in_bulk(&mut self, bulk: bool) {
+        self.pulling_until = bulk.then(|| {
+            tokio::time::Instant::now() + std::time::Duration::from_millis(SYNC_BULK_PULL_HOLD_MS)
+        });
     }
 
     /// The peer's log is now in `origin`: runs from another epoch of it are
