@@ -72,4 +72,4 @@ pub use event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Rece
 pub use laterbase_macros::view;
 pub use storage::Conflict;
 pub use storage::memory::MemoryStorage;
-pub use views::{Key, KeyKind, Row, View, ViewStatus};
+pub use views::{FoldError, Key, KeyKind, Row, View, ViewStatus};

@@ -130,6 +130,11 @@ const _: () = assert!(
     "a view key's length is stored in 16 bits"
 );
 
+/// Index entries (or checkpoints) of one key a refold reads at a time, so
+/// that a backdated event into a long history never loads the key's whole
+/// index at once.
+pub const VIEW_REFOLD_PAGE_ENTRIES: usize = 256;
+
 /// The most events a view folds in one step (one atomic write of its rows),
 /// so that queries are answered between steps of a long catch-up.
 pub const VIEW_FOLD_EVENTS_MAX: usize = 10_000;
