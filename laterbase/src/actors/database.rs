@@ -136,6 +136,11 @@ pub(crate) struct DatabaseShared {
     /// Each view's lease, held by its actor and by the fold it runs: a
     /// restarted view actor starts only once a killed one's fold is done.
     pub(crate) view_leases: BTreeMap<&'static str, Arc<tokio::sync::Mutex<()>>>,
+    /// This database's count of commits that changed something: what wakes
+    /// its views (a commit of another database does not).
+    pub(crate) view_wakeups: tokio::sync::watch::Sender<u64>,
+    /// Each view's count of fold steps run, by name: what commits cost it.
+    pub(crate) view_steps: BTreeMap<&'static str, Arc<AtomicU64>>,
     /// The running actor; replaced when the supervisor restarts it.
     actor: tokio::sync::watch::Sender<ActorSlot>,
     /// The highest logical clock that an fsync has covered.
@@ -174,6 +179,10 @@ impl DatabaseShared {
             .iter()
             .map(|view| (view.name, Arc::default()))
             .collect();
+        let view_steps = views
+            .iter()
+            .map(|view| (view.name, Arc::default()))
+            .collect();
         DatabaseShared {
             record,
             history,
@@ -184,6 +193,8 @@ impl DatabaseShared {
             commits: context.commits.clone(),
             views,
             view_leases,
+            view_wakeups: tokio::sync::watch::Sender::new(0),
+            view_steps,
             view_actors: RwLock::default(),
             store: RwLock::new(Some(store)),
             actor: tokio::sync::watch::Sender::new(ActorSlot::Restarting),

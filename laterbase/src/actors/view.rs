@@ -10,13 +10,17 @@
 //!                         while behind
 //! ```
 //!
+//! Only commits of the view's own database nudge it, and not while a Step
+//! is already queued: a view catching up gets one message, not one per
+//! commit.
+//!
 //! A view whose definition changed (its fingerprint), or whose database
 //! rewrote a stored event (a conflict's winner), starts over from an empty
 //! store and refolds in the background; queries wait for it up to
 //! [`VIEW_QUERY_WAIT_MS`] and then answer `unavailable`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -117,8 +121,12 @@ pub(crate) struct ViewState {
     rebuilding: bool,
     /// Queries waiting for the view to reach their lc.
     waiting: Vec<(ViewQuery, u64, RpcReplyPort<Result<ViewAnswer>>)>,
-    /// Whether a `Step` is in the mailbox.
-    step_queued: bool,
+    /// Whether a `Step` is in the mailbox, shared with the task that turns
+    /// commits into steps, so that a view already catching up is not sent
+    /// a message per commit.
+    step_queued: Arc<AtomicBool>,
+    /// Steps run, for what commits cost the view.
+    steps: Arc<AtomicU64>,
     /// The task that turns commits into steps.
     nudges: tokio::task::JoinHandle<()>,
     /// The view's lease, shared with the fold in flight.
@@ -179,7 +187,16 @@ impl Actor for ViewActor {
             lc = position.lc,
             "view resumes from its stored position"
         );
-        let nudges = tokio::spawn(nudge(shared.commits.subscribe(), myself.clone()));
+        let steps = match shared.view_steps.get(name) {
+            Some(steps) => steps.clone(),
+            None => return Err(format!("view {name} is not registered on database {db}").into()),
+        };
+        let step_queued = Arc::new(AtomicBool::new(true));
+        let nudges = tokio::spawn(nudge(
+            shared.view_wakeups.subscribe(),
+            step_queued.clone(),
+            myself.clone(),
+        ));
         myself.send_message(ViewMsg::Step)?;
         Ok(ViewState {
             registration,
@@ -189,7 +206,8 @@ impl Actor for ViewActor {
             position,
             rebuilding,
             waiting: Vec::new(),
-            step_queued: true,
+            step_queued,
+            steps,
             nudges,
             lease,
         })
@@ -203,13 +221,13 @@ impl Actor for ViewActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             ViewMsg::Step => {
-                state.step_queued = false;
+                // Cleared before the step reads the durable lc: a commit
+                // after this point queues another step.
+                state.step_queued.store(false, Ordering::Release);
+                state.steps.fetch_add(1, Ordering::Relaxed);
                 step(state).await?;
-                if state.position.lc < state.shared.durable_lc.load(Ordering::Acquire)
-                    && !state.step_queued
-                {
-                    state.step_queued = true;
-                    myself.send_message(ViewMsg::Step)?;
+                if state.position.lc < state.shared.durable_lc.load(Ordering::Acquire) {
+                    queue_step(&state.step_queued, &myself)?;
                 }
             }
             ViewMsg::Query { query, lc, reply } => {
@@ -221,10 +239,7 @@ impl Actor for ViewActor {
                     )));
                 } else {
                     state.waiting.push((query, lc, reply));
-                    if !state.step_queued {
-                        state.step_queued = true;
-                        myself.send_message(ViewMsg::Step)?;
-                    }
+                    queue_step(&state.step_queued, &myself)?;
                 }
             }
         }
@@ -253,14 +268,30 @@ fn rewritten(state: &ViewState) -> bool {
     state.shared.data_rewrites.load(Ordering::Acquire) != state.position.rewrites
 }
 
-/// Sends a step after every commit of the node (coalesced: the watch keeps
-/// only the latest), until the actor is gone.
-async fn nudge(mut commits: tokio::sync::watch::Receiver<u64>, actor: ActorRef<ViewMsg>) {
+/// Sends a step after commits of the view's database, until the actor is
+/// gone. Coalesced twice: the watch keeps only the latest count, and no step
+/// is sent while one is queued.
+async fn nudge(
+    mut commits: tokio::sync::watch::Receiver<u64>,
+    queued: Arc<AtomicBool>,
+    actor: ActorRef<ViewMsg>,
+) {
     while commits.changed().await.is_ok() {
-        if actor.send_message(ViewMsg::Step).is_err() {
+        if queue_step(&queued, &actor).is_err() {
             return;
         }
     }
+}
+
+/// Sends `actor` a step unless one is queued.
+fn queue_step(
+    queued: &AtomicBool,
+    actor: &ActorRef<ViewMsg>,
+) -> Result<(), ractor::MessagingErr<ViewMsg>> {
+    if queued.swap(true, Ordering::AcqRel) {
+        return Ok(());
+    }
+    actor.send_message(ViewMsg::Step)
 }
 
 /// Folds the next durable events, then answers the queries they satisfy.
@@ -425,5 +456,57 @@ async fn answer(state: &ViewState, query: ViewQuery) -> Result<ViewAnswer> {
             })
             .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use crate::{Config, NewEvent, Node};
+
+    #[derive(serde::Deserialize)]
+    struct Tick {
+        n: u64,
+    }
+
+    /// A view of one database, to count what commits of others cost it.
+    #[crate::view(db = "wake-a", event = Tick)]
+    struct Ticks {
+        #[sum(n)]
+        total: u64,
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commits_wake_only_their_own_databases_views() {
+        let node = Node::open(Config::memory(crate::MemoryStorage::new()))
+            .await
+            .expect("open");
+        let watched = node.create_database("wake-a").await.expect("database");
+        let other = node.create_database("wake-b").await.expect("database");
+        watched
+            .append(vec![NewEvent::new(br#"{"n": 1}"#.to_vec())])
+            .await
+            .expect("append");
+        let row = watched.view_row("ticks", "null").await.expect("row");
+        assert_eq!(row.map(|row| row.value["total"].clone()), Some(1.into()));
+        let steps = watched.shared.view_steps["ticks"].clone();
+        let before = steps.load(Ordering::Relaxed);
+        for n in 0..50_u64 {
+            let data = format!(r#"{{"n": {n}}}"#).into_bytes();
+            other
+                .append(vec![NewEvent::new(data)])
+                .await
+                .expect("append");
+        }
+        // Asked through the view's mailbox, after every nudge the commits
+        // could have sent.
+        watched.view_statuses().await.expect("statuses");
+        assert_eq!(
+            steps.load(Ordering::Relaxed),
+            before,
+            "commits of another database run no step of this view"
+        );
+        node.shutdown().await.expect("shutdown");
     }
 }
