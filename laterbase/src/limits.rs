@@ -154,6 +154,14 @@ pub const VIEW_QUERY_WAIT_MS: u64 = 5_000;
 /// The most queries waiting on one view for it to catch up.
 pub const VIEW_QUERIES_WAITING_MAX: usize = 1_024;
 
+/// Rows a view read without `limit` reads (and sends) at a time, from one
+/// snapshot: its answer streams, so memory stays bounded however many rows.
+pub const VIEW_STREAM_PAGE_ROWS: usize = 256;
+
+/// About the most bytes of stored rows one page of a streamed view read
+/// holds.
+pub const VIEW_STREAM_PAGE_BYTES: usize = 1024 * 1024;
+
 /// The most rows one page of a view read returns when `limit` is given.
 pub const VIEW_PAGE_ROWS_MAX: usize = 10_000;
 

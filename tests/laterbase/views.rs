@@ -855,3 +855,30 @@ async fn an_event_that_cannot_be_folded_is_skipped_and_counted() {
         (&json!(4), &json!(0.25))
     );
 }
+
+#[tokio::test]
+async fn a_view_read_without_limit_streams_every_row() {
+    let api = Api::new().await;
+    api.create("fleet").await;
+    let db = api.node.database("fleet").expect("database");
+    // More rows than one streamed page holds.
+    let rows = laterbase::limits::VIEW_STREAM_PAGE_ROWS * 2 + 7;
+    let readings: Vec<NewEvent> = (0..rows as u64)
+        .map(|n| event(at(n + 1), &reading(&format!("s{n:05}"), n as f64 * 0.1)))
+        .collect();
+    db.append(readings).await.expect("append");
+    // Asked right after the write: every row, in the contract's shape.
+    let (status, answer) = api.get("/fleet/sensor_stats").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&answer["db"], &answer["view"]),
+        (&json!("fleet"), &json!("sensor_stats"))
+    );
+    assert_eq!(answer.as_object().map(|object| object.len()), Some(3));
+    assert_eq!(answer["rows"].as_array().map(Vec::len), Some(rows));
+    assert_views_match_model(&api).await;
+    // `after` without `limit`: every row after it.
+    let (_, after) = api.get("/fleet/sensor_stats?after=s00009").await;
+    assert_eq!(after["rows"].as_array().map(Vec::len), Some(rows - 10));
+    assert_eq!(after["rows"][0]["key"], "s00010");
+}

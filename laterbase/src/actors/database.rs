@@ -25,7 +25,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::commit::{MergeReceipt, PendingWrite, Write, Writer, check_batch_size, event_at};
-use super::view::{ViewActor, ViewAnswer, ViewArgs, ViewHandle, ViewQuery};
+use super::view::{RowPages, ViewActor, ViewAnswer, ViewArgs, ViewHandle, ViewQuery};
 use super::{run_storage, stopped_child};
 use crate::clock::Hlc;
 use crate::error::{Error, Result};
@@ -394,6 +394,18 @@ impl Database {
             .await?
         {
             ViewAnswer::Rows { rows, more } => Ok((rows, more)),
+            _ => Err(Error::Unavailable("the view answered another question")),
+        }
+    }
+
+    /// Every row of `view` in key order after the row keyed `after`, as of
+    /// one snapshot taken once the view has folded every event durable when
+    /// the call began, to read a page at a time.
+    pub(crate) async fn view_pages(&self, view: &str, after: Option<&str>) -> Result<RowPages> {
+        let handle = self.view_handle(view)?;
+        let after = after.map(|text| handle.parse_key(view, text)).transpose()?;
+        match handle.ask(ViewQuery::Snapshot { after }, self.lc()).await? {
+            ViewAnswer::Snapshot(pages) => Ok(pages),
             _ => Err(Error::Unavailable("the view answered another question")),
         }
     }

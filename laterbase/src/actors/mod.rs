@@ -27,6 +27,7 @@ pub use commit::MergeReceipt;
 pub use database::{Database, DatabaseInfo, DatabaseStats};
 pub use node::Node;
 pub use replication::{PeerStatus, ReplicationConfig};
+pub(crate) use view::RowPages;
 
 use crate::error::{Error, Result};
 

@@ -30,8 +30,9 @@ use super::run_storage;
 use crate::error::{Error, Result};
 use crate::limits::{
     VIEW_FOLD_BYTES_MAX, VIEW_FOLD_EVENTS_MAX, VIEW_QUERIES_WAITING_MAX, VIEW_QUERY_WAIT_MS,
+    VIEW_STREAM_PAGE_BYTES, VIEW_STREAM_PAGE_ROWS,
 };
-use crate::storage::{Storage, ViewStore};
+use crate::storage::{Storage, ViewSnapshot, ViewStore};
 use crate::views::fold::{self, Engine, Position};
 use crate::views::{Key, KeyKind, Registration, Row, ViewStatus};
 
@@ -50,6 +51,9 @@ pub(crate) enum ViewQuery {
     Rows { after: Option<Key>, limit: usize },
     /// Where the view stands.
     Status,
+    /// Every row after `after`, as of one snapshot, to read a page at a
+    /// time.
+    Snapshot { after: Option<Key> },
 }
 
 /// What a query answers.
@@ -57,6 +61,79 @@ pub(crate) enum ViewAnswer {
     Row(Option<Row>),
     Rows { rows: Vec<Row>, more: bool },
     Status(ViewStatus),
+    Snapshot(RowPages),
+}
+
+/// Every row of a view as of one instant (taken once the view had folded
+/// what the query asked for), read [`VIEW_STREAM_PAGE_ROWS`] rows or about
+/// [`VIEW_STREAM_PAGE_BYTES`] at a time.
+pub(crate) struct RowPages {
+    snapshot: Arc<dyn ViewSnapshot>,
+    engine: Arc<dyn Engine>,
+    may_block: bool,
+    /// Where the next page starts; `None` once every row was read.
+    next: Option<Vec<u8>>,
+}
+
+impl RowPages {
+    /// Every row of `snapshot` after the row keyed `after`, as `engine`
+    /// shows rows.
+    pub(crate) fn new(
+        snapshot: Arc<dyn ViewSnapshot>,
+        engine: Arc<dyn Engine>,
+        may_block: bool,
+        after: Option<&Key>,
+    ) -> RowPages {
+        let start = match after {
+            // Just past the row `after`.
+            Some(after) => {
+                let mut key = fold::row_key(&after.to_bytes());
+                key.push(0);
+                key
+            }
+            None => fold::row_bounds().0,
+        };
+        RowPages {
+            snapshot,
+            engine,
+            may_block,
+            next: Some(start),
+        }
+    }
+
+    /// The next page of rows, or `None` after the last.
+    pub(crate) async fn next_page(&mut self) -> Result<Option<Vec<Row>>> {
+        let Some(start) = self.next.take() else {
+            return Ok(None);
+        };
+        let (snapshot, engine) = (self.snapshot.clone(), self.engine.clone());
+        let (rows, next) = run_storage(self.may_block, move || {
+            let (_, end) = fold::row_bounds();
+            let entries =
+                snapshot.range(&start, &end, VIEW_STREAM_PAGE_ROWS, VIEW_STREAM_PAGE_BYTES)?;
+            let kind = engine.key_kind();
+            let rows = entries
+                .iter()
+                .map(|(stored_key, stored)| {
+                    Ok(Row {
+                        key: fold::row_of(kind, stored_key)?.to_json(),
+                        value: engine.value(stored)?,
+                    })
+                })
+                .collect::<Result<Vec<Row>>>()?;
+            // Go on just past the page (a page cut by bytes is short but
+            // not the last); an empty page is the end.
+            let next = entries.last().map(|(last, _)| {
+                let mut next = last.to_vec();
+                next.push(0);
+                next
+            });
+            Ok((rows, next))
+        })
+        .await?;
+        self.next = next;
+        Ok((!rows.is_empty()).then_some(rows))
+    }
 }
 
 /// Messages a view actor takes.
@@ -416,6 +493,16 @@ async fn answer(state: &ViewState, query: ViewQuery) -> Result<ViewAnswer> {
             skipped: state.position.skipped,
             rebuilding: state.rebuilding,
         })),
+        ViewQuery::Snapshot { after } => {
+            let may_block = state.shared.may_block;
+            let snapshot = run_storage(may_block, move || Ok(store.snapshot()?)).await?;
+            Ok(ViewAnswer::Snapshot(RowPages::new(
+                Arc::from(snapshot),
+                engine,
+                may_block,
+                after.as_ref(),
+            )))
+        }
         ViewQuery::Key(key) => {
             run_storage(state.shared.may_block, move || {
                 let Some(stored) = store.get(&fold::row_key(&key.to_bytes()))? else {
