@@ -111,16 +111,7 @@ impl RowPages {
             let (_, end) = fold::row_bounds();
             let entries =
                 snapshot.range(&start, &end, VIEW_STREAM_PAGE_ROWS, VIEW_STREAM_PAGE_BYTES)?;
-            let kind = engine.key_kind();
-            let rows = entries
-                .iter()
-                .map(|(stored_key, stored)| {
-                    Ok(Row {
-                        key: fold::row_of(kind, stored_key)?.to_json(),
-                        value: engine.value(stored)?,
-                    })
-                })
-                .collect::<Result<Vec<Row>>>()?;
+            let rows = rows_of(engine.as_ref(), &entries)?;
             // Go on just past the page (a page cut by bytes is short but
             // not the last); an empty page is the end.
             let next = entries.last().map(|(last, _)| {
@@ -132,8 +123,29 @@ impl RowPages {
         })
         .await?;
         self.next = next;
-        Ok((!rows.is_empty()).then_some(rows))
+        match (rows.is_empty(), &self.next) {
+            // Every row of this page is hidden: go on to the next.
+            (true, Some(_)) => Box::pin(self.next_page()).await,
+            (true, None) => Ok(None),
+            (false, _) => Ok(Some(rows)),
+        }
     }
+}
+
+/// The rows shown of stored `entries` (a row none of whose events folded
+/// is not).
+fn rows_of(engine: &dyn Engine, entries: &[(bytes::Bytes, bytes::Bytes)]) -> Result<Vec<Row>> {
+    let kind = engine.key_kind();
+    let mut rows = Vec::with_capacity(entries.len());
+    for (stored_key, stored) in entries {
+        if let Some(value) = engine.value(stored)? {
+            rows.push(Row {
+                key: fold::row_of(kind, stored_key)?.to_json(),
+                value,
+            });
+        }
+    }
+    Ok(rows)
 }
 
 /// Messages a view actor takes.
@@ -508,9 +520,9 @@ async fn answer(state: &ViewState, query: ViewQuery) -> Result<ViewAnswer> {
                 let Some(stored) = store.get(&fold::row_key(&key.to_bytes()))? else {
                     return Ok(ViewAnswer::Row(None));
                 };
-                Ok(ViewAnswer::Row(Some(Row {
+                Ok(ViewAnswer::Row(engine.value(&stored)?.map(|value| Row {
                     key: key.to_json(),
-                    value: engine.value(&stored)?,
+                    value,
                 })))
             })
             .await
@@ -530,15 +542,7 @@ async fn answer(state: &ViewState, query: ViewQuery) -> Result<ViewAnswer> {
                 let mut entries = store.range(&start, &end, limit.saturating_add(1))?;
                 let more = entries.len() > limit;
                 entries.truncate(limit);
-                let rows = entries
-                    .iter()
-                    .map(|(stored_key, stored)| {
-                        Ok(Row {
-                            key: fold::row_of(kind, stored_key)?.to_json(),
-                            value: engine.value(stored)?,
-                        })
-                    })
-                    .collect::<Result<_>>()?;
+                let rows = rows_of(engine.as_ref(), &entries)?;
                 Ok(ViewAnswer::Rows { rows, more })
             })
             .await
@@ -587,12 +591,13 @@ mod tests {
                 .expect("append");
         }
         // Asked through the view's mailbox, after every nudge the commits
-        // could have sent.
+        // could have sent. The nudge of this database's own commit above
+        // may still come after `before` was read: at most one step more.
         watched.view_statuses().await.expect("statuses");
-        assert_eq!(
-            steps.load(Ordering::Relaxed),
-            before,
-            "commits of another database run no step of this view"
+        let after = steps.load(Ordering::Relaxed);
+        assert!(
+            after <= before + 1,
+            "commits of another database run no step of this view: {before} then {after}"
         );
         node.shutdown().await.expect("shutdown");
     }

@@ -134,8 +134,9 @@ pub(crate) trait Engine: Send + Sync {
         events: &[Event],
         position: &mut Position,
     ) -> StorageResult<()>;
-    /// A row's value from its stored bytes.
-    fn value(&self, stored: &[u8]) -> StorageResult<serde_json::Value>;
+    /// A row's value from its stored bytes; `None` for a row none of whose
+    /// events folded, which is not shown.
+    fn value(&self, stored: &[u8]) -> StorageResult<Option<serde_json::Value>>;
 }
 
 /// The fingerprint a view of `definition` is stored under: its definition
@@ -165,8 +166,8 @@ struct RowState<S> {
 
 impl<S: serde::Serialize + serde::de::DeserializeOwned + Default> RowState<S> {
     fn encode(&self) -> Vec<u8> {
-        // Only a row that folded an event is written, so it has a state.
-        assert!(!self.stored.is_empty(), "a written row has a stored state");
+        // An empty state: an ordered view's row whose every event failed to
+        // fold; it keeps its ids for refolds, and is not shown.
         let mut bytes = Vec::with_capacity(20 + self.stored.len());
         bytes.extend_from_slice(&self.last_id.map_or(0, EventId::to_u128).to_be_bytes());
         bytes.extend_from_slice(&self.since_checkpoint.to_be_bytes());
@@ -188,8 +189,7 @@ impl<S: serde::Serialize + serde::de::DeserializeOwned + Default> RowState<S> {
                 .map_err(|_| corrupt("view row", "bad count"))?,
         );
         let stored = state.to_vec();
-        let state = serde_json::from_slice(state)
-            .map_err(|error| corrupt("view row", &format!("its state does not decode: {error}")))?;
+        let state = decode_state(state)?;
         Ok(RowState {
             last_id: (id != 0).then(|| EventId::from_u128(id)),
             since_checkpoint,
@@ -338,9 +338,9 @@ impl<V: View> Engine for Typed<V> {
         pending.write(view, position)
     }
 
-    fn value(&self, stored: &[u8]) -> StorageResult<serde_json::Value> {
+    fn value(&self, stored: &[u8]) -> StorageResult<Option<serde_json::Value>> {
         let row = RowState::<V::State>::decode(stored)?;
-        Ok(V::value(&row.state))
+        Ok((!row.stored.is_empty()).then(|| V::value(&row.state)))
     }
 }
 
@@ -425,9 +425,7 @@ fn refold<V: View>(
         stored,
     };
     changes.push((index_key(key, event.id), Some(Vec::new())));
-    if !row.stored.is_empty() {
-        changes.push((row_key(key), Some(row.encode())));
-    }
+    changes.push((row_key(key), Some(row.encode())));
     position.lc = event.lc;
     match failed {
         None => position.folded += 1,
