@@ -495,7 +495,6 @@ const VIEW_READ_EVENTS: usize = 256;
 async fn answer(state: &ViewState, query: ViewQuery) -> Result<ViewAnswer> {
     let store = state.store.clone();
     let engine = state.engine.clone();
-    let kind = engine.key_kind();
     match query {
         ViewQuery::Status => Ok(ViewAnswer::Status(ViewStatus {
             db: state.registration.db.to_owned(),
