@@ -909,3 +909,24 @@ async fn a_view_read_without_limit_streams_every_row() {
     assert_eq!(after["rows"].as_array().map(Vec::len), Some(rows - 10));
     assert_eq!(after["rows"][0]["key"], "s00010");
 }
+
+#[tokio::test]
+async fn a_refold_reads_a_long_key_in_pages() {
+    let api = Api::new().await;
+    api.create("fleet").await;
+    let db = api.node.database("fleet").expect("database");
+    // More of one key's events than a refold reads at a time.
+    let count = laterbase::limits::VIEW_REFOLD_PAGE_ENTRIES as u64 * 2 + 3;
+    let scans: Vec<NewEvent> = (0..count)
+        .map(|n| event(at(10 + n), &scan(3, &format!("p{n}"))))
+        .collect();
+    db.append(scans).await.expect("append");
+    // Before every one of them, and before every checkpoint.
+    db.append(vec![event(at(1), &scan(3, "first"))])
+        .await
+        .expect("append");
+    assert_views_match_model(&api).await;
+    let (_, route) = api.get("/fleet/route?key=3").await;
+    assert_eq!(route["value"]["scans"], json!(count + 1));
+    assert_eq!(route["value"]["places"][0], "first");
+}
