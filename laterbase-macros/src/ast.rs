@@ -12,7 +12,8 @@ use syn::{Attribute, Expr, ExprLit, ExprPath, Ident, Lit, LitStr, Meta, Path, To
 pub struct Model {
     /// The struct, without its aggregator attributes.
     pub item: syn::ItemStruct,
-    /// The attribute's tokens and the struct's, for the fingerprint.
+    /// The attribute's tokens and the struct's without its doc comments,
+    /// for the fingerprint: what the fold depends on, not what documents it.
     pub source: String,
     pub db: Option<LitStr>,
     pub event: Option<Path>,
@@ -92,7 +93,7 @@ const PASSTHROUGH: &[&str] = &["doc", "allow", "expect", "warn", "deny", "cfg", 
 /// Reads the attribute's arguments and the struct.
 pub fn parse(args: TokenStream, item: TokenStream) -> syn::Result<Model> {
     let mut item: syn::ItemStruct = syn::parse2(item)?;
-    let source = format!("{args} {}", quote::quote!(#item));
+    let source = format!("{args} {}", undocumented(&item));
     let mut model = Model {
         item: item.clone(),
         source,
@@ -128,6 +129,21 @@ pub fn parse(args: TokenStream, item: TokenStream) -> syn::Result<Model> {
     }
     model.item = item;
     Ok(model)
+}
+
+/// The struct's tokens without `#[doc]` attributes (doc comments), on the
+/// struct and on its fields, and without a trailing comma after the last
+/// field.
+fn undocumented(item: &syn::ItemStruct) -> TokenStream {
+    let mut item = item.clone();
+    item.attrs.retain(|attr| !attr.path().is_ident("doc"));
+    if let syn::Fields::Named(fields) = &mut item.fields {
+        fields.named.pop_punct();
+    }
+    for field in item.fields.iter_mut() {
+        field.attrs.retain(|attr| !attr.path().is_ident("doc"));
+    }
+    quote::quote!(#item)
 }
 
 fn argument(model: &mut Model, meta: Meta) {

@@ -21,14 +21,7 @@ pub fn view(model: &Model) -> TokenStream {
         Some(name) => name.value(),
         None => snake_case(&ident.to_string()),
     };
-    // The source includes `version = N`; it is mixed in on its own too, so
-    // that a bump changes the fingerprint however the text hashes.
-    let version: u64 = model
-        .version
-        .as_ref()
-        .and_then(|version| version.base10_parse().ok())
-        .unwrap_or(0);
-    let fingerprint = fnv1a(model.source.as_bytes()) ^ version.rotate_left(32);
+    let fingerprint = fingerprint(model);
     let (key_kind, key) = key(model, event);
     let body = match &model.fold {
         Some(fold) => custom(model, fold),
@@ -70,7 +63,7 @@ pub fn view(model: &Model) -> TokenStream {
                     state: &mut #state,
                     id: ::laterbase::__private::EventId,
                     event: &#event,
-                ) {
+                ) -> ::core::result::Result<(), ::laterbase::__private::FoldError> {
                     #fold
                 }
 
@@ -126,17 +119,24 @@ fn custom(model: &Model, fold: &syn::Path) -> Body {
         state_item: TokenStream::new(),
         state: quote!(#ident),
         ordered: true,
-        fold: quote! { #fold(state, id, event); },
+        fold: quote! {
+            #fold(state, id, event);
+            ::core::result::Result::Ok(())
+        },
         value: quote! { ::laterbase::__private::json(state) },
     }
 }
 
 /// A view of aggregator fields: a hidden state struct with one slot per
-/// field, folded in arrival order (`first` and `last` keep the id they
-/// came from, so order does not matter to them either).
+/// field, folded in arrival order. Every slot is exact (`sum` keeps an
+/// exact total, `min` and `max` a total order, `first` and `last` the id
+/// they came from), so a row depends on the set of its events only. Every
+/// field an aggregator reads is checked to be finite before any slot
+/// changes, so an event folds whole or not at all.
 fn declarative(model: &Model) -> Body {
     let state_ident = format_ident!("__{}State", model.item.ident);
     let mut slots = Vec::new();
+    let mut checks = Vec::new();
     let mut folds = Vec::new();
     let mut values = Vec::new();
     for field in &model.fields {
@@ -146,6 +146,10 @@ fn declarative(model: &Model) -> Body {
         let slot = &field.ident;
         let ty = &field.ty;
         let label = slot.to_string();
+        if let Some(field) = &aggregator.field {
+            let at = located(field.span());
+            checks.push(quote_spanned! {at=> ::laterbase::__private::finite(&event.#field)?; });
+        }
         let (slot_ty, fold, value) = aggregate(aggregator, slot, ty);
         slots.push(quote! { #slot: #slot_ty });
         folds.push(fold);
@@ -166,7 +170,9 @@ fn declarative(model: &Model) -> Body {
         ordered: false,
         fold: quote! {
             let _ = id;
+            #(#checks)*
             #(#folds)*
+            ::core::result::Result::Ok(())
         },
         value: quote! {
             let mut map = ::laterbase::__private::serde_json::Map::with_capacity(#count);
@@ -204,9 +210,12 @@ fn aggregate(
     match aggregator.kind {
         Kind::Count => unreachable!("count returned above"),
         Kind::Sum => (
-            quote!(#ty),
-            quote_spanned! {at=> ::laterbase::__private::sum(&mut state.#slot, &event.#field); },
-            quote! { #private::json(&state.#slot) },
+            quote!(#private::ExactSum),
+            quote_spanned! {at=> ::laterbase::__private::sum::<#ty>(&mut state.#slot, &event.#field); },
+            {
+                let at = located(ty.span());
+                quote_spanned! {at=> ::laterbase::__private::sum_value::<#ty>(&state.#slot) }
+            },
         ),
         Kind::Min | Kind::Max => (
             quote!(::core::option::Option<#ty>),
@@ -245,6 +254,18 @@ fn snake_case(name: &str) -> String {
     snake
 }
 
+/// The view's definition hash: its tokens without doc comments, and
+/// `version = N`. The source includes the version; it is mixed in on its
+/// own too, so that a bump changes the fingerprint however the text hashes.
+fn fingerprint(model: &Model) -> u64 {
+    let version: u64 = model
+        .version
+        .as_ref()
+        .and_then(|version| version.base10_parse().ok())
+        .unwrap_or(0);
+    fnv1a(model.source.as_bytes()) ^ version.rotate_left(32)
+}
+
 /// A stable 64-bit hash of the view's definition (FNV-1a).
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
@@ -254,7 +275,58 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::snake_case;
+    use super::{fingerprint, snake_case};
+    use quote::quote;
+
+    fn of(args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> u64 {
+        fingerprint(&crate::ast::parse(args, item).expect("parses"))
+    }
+
+    #[test]
+    fn only_what_changes_the_fold_changes_the_fingerprint() {
+        let args = quote!(db = "readings", event = Reading, key = sensor);
+        let plain = of(
+            args.clone(),
+            quote!(
+                struct Stats {
+                    #[sum(celsius)]
+                    total: f64,
+                }
+            ),
+        );
+        let documented = of(
+            args.clone(),
+            quote!(
+                /// Totals per sensor.
+                struct Stats {
+                    /// Degrees, added up.
+                    #[sum(celsius)]
+                    total: f64,
+                }
+            ),
+        );
+        assert_eq!(plain, documented, "doc comments do not change the fold");
+        let other = of(
+            args.clone(),
+            quote!(
+                struct Stats {
+                    #[max(celsius)]
+                    total: f64,
+                }
+            ),
+        );
+        assert_ne!(plain, other, "another aggregator folds otherwise");
+        let versioned = of(
+            quote!(db = "readings", event = Reading, key = sensor, version = 2),
+            quote!(
+                struct Stats {
+                    #[sum(celsius)]
+                    total: f64,
+                }
+            ),
+        );
+        assert_ne!(plain, versioned, "a version bump rebuilds");
+    }
 
     #[test]
     fn struct_names_become_snake_case() {

@@ -28,7 +28,12 @@ use proc_macro::TokenStream;
 /// Each field of a declarative view carries one aggregator: `#[count]`,
 /// `#[sum(f)]`, `#[min(f)]`, `#[max(f)]`, `#[first(f)]` (the value of the
 /// event with the smallest id) or `#[last(f)]`, where `f` is a field of the
-/// event. Rows are served as JSON objects of the struct's fields.
+/// event. Rows are served as JSON objects of the struct's fields. Every
+/// aggregator gives a row that depends only on the set of its events, not
+/// their order: `sum` adds up exactly (integers of up to 64 bits, floats)
+/// and rounds once, to the field's type, when the row is shown; `min` and
+/// `max` order floats totally (`-0.0` below `0.0`). An event whose
+/// aggregated field is not a finite number is skipped and counted.
 ///
 /// ```
 /// use laterbase::{EventId, view};
@@ -61,7 +66,12 @@ use proc_macro::TokenStream;
 /// A custom fold names a function `fn(&mut Self, EventId, &Event)`; the
 /// struct is the row's state, so it derives `Default`, `Serialize` and
 /// `Deserialize`. It sees each key's events in id order, also when one
-/// arrives late:
+/// arrives late, and must itself be deterministic: the same events in the
+/// same order give the same state, on every node and after every rebuild
+/// (no clock, no randomness, no `HashMap` iteration order in what it
+/// computes). An event after which the state cannot be stored (a NaN or an
+/// infinity, a `Serialize` that fails) is skipped and counted, and the state
+/// stays as it was before it:
 ///
 /// ```
 /// use laterbase::{EventId, view};

@@ -95,4 +95,4 @@ pub use event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Rece
 pub use laterbase_macros::view;
 pub use storage::memory::MemoryStorage;
 pub use storage::{Conflict, ConflictsPage};
-pub use views::{Key, KeyKind, Row, View, ViewStatus};
+pub use views::{FoldError, Key, KeyKind, Row, View, ViewStatus};

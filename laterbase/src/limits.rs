@@ -167,6 +167,11 @@ const _: () = assert!(
     "a view key's length is stored in 16 bits"
 );
 
+/// Index entries (or checkpoints) of one key a refold reads at a time, so
+/// that a backdated event into a long history never loads the key's whole
+/// index at once.
+pub const VIEW_REFOLD_PAGE_ENTRIES: usize = 256;
+
 /// The most events a view folds in one step (one atomic write of its rows),
 /// so that queries are answered between steps of a long catch-up.
 pub const VIEW_FOLD_EVENTS_MAX: usize = 10_000;
@@ -185,6 +190,14 @@ pub const VIEW_QUERY_WAIT_MS: u64 = 5_000;
 
 /// The most queries waiting on one view for it to catch up.
 pub const VIEW_QUERIES_WAITING_MAX: usize = 1_024;
+
+/// Rows a view read without `limit` reads (and sends) at a time, from one
+/// snapshot: its answer streams, so memory stays bounded however many rows.
+pub const VIEW_STREAM_PAGE_ROWS: usize = 256;
+
+/// About the most bytes of stored rows one page of a streamed view read
+/// holds.
+pub const VIEW_STREAM_PAGE_BYTES: usize = 1024 * 1024;
 
 /// The most rows one page of a view read returns when `limit` is given.
 pub const VIEW_PAGE_ROWS_MAX: usize = 10_000;

@@ -31,23 +31,31 @@ use crate::views::{Row, View};
 
 /// Folds `events` into `V`'s rows, in id order whatever their order here;
 /// of two events with one id, the first given counts. An event whose key is
-/// longer than [`VIEW_KEY_BYTES_MAX`] bytes is skipped, as a node skips it.
+/// longer than [`VIEW_KEY_BYTES_MAX`] bytes, or that does not fold (a
+/// non-finite number, a state that cannot be stored), is skipped, as a
+/// node skips it.
 pub fn fold<V: View>(events: impl IntoIterator<Item = (EventId, V::Event)>) -> Vec<Row> {
     let mut events: Vec<(EventId, V::Event)> = events.into_iter().collect();
     // A stable sort keeps the first of equal ids first.
     events.sort_by_key(|(id, _)| *id);
     events.dedup_by_key(|(id, _)| *id);
-    let mut rows: BTreeMap<crate::views::Key, V::State> = BTreeMap::new();
+    let mut rows: BTreeMap<crate::views::Key, (V::State, Vec<u8>)> = BTreeMap::new();
     for (id, event) in &events {
         let key = V::key(event);
         // As on a node: a key too long to store skips its event.
         if key.to_bytes().len() > VIEW_KEY_BYTES_MAX {
             continue;
         }
-        V::fold(rows.entry(key).or_default(), *id, event);
+        let (state, stored) = rows.entry(key).or_default();
+        // As on a node: an event that does not fold is skipped, and the
+        // state stays as it was.
+        let folded = crate::views::fold::fold_one::<V>(state, stored, *id, event);
+        assert!(folded.is_ok(), "a state stored a moment ago reads back");
     }
     rows.into_iter()
-        .map(|(key, state)| Row {
+        // As on a node: a row none of whose events folded does not exist.
+        .filter(|(_, (_, stored))| !stored.is_empty())
+        .map(|(key, (state, _))| Row {
             key: key.to_json(),
             value: V::value(&state),
         })

@@ -215,10 +215,8 @@ impl Cluster {
                         let id = own_ids.then(|| {
                             EventId::from_parts(now - rng.random_range(0..60_000), rng.random())
                         });
-                        let reading = crate::views::Reading {
-                            key: format!("k{}", rng.random_range(0..4)),
-                            n: rng.random_range(-50..50),
-                        };
+                        let key = format!("k{}", rng.random_range(0..4));
+                        let reading = crate::views::Reading::draw(key, &mut rng);
                         (id, serde_json::to_vec(&reading).unwrap_or_default())
                     })
                     .collect();
@@ -410,6 +408,7 @@ impl Cluster {
             let reading = crate::views::Reading {
                 key: "k0".to_owned(),
                 n,
+                x: 0.1 * n as f64,
             };
             let data = serde_json::to_vec(&reading).unwrap_or_default();
             self.sim.client(

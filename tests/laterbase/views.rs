@@ -65,6 +65,68 @@ impl Route {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    account: u8,
+    amount: i64,
+}
+
+/// Integer sums near the bound: exact, saturated only when shown.
+#[view(db = "fleet", event = Entry, key = account)]
+struct Ledger {
+    #[count]
+    entries: u32,
+    #[sum(amount)]
+    balance: i64,
+    #[min(amount)]
+    smallest: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Sample {
+    probe: u8,
+    x: f64,
+    /// Read as an `f64` and narrowed, as a user's deserializer may: `1e39`
+    /// becomes infinite (serde_json itself refuses it for an `f32`).
+    #[serde(deserialize_with = "narrowed")]
+    small: f32,
+}
+
+fn narrowed<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f32, D::Error> {
+    f64::deserialize(deserializer).map(|wide| wide as f32)
+}
+
+/// A declarative view over an `f32` that can be infinite.
+#[view(db = "fleet", event = Sample, key = probe)]
+struct SampleSums {
+    #[count]
+    samples: u64,
+    #[sum(small)]
+    small_total: f32,
+    #[max(x)]
+    top: f64,
+}
+
+/// A custom fold that can make a state that cannot be stored: an infinite
+/// float (x = 0) or a map whose keys are not strings (x = 7).
+#[view(db = "fleet", event = Sample, key = probe, fold = Fragile::apply)]
+#[derive(Default, Serialize, Deserialize)]
+struct Fragile {
+    seen: u32,
+    inverse: f64,
+    odd: std::collections::HashMap<Vec<u8>, u32>,
+}
+
+impl Fragile {
+    fn apply(&mut self, _id: EventId, sample: &Sample) {
+        self.seen += 1;
+        self.inverse = 1.0 / sample.x;
+        if sample.x == 7.0 {
+            self.odd.insert(vec![7], 1);
+        }
+    }
+}
+
 fn at(ms: u64) -> EventId {
     EventId::from_parts(1_700_000_000_000 + ms, u128::from(ms))
 }
@@ -123,26 +185,33 @@ async fn rows_of(api: &Api, view: &str) -> serde_json::Value {
     body["rows"].clone()
 }
 
-/// What a node's view must equal: the fold of its stored events in id order.
-async fn model(db: &Database) -> [serde_json::Value; 3] {
+/// The views the model checks.
+const VIEWS: [&str; 4] = ["sensor_stats", "all_readings", "route", "ledger"];
+
+/// What a node's views must equal: the fold of its stored events in id
+/// order, as JSON text, so that `-0.0` and `0.0` (equal as JSON numbers)
+/// and the last bit of every float count.
+async fn model(db: &Database) -> [String; 4] {
     let events: Vec<(EventId, bytes::Bytes)> = read_feed(db, 1_000)
         .await
         .into_iter()
         .map(|event| (event.id, event.data))
         .collect();
+    let text = |rows: Vec<laterbase::Row>| serde_json::to_string(&rows).expect("json");
     [
-        serde_json::to_value(fold_json::<SensorStats, _>(events.clone())).expect("json"),
-        serde_json::to_value(fold_json::<Totals, _>(events.clone())).expect("json"),
-        serde_json::to_value(fold_json::<Route, _>(events)).expect("json"),
+        text(fold_json::<SensorStats, _>(events.clone())),
+        text(fold_json::<Totals, _>(events.clone())),
+        text(fold_json::<Route, _>(events.clone())),
+        text(fold_json::<Ledger, _>(events)),
     ]
 }
 
 async fn assert_views_match_model(api: &Api) {
     let db = api.node.database("fleet").expect("database");
-    let [stats, totals, routes] = model(&db).await;
-    assert_eq!(rows_of(api, "sensor_stats").await, stats, "sensor_stats");
-    assert_eq!(rows_of(api, "all_readings").await, totals, "all_readings");
-    assert_eq!(rows_of(api, "route").await, routes, "route");
+    let models = model(&db).await;
+    for (view, model) in VIEWS.iter().zip(models) {
+        assert_eq!(rows_of(api, view).await.to_string(), model, "{view}");
+    }
 }
 
 #[tokio::test]
@@ -305,7 +374,8 @@ fn views_resume_after_a_restart_without_refolding() {
 /// One generated event: a reading, a scan or bytes no view decodes.
 #[derive(Debug, Clone)]
 enum Generated {
-    Reading(u8, i8),
+    Reading(u8, f64),
+    Entry(u8, i64),
     Scan(u8, u8),
     Garbage,
 }
@@ -314,8 +384,12 @@ impl Generated {
     fn data(&self) -> Vec<u8> {
         match self {
             Generated::Reading(sensor, celsius) => {
-                serde_json::to_vec(&reading(&format!("s{sensor}"), f64::from(*celsius)))
+                serde_json::to_vec(&reading(&format!("s{sensor}"), *celsius))
             }
+            Generated::Entry(account, amount) => serde_json::to_vec(&Entry {
+                account: *account,
+                amount: *amount,
+            }),
             Generated::Scan(parcel, place) => {
                 serde_json::to_vec(&scan(u32::from(*parcel), &format!("place{place}")))
             }
@@ -325,9 +399,31 @@ impl Generated {
     }
 }
 
+/// Floats whose sum depends on the order it is taken in: decimals, mixed
+/// magnitudes, negatives and both zeros.
+fn celsius() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        Just(0.0),
+        Just(-0.0),
+        (-40..40_i32).prop_map(|tenths| f64::from(tenths) * 0.1),
+        (-9..9_i32).prop_map(|n| f64::from(n) * 1e8 + 0.3),
+        (-999..999_i32).prop_map(|n| f64::from(n) * 1e-3),
+    ]
+}
+
+/// Integers whose saturating sum depends on order: near either bound.
+fn amount() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        (0..1_000_i64).prop_map(|n| i64::MAX - n),
+        (0..1_000_i64).prop_map(|n| i64::MIN + n),
+        -1_000..1_000_i64,
+    ]
+}
+
 fn generated() -> impl Strategy<Value = Generated> {
     prop_oneof![
-        (0..3_u8, -20..40_i8).prop_map(|(s, c)| Generated::Reading(s, c)),
+        (0..3_u8, celsius()).prop_map(|(s, c)| Generated::Reading(s, c)),
+        (0..2_u8, amount()).prop_map(|(a, n)| Generated::Entry(a, n)),
         (0..3_u8, 0..9_u8).prop_map(|(p, q)| Generated::Scan(p, q)),
         Just(Generated::Garbage),
     ]
@@ -404,8 +500,12 @@ fn two_nodes_fed_in_different_orders_hold_the_same_views() {
                 }
                 assert_views_match_model(&a).await;
                 assert_views_match_model(&b).await;
-                for view in ["sensor_stats", "all_readings", "route"] {
-                    assert_eq!(rows_of(&a, view).await, rows_of(&b, view).await, "{view}");
+                for view in VIEWS {
+                    assert_eq!(
+                        rows_of(&a, view).await.to_string(),
+                        rows_of(&b, view).await.to_string(),
+                        "{view}"
+                    );
                 }
             });
             Ok(())
@@ -416,6 +516,22 @@ fn two_nodes_fed_in_different_orders_hold_the_same_views() {
 /// Rewrites the stored position of a view of a stopped node: its
 /// fingerprint moved by `fingerprint_delta`, its count of folded events set.
 fn rewrite_position(dir: &std::path::Path, view: &str, fingerprint_delta: u64, folded: u64) {
+    edit_position(
+        dir,
+        view,
+        |stored| stored.wrapping_add(fingerprint_delta),
+        folded,
+    );
+}
+
+/// Rewrites the stored position of a view of a stopped node: its
+/// fingerprint through `fingerprint`, its count of folded events set.
+fn edit_position(
+    dir: &std::path::Path,
+    view: &str,
+    fingerprint: impl FnOnce(u64) -> u64,
+    folded: u64,
+) {
     let db = fjall::Database::builder(dir).open().expect("open fjall");
     let rows = db
         .keyspace(
@@ -424,8 +540,8 @@ fn rewrite_position(dir: &std::path::Path, view: &str, fingerprint_delta: u64, f
         )
         .expect("the view's keyspace");
     let mut position = rows.get(b"p").expect("read").expect("a position").to_vec();
-    let fingerprint = u64::from_be_bytes(position[16..24].try_into().expect("8 bytes"));
-    position[16..24].copy_from_slice(&(fingerprint.wrapping_add(fingerprint_delta)).to_be_bytes());
+    let stored = u64::from_be_bytes(position[16..24].try_into().expect("8 bytes"));
+    position[16..24].copy_from_slice(&fingerprint(stored).to_be_bytes());
     position[24..32].copy_from_slice(&folded.to_be_bytes());
     rows.insert(b"p", position).expect("write");
     db.persist(fjall::PersistMode::SyncAll).expect("persist");
@@ -478,6 +594,17 @@ fn a_view_resumes_as_stored_and_rebuilds_when_its_definition_changes() {
     assert_eq!((resumed.folded, now.clone()), (999_999, rows.clone()));
     // A changed definition: the view starts over and folds every event.
     rewrite_position(dir.path(), "sensor_stats", 1, 999_999);
+    let (rebuilt, now) = status(dir.path());
+    assert_eq!(
+        (rebuilt.folded, rebuilt.lc, now.clone()),
+        (40, 40, rows.clone())
+    );
+    // A position stored under the bare definition hash, as the release
+    // whose sums kept the field's type (state format 1) stored it: the
+    // state format is part of the fingerprint, so the view is rebuilt
+    // rather than misread.
+    let bare = <SensorStats as laterbase::View>::FINGERPRINT;
+    edit_position(dir.path(), "sensor_stats", |_| bare, 999_999);
     let (rebuilt, now) = status(dir.path());
     assert_eq!((rebuilt.folded, rebuilt.lc, now), (40, 40, rows));
 }
@@ -599,4 +726,207 @@ async fn an_event_with_a_key_too_long_to_store_is_skipped_and_counted() {
         .await
         .expect("append");
     assert_views_match_model(&api).await;
+}
+
+/// The issue's case, made small: the same events in two arrival orders.
+/// Summed as they arrive, (0.1 + 0.2) + 0.3 is 0.6000000000000001 and
+/// (0.3 + 0.2) + 0.1 is 0.6; `i64::MAX + 1 - 1` saturates one way and not
+/// the other; `min` by `<` keeps whichever of `0.0` and `-0.0` came first.
+#[tokio::test]
+async fn two_orders_of_the_same_events_give_bit_identical_rows() {
+    let entry = |amount| Entry { account: 1, amount };
+    let events = vec![
+        event(at(1), &reading("dock-1", 0.1)),
+        event(at(2), &reading("dock-1", 0.2)),
+        event(at(3), &reading("dock-1", 0.3)),
+        event(at(4), &reading("dock-2", 0.0)),
+        event(at(5), &reading("dock-2", -0.0)),
+        event(at(6), &entry(i64::MAX)),
+        event(at(7), &entry(1)),
+        event(at(8), &entry(-1)),
+    ];
+    let mut seen = Vec::new();
+    for reversed in [false, true] {
+        let api = Api::new().await;
+        api.create("fleet").await;
+        let db = api.node.database("fleet").expect("database");
+        let mut order = events.clone();
+        if reversed {
+            order.reverse();
+        }
+        for one in order {
+            db.append(vec![one]).await.expect("append");
+        }
+        assert_views_match_model(&api).await;
+        seen.push((
+            rows_of(&api, "sensor_stats").await,
+            rows_of(&api, "ledger").await,
+        ));
+    }
+    let text = |(stats, ledger): &(serde_json::Value, serde_json::Value)| {
+        (stats.to_string(), ledger.to_string())
+    };
+    assert_eq!(text(&seen[0]), text(&seen[1]));
+    let (stats, ledger) = &seen[0];
+    // The exact sum, rounded once; the total order of floats; the exact
+    // integer total, saturated only when shown.
+    assert_eq!(stats[0]["value"]["total"].to_string(), "0.6");
+    assert_eq!(stats[1]["value"]["coldest"].to_string(), "-0.0");
+    assert_eq!(stats[1]["value"]["hottest"].to_string(), "0.0");
+    assert_eq!(stats[1]["value"]["total"].to_string(), "0.0");
+    assert_eq!(ledger[0]["value"]["balance"], json!(i64::MAX));
+}
+
+/// The status of `view` on `db`.
+async fn status_of(db: &Database, view: &str) -> laterbase::ViewStatus {
+    db.view_statuses()
+        .await
+        .expect("statuses")
+        .into_iter()
+        .find(|status| status.view == view)
+        .expect("listed")
+}
+
+#[tokio::test]
+async fn an_event_that_cannot_be_folded_is_skipped_and_counted() {
+    let api = Api::new().await;
+    api.create("fleet").await;
+    let db = api.node.database("fleet").expect("database");
+    let sample = |x: f64| Sample {
+        probe: 1,
+        x,
+        small: 1.5,
+    };
+    db.append(vec![
+        event(at(10), &sample(2.0)),
+        // 1 / 0 is infinite: the custom fold's state cannot be stored.
+        event(at(20), &sample(0.0)),
+        // A map keyed by bytes does not serialise to JSON.
+        event(at(30), &sample(7.0)),
+        // Valid JSON, but beyond `f32`: the event's deserializer makes it
+        // infinite, which the declarative view refuses.
+        NewEvent::with_id(at(40), br#"{"probe":1,"x":9.0,"small":1e39}"#.to_vec()),
+        event(at(50), &sample(4.0)),
+    ])
+    .await
+    .expect("append");
+    let fragile = status_of(&db, "fragile").await;
+    assert_eq!((fragile.folded, fragile.skipped, fragile.lc), (3, 2, 5));
+    let sums = status_of(&db, "sample_sums").await;
+    assert_eq!((sums.folded, sums.skipped, sums.lc), (4, 1, 5));
+    // The views go on: rows are served, as their folds over the events
+    // that fold give them.
+    let (status, row) = api.get("/fleet/fragile?key=1").await;
+    assert_eq!(status, StatusCode::OK, "{row}");
+    assert_eq!(
+        (&row["value"]["seen"], &row["value"]["inverse"]),
+        (&json!(3), &json!(0.25))
+    );
+    let (_, row) = api.get("/fleet/sample_sums?key=1").await;
+    assert_eq!(
+        row["value"],
+        json!({"samples": 4, "small_total": 6.0, "top": 7.0})
+    );
+    // Backdated, into the refold of an ordered view: one that fails and
+    // one that folds.
+    db.append(vec![event(at(1), &sample(0.0))])
+        .await
+        .expect("append");
+    db.append(vec![event(at(2), &sample(5.0))])
+        .await
+        .expect("append");
+    let fragile = status_of(&db, "fragile").await;
+    assert_eq!((fragile.folded, fragile.skipped, fragile.lc), (4, 3, 7));
+    let events: Vec<(EventId, bytes::Bytes)> = read_feed(&db, 1_000)
+        .await
+        .into_iter()
+        .map(|event| (event.id, event.data))
+        .collect();
+    for (view, model) in [
+        ("fragile", fold_json::<Fragile, _>(events.clone())),
+        ("sample_sums", fold_json::<SampleSums, _>(events)),
+    ] {
+        let model = serde_json::to_string(&model).expect("json");
+        assert_eq!(rows_of(&api, view).await.to_string(), model, "{view}");
+    }
+    let (_, row) = api.get("/fleet/fragile?key=1").await;
+    assert_eq!(
+        (&row["value"]["seen"], &row["value"]["inverse"]),
+        (&json!(4), &json!(0.25))
+    );
+    // A key whose only event fails has no row, until an earlier event
+    // that folds arrives: then the failed one is tried again after it.
+    let other = |x: f64| Sample {
+        probe: 2,
+        x,
+        small: 1.0,
+    };
+    db.append(vec![event(at(60), &other(0.0))])
+        .await
+        .expect("append");
+    let (status, _) = api.get("/fleet/fragile?key=2").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    db.append(vec![event(at(55), &other(8.0))])
+        .await
+        .expect("append");
+    let (_, row) = api.get("/fleet/fragile?key=2").await;
+    assert_eq!(
+        (&row["value"]["seen"], &row["value"]["inverse"]),
+        (&json!(1), &json!(0.125))
+    );
+    let events: Vec<(EventId, bytes::Bytes)> = read_feed(&db, 1_000)
+        .await
+        .into_iter()
+        .map(|event| (event.id, event.data))
+        .collect();
+    let model = serde_json::to_string(&fold_json::<Fragile, _>(events)).expect("json");
+    assert_eq!(rows_of(&api, "fragile").await.to_string(), model);
+}
+
+#[tokio::test]
+async fn a_view_read_without_limit_streams_every_row() {
+    let api = Api::new().await;
+    api.create("fleet").await;
+    let db = api.node.database("fleet").expect("database");
+    // More rows than one streamed page holds.
+    let rows = laterbase::limits::VIEW_STREAM_PAGE_ROWS * 2 + 7;
+    let readings: Vec<NewEvent> = (0..rows as u64)
+        .map(|n| event(at(n + 1), &reading(&format!("s{n:05}"), n as f64 * 0.1)))
+        .collect();
+    db.append(readings).await.expect("append");
+    // Asked right after the write: every row, in the contract's shape.
+    let (status, answer) = api.get("/fleet/sensor_stats").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&answer["db"], &answer["view"]),
+        (&json!("fleet"), &json!("sensor_stats"))
+    );
+    assert_eq!(answer.as_object().map(|object| object.len()), Some(3));
+    assert_eq!(answer["rows"].as_array().map(Vec::len), Some(rows));
+    assert_views_match_model(&api).await;
+    // `after` without `limit`: every row after it.
+    let (_, after) = api.get("/fleet/sensor_stats?after=s00009").await;
+    assert_eq!(after["rows"].as_array().map(Vec::len), Some(rows - 10));
+    assert_eq!(after["rows"][0]["key"], "s00010");
+}
+
+#[tokio::test]
+async fn a_refold_reads_a_long_key_in_pages() {
+    let api = Api::new().await;
+    api.create("fleet").await;
+    let db = api.node.database("fleet").expect("database");
+    // More of one key's events than a refold reads at a time.
+    let count = laterbase::limits::VIEW_REFOLD_PAGE_ENTRIES as u64 * 2 + 3;
+    let scans: Vec<NewEvent> = (0..count)
+        .map(|n| event(at(10 + n), &scan(3, &format!("p{n}"))))
+        .collect();
+    db.append(scans).await.expect("append");
+    // Before every one of them, and before every checkpoint.
+    db.append(vec![event(at(1), &scan(3, "first"))])
+        .await
+        .expect("append");
+    assert_views_match_model(&api).await;
+    let (_, route) = api.get("/fleet/route?key=3").await;
+    assert_eq!(route["value"]["scans"], json!(count + 1));
+    assert_eq!(route["value"]["places"][0], "first");
 }

@@ -597,6 +597,9 @@ impl Writer {
             self.shared
                 .commits
                 .send_modify(|commits| *commits = commits.wrapping_add(1));
+            self.shared
+                .view_wakeups
+                .send_modify(|commits| *commits = commits.wrapping_add(1));
         }
         Ok(())
     }

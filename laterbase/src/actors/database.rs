@@ -25,7 +25,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::commit::{MergeReceipt, PendingWrite, Write, Writer, check_batch_size, event_at};
-use super::view::{ViewActor, ViewAnswer, ViewArgs, ViewHandle, ViewQuery};
+use super::view::{RowPages, ViewActor, ViewAnswer, ViewArgs, ViewHandle, ViewQuery};
 use super::{run_storage, stopped_child};
 use crate::clock::Hlc;
 use crate::error::{Error, Result};
@@ -138,6 +138,11 @@ pub(crate) struct DatabaseShared {
     /// Each view's lease, held by its actor and by the fold it runs: a
     /// restarted view actor starts only once a killed one's fold is done.
     pub(crate) view_leases: BTreeMap<&'static str, Arc<tokio::sync::Mutex<()>>>,
+    /// This database's count of commits that changed something: what wakes
+    /// its views (a commit of another database does not).
+    pub(crate) view_wakeups: tokio::sync::watch::Sender<u64>,
+    /// Each view's count of fold steps run, by name: what commits cost it.
+    pub(crate) view_steps: BTreeMap<&'static str, Arc<AtomicU64>>,
     /// The running actor; replaced when the supervisor restarts it.
     actor: tokio::sync::watch::Sender<ActorSlot>,
     /// The highest logical clock that an fsync has covered.
@@ -178,6 +183,10 @@ impl DatabaseShared {
             .iter()
             .map(|view| (view.name, Arc::default()))
             .collect();
+        let view_steps = views
+            .iter()
+            .map(|view| (view.name, Arc::default()))
+            .collect();
         DatabaseShared {
             record,
             history,
@@ -188,6 +197,8 @@ impl DatabaseShared {
             commits: context.commits.clone(),
             views,
             view_leases,
+            view_wakeups: tokio::sync::watch::Sender::new(0),
+            view_steps,
             view_actors: RwLock::default(),
             store: RwLock::new(Some(store)),
             actor: tokio::sync::watch::Sender::new(ActorSlot::Restarting),
@@ -405,6 +416,18 @@ impl Database {
             .await?
         {
             ViewAnswer::Rows { rows, more } => Ok((rows, more)),
+            _ => Err(Error::Unavailable("the view answered another question")),
+        }
+    }
+
+    /// Every row of `view` in key order after the row keyed `after`, as of
+    /// one snapshot taken once the view has folded every event durable when
+    /// the call began, to read a page at a time.
+    pub(crate) async fn view_pages(&self, view: &str, after: Option<&str>) -> Result<RowPages> {
+        let handle = self.view_handle(view)?;
+        let after = after.map(|text| handle.parse_key(view, text)).transpose()?;
+        match handle.ask(ViewQuery::Snapshot { after }, self.lc()).await? {
+            ViewAnswer::Snapshot(pages) => Ok(pages),
             _ => Err(Error::Unavailable("the view answered another question")),
         }
     }

@@ -10,13 +10,17 @@
 //!                         while behind
 //! ```
 //!
+//! Only commits of the view's own database nudge it, and not while a Step
+//! is already queued: a view catching up gets one message, not one per
+//! commit.
+//!
 //! A view whose definition changed (its fingerprint), or whose database
 //! rewrote a stored event (a conflict's winner), starts over from an empty
 //! store and refolds in the background; queries wait for it up to
 //! [`VIEW_QUERY_WAIT_MS`] and then answer `unavailable`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -26,8 +30,9 @@ use super::run_storage;
 use crate::error::{Error, Result};
 use crate::limits::{
     VIEW_FOLD_BYTES_MAX, VIEW_FOLD_EVENTS_MAX, VIEW_QUERIES_WAITING_MAX, VIEW_QUERY_WAIT_MS,
+    VIEW_STREAM_PAGE_BYTES, VIEW_STREAM_PAGE_ROWS,
 };
-use crate::storage::{Storage, ViewStore};
+use crate::storage::{Storage, ViewSnapshot, ViewStore};
 use crate::views::fold::{self, Engine, Position};
 use crate::views::{Key, KeyKind, Registration, Row, ViewStatus};
 
@@ -46,6 +51,9 @@ pub(crate) enum ViewQuery {
     Rows { after: Option<Key>, limit: usize },
     /// Where the view stands.
     Status,
+    /// Every row after `after`, as of one snapshot, to read a page at a
+    /// time.
+    Snapshot { after: Option<Key> },
 }
 
 /// What a query answers.
@@ -53,6 +61,91 @@ pub(crate) enum ViewAnswer {
     Row(Option<Row>),
     Rows { rows: Vec<Row>, more: bool },
     Status(ViewStatus),
+    Snapshot(RowPages),
+}
+
+/// Every row of a view as of one instant (taken once the view had folded
+/// what the query asked for), read [`VIEW_STREAM_PAGE_ROWS`] rows or about
+/// [`VIEW_STREAM_PAGE_BYTES`] at a time.
+pub(crate) struct RowPages {
+    snapshot: Arc<dyn ViewSnapshot>,
+    engine: Arc<dyn Engine>,
+    may_block: bool,
+    /// Where the next page starts; `None` once every row was read.
+    next: Option<Vec<u8>>,
+}
+
+impl RowPages {
+    /// Every row of `snapshot` after the row keyed `after`, as `engine`
+    /// shows rows.
+    pub(crate) fn new(
+        snapshot: Arc<dyn ViewSnapshot>,
+        engine: Arc<dyn Engine>,
+        may_block: bool,
+        after: Option<&Key>,
+    ) -> RowPages {
+        let start = match after {
+            // Just past the row `after`.
+            Some(after) => {
+                let mut key = fold::row_key(&after.to_bytes());
+                key.push(0);
+                key
+            }
+            None => fold::row_bounds().0,
+        };
+        RowPages {
+            snapshot,
+            engine,
+            may_block,
+            next: Some(start),
+        }
+    }
+
+    /// The next page of rows, or `None` after the last.
+    pub(crate) async fn next_page(&mut self) -> Result<Option<Vec<Row>>> {
+        let Some(start) = self.next.take() else {
+            return Ok(None);
+        };
+        let (snapshot, engine) = (self.snapshot.clone(), self.engine.clone());
+        let (rows, next) = run_storage(self.may_block, move || {
+            let (_, end) = fold::row_bounds();
+            let entries =
+                snapshot.range(&start, &end, VIEW_STREAM_PAGE_ROWS, VIEW_STREAM_PAGE_BYTES)?;
+            let rows = rows_of(engine.as_ref(), &entries)?;
+            // Go on just past the page (a page cut by bytes is short but
+            // not the last); an empty page is the end.
+            let next = entries.last().map(|(last, _)| {
+                let mut next = last.to_vec();
+                next.push(0);
+                next
+            });
+            Ok((rows, next))
+        })
+        .await?;
+        self.next = next;
+        match (rows.is_empty(), &self.next) {
+            // Every row of this page is hidden: go on to the next.
+            (true, Some(_)) => Box::pin(self.next_page()).await,
+            (true, None) => Ok(None),
+            (false, _) => Ok(Some(rows)),
+        }
+    }
+}
+
+/// The rows shown of stored `entries` (a row none of whose events folded
+/// is not).
+fn rows_of(engine: &dyn Engine, entries: &[(bytes::Bytes, bytes::Bytes)]) -> Result<Vec<Row>> {
+    let kind = engine.key_kind();
+    let mut rows = Vec::with_capacity(entries.len());
+    for (stored_key, stored) in entries {
+        if let Some(value) = engine.value(stored)? {
+            rows.push(Row {
+                key: fold::row_of(kind, stored_key)?.to_json(),
+                value,
+            });
+        }
+    }
+    Ok(rows)
 }
 
 /// Messages a view actor takes.
@@ -117,8 +210,12 @@ pub(crate) struct ViewState {
     rebuilding: bool,
     /// Queries waiting for the view to reach their lc.
     waiting: Vec<(ViewQuery, u64, RpcReplyPort<Result<ViewAnswer>>)>,
-    /// Whether a `Step` is in the mailbox.
-    step_queued: bool,
+    /// Whether a `Step` is in the mailbox, shared with the task that turns
+    /// commits into steps, so that a view already catching up is not sent
+    /// a message per commit.
+    step_queued: Arc<AtomicBool>,
+    /// Steps run, for what commits cost the view.
+    steps: Arc<AtomicU64>,
     /// The task that turns commits into steps.
     nudges: tokio::task::JoinHandle<()>,
     /// The view's lease, shared with the fold in flight.
@@ -179,7 +276,16 @@ impl Actor for ViewActor {
             lc = position.lc,
             "view resumes from its stored position"
         );
-        let nudges = tokio::spawn(nudge(shared.commits.subscribe(), myself.clone()));
+        let steps = match shared.view_steps.get(name) {
+            Some(steps) => steps.clone(),
+            None => return Err(format!("view {name} is not registered on database {db}").into()),
+        };
+        let step_queued = Arc::new(AtomicBool::new(true));
+        let nudges = tokio::spawn(nudge(
+            shared.view_wakeups.subscribe(),
+            step_queued.clone(),
+            myself.clone(),
+        ));
         myself.send_message(ViewMsg::Step)?;
         Ok(ViewState {
             registration,
@@ -189,7 +295,8 @@ impl Actor for ViewActor {
             position,
             rebuilding,
             waiting: Vec::new(),
-            step_queued: true,
+            step_queued,
+            steps,
             nudges,
             lease,
         })
@@ -203,13 +310,13 @@ impl Actor for ViewActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             ViewMsg::Step => {
-                state.step_queued = false;
+                // Cleared before the step reads the durable lc: a commit
+                // after this point queues another step.
+                state.step_queued.store(false, Ordering::Release);
+                state.steps.fetch_add(1, Ordering::Relaxed);
                 step(state).await?;
-                if state.position.lc < state.shared.durable_lc.load(Ordering::Acquire)
-                    && !state.step_queued
-                {
-                    state.step_queued = true;
-                    myself.send_message(ViewMsg::Step)?;
+                if state.position.lc < state.shared.durable_lc.load(Ordering::Acquire) {
+                    queue_step(&state.step_queued, &myself)?;
                 }
             }
             ViewMsg::Query { query, lc, reply } => {
@@ -221,10 +328,7 @@ impl Actor for ViewActor {
                     )));
                 } else {
                     state.waiting.push((query, lc, reply));
-                    if !state.step_queued {
-                        state.step_queued = true;
-                        myself.send_message(ViewMsg::Step)?;
-                    }
+                    queue_step(&state.step_queued, &myself)?;
                 }
             }
         }
@@ -253,14 +357,30 @@ fn rewritten(state: &ViewState) -> bool {
     state.shared.data_rewrites.load(Ordering::Acquire) != state.position.rewrites
 }
 
-/// Sends a step after every commit of the node (coalesced: the watch keeps
-/// only the latest), until the actor is gone.
-async fn nudge(mut commits: tokio::sync::watch::Receiver<u64>, actor: ActorRef<ViewMsg>) {
+/// Sends a step after commits of the view's database, until the actor is
+/// gone. Coalesced twice: the watch keeps only the latest count, and no step
+/// is sent while one is queued.
+async fn nudge(
+    mut commits: tokio::sync::watch::Receiver<u64>,
+    queued: Arc<AtomicBool>,
+    actor: ActorRef<ViewMsg>,
+) {
     while commits.changed().await.is_ok() {
-        if actor.send_message(ViewMsg::Step).is_err() {
+        if queue_step(&queued, &actor).is_err() {
             return;
         }
     }
+}
+
+/// Sends `actor` a step unless one is queued.
+fn queue_step(
+    queued: &AtomicBool,
+    actor: &ActorRef<ViewMsg>,
+) -> Result<(), ractor::MessagingErr<ViewMsg>> {
+    if queued.swap(true, Ordering::AcqRel) {
+        return Ok(());
+    }
+    actor.send_message(ViewMsg::Step)
 }
 
 /// Folds the next durable events, then answers the queries they satisfy.
@@ -375,7 +495,6 @@ const VIEW_READ_EVENTS: usize = 256;
 async fn answer(state: &ViewState, query: ViewQuery) -> Result<ViewAnswer> {
     let store = state.store.clone();
     let engine = state.engine.clone();
-    let kind = engine.key_kind();
     match query {
         ViewQuery::Status => Ok(ViewAnswer::Status(ViewStatus {
             db: state.registration.db.to_owned(),
@@ -385,14 +504,24 @@ async fn answer(state: &ViewState, query: ViewQuery) -> Result<ViewAnswer> {
             skipped: state.position.skipped,
             rebuilding: state.rebuilding,
         })),
+        ViewQuery::Snapshot { after } => {
+            let may_block = state.shared.may_block;
+            let snapshot = run_storage(may_block, move || Ok(store.snapshot()?)).await?;
+            Ok(ViewAnswer::Snapshot(RowPages::new(
+                Arc::from(snapshot),
+                engine,
+                may_block,
+                after.as_ref(),
+            )))
+        }
         ViewQuery::Key(key) => {
             run_storage(state.shared.may_block, move || {
                 let Some(stored) = store.get(&fold::row_key(&key.to_bytes()))? else {
                     return Ok(ViewAnswer::Row(None));
                 };
-                Ok(ViewAnswer::Row(Some(Row {
+                Ok(ViewAnswer::Row(engine.value(&stored)?.map(|value| Row {
                     key: key.to_json(),
-                    value: engine.value(&stored)?,
+                    value,
                 })))
             })
             .await
@@ -412,18 +541,63 @@ async fn answer(state: &ViewState, query: ViewQuery) -> Result<ViewAnswer> {
                 let mut entries = store.range(&start, &end, limit.saturating_add(1))?;
                 let more = entries.len() > limit;
                 entries.truncate(limit);
-                let rows = entries
-                    .iter()
-                    .map(|(stored_key, stored)| {
-                        Ok(Row {
-                            key: fold::row_of(kind, stored_key)?.to_json(),
-                            value: engine.value(stored)?,
-                        })
-                    })
-                    .collect::<Result<_>>()?;
+                let rows = rows_of(engine.as_ref(), &entries)?;
                 Ok(ViewAnswer::Rows { rows, more })
             })
             .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use crate::{Config, NewEvent, Node};
+
+    #[derive(serde::Deserialize)]
+    struct Tick {
+        n: u64,
+    }
+
+    /// A view of one database, to count what commits of others cost it.
+    #[crate::view(db = "wake-a", event = Tick)]
+    struct Ticks {
+        #[sum(n)]
+        total: u64,
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commits_wake_only_their_own_databases_views() {
+        let node = Node::open(Config::memory(crate::MemoryStorage::new()))
+            .await
+            .expect("open");
+        let watched = node.create_database("wake-a").await.expect("database");
+        let other = node.create_database("wake-b").await.expect("database");
+        watched
+            .append(vec![NewEvent::new(br#"{"n": 1}"#.to_vec())])
+            .await
+            .expect("append");
+        let row = watched.view_row("ticks", "null").await.expect("row");
+        assert_eq!(row.map(|row| row.value["total"].clone()), Some(1.into()));
+        let steps = watched.shared.view_steps["ticks"].clone();
+        let before = steps.load(Ordering::Relaxed);
+        for n in 0..50_u64 {
+            let data = format!(r#"{{"n": {n}}}"#).into_bytes();
+            other
+                .append(vec![NewEvent::new(data)])
+                .await
+                .expect("append");
+        }
+        // Asked through the view's mailbox, after every nudge the commits
+        // could have sent. The nudge of this database's own commit above
+        // may still come after `before` was read: at most one step more.
+        watched.view_statuses().await.expect("statuses");
+        let after = steps.load(Ordering::Relaxed);
+        assert!(
+            after <= before + 1,
+            "commits of another database run no step of this view: {before} then {after}"
+        );
+        node.shutdown().await.expect("shutdown");
     }
 }

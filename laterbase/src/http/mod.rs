@@ -14,6 +14,7 @@ mod backup;
 pub mod binary;
 mod error;
 mod events;
+mod stream;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -265,13 +266,16 @@ async fn view(
             None => Err(ApiError::key_not_found(&view, &key)),
         };
     }
+    if query.limit.is_none() {
+        // Every row (after `after`), as the contract answers it: streamed
+        // from one snapshot.
+        let pages = db.view_pages(&view, query.after.as_deref()).await?;
+        return Ok(stream::view_rows(&database, &view, pages));
+    }
     let (rows, more) = db
         .view_rows(&view, query.after.as_deref(), query.limit)
         .await?;
-    let mut answer = serde_json::json!({"db": database, "view": view, "rows": rows});
-    if query.limit.is_some() {
-        answer["more"] = serde_json::Value::Bool(more);
-    }
+    let answer = serde_json::json!({"db": database, "view": view, "rows": rows, "more": more});
     Ok(Json(answer).into_response())
 }
 

@@ -28,8 +28,8 @@ use std::path::Path;
 use fjall::{Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use super::{
-    DatabaseRecord, DatabaseStore, NodeRecord, Storage, StorageResult, StoredEvent, ViewStore,
-    WriteBatch,
+    DatabaseRecord, DatabaseStore, NodeRecord, Storage, StorageResult, StoredEvent, ViewSnapshot,
+    ViewStore, WriteBatch,
 };
 use crate::error::StorageError;
 use bytes::Bytes;
@@ -268,6 +268,41 @@ impl ViewStore for FjallView {
 
     fn clear(&self) -> StorageResult<()> {
         Ok(self.rows.clear()?)
+    }
+
+    fn snapshot(&self) -> StorageResult<Box<dyn ViewSnapshot>> {
+        Ok(Box::new(FjallViewSnapshot {
+            snapshot: self.db.snapshot(),
+            rows: self.rows.clone(),
+        }))
+    }
+}
+
+/// A view's keyspace as of one instant.
+struct FjallViewSnapshot {
+    snapshot: fjall::Snapshot,
+    rows: Keyspace,
+}
+
+impl ViewSnapshot for FjallViewSnapshot {
+    fn range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        bytes_max: usize,
+    ) -> StorageResult<Vec<(Bytes, Bytes)>> {
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        for guard in fjall::Readable::range(&self.snapshot, &self.rows, start..end).take(limit) {
+            let (key, value) = guard.into_inner()?;
+            bytes += key.len() + value.len();
+            entries.push((key.into(), value.into()));
+            if bytes >= bytes_max {
+                break;
+            }
+        }
+        Ok(entries)
     }
 }
 

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 
 use super::{
-    DatabaseRecord, DatabaseStore, NodeRecord, Storage, StorageResult, StoredEvent, ViewStore,
-    WriteBatch,
+    DatabaseRecord, DatabaseStore, NodeRecord, Storage, StorageResult, StoredEvent, ViewSnapshot,
+    ViewStore, WriteBatch,
 };
 use crate::error::StorageError;
 use crate::event::{Event, EventId};
@@ -51,7 +51,8 @@ struct State {
     /// Each view's entries, by database and view. Views are derived, so this
     /// engine keeps them out of its disk model: a crash copy starts every
     /// view over, which is what a view whose writes were all lost does.
-    views: BTreeMap<(String, String), BTreeMap<Vec<u8>, Bytes>>,
+    /// Each view's entries; shared with its snapshots until written again.
+    views: BTreeMap<(String, String), ViewEntries>,
 }
 
 #[derive(Clone, Default)]
@@ -143,6 +144,9 @@ impl MemoryStorage {
     }
 }
 
+/// A view's entries, shared with its snapshots until written again.
+type ViewEntries = Arc<BTreeMap<Vec<u8>, Bytes>>;
+
 /// One view of a [`MemoryStorage`].
 struct MemoryView {
     storage: MemoryStorage,
@@ -191,7 +195,7 @@ impl ViewStore for MemoryView {
 
     fn write(&self, changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> StorageResult<()> {
         let mut state = self.storage.lock();
-        let entries = state.views.entry(self.name.clone()).or_default();
+        let entries = Arc::make_mut(state.views.entry(self.name.clone()).or_default());
         for (key, value) in changes {
             match value {
                 Some(value) => entries.insert(key.clone(), Bytes::copy_from_slice(value)),
@@ -204,6 +208,39 @@ impl ViewStore for MemoryView {
     fn clear(&self) -> StorageResult<()> {
         self.storage.lock().views.remove(&self.name);
         Ok(())
+    }
+
+    fn snapshot(&self) -> StorageResult<Box<dyn ViewSnapshot>> {
+        let state = self.storage.lock();
+        let entries = state.views.get(&self.name).cloned().unwrap_or_default();
+        Ok(Box::new(MemoryViewSnapshot(entries)))
+    }
+}
+
+/// A view's entries as of one instant: shared until the view is written.
+struct MemoryViewSnapshot(ViewEntries);
+
+impl ViewSnapshot for MemoryViewSnapshot {
+    fn range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        bytes_max: usize,
+    ) -> StorageResult<Vec<(Bytes, Bytes)>> {
+        let mut entries = Vec::new();
+        if start >= end {
+            return Ok(entries);
+        }
+        let mut bytes = 0;
+        for (key, value) in self.0.range(start.to_vec()..end.to_vec()).take(limit) {
+            bytes += key.len() + value.len();
+            entries.push((Bytes::copy_from_slice(key), value.clone()));
+            if bytes >= bytes_max {
+                break;
+            }
+        }
+        Ok(entries)
     }
 }
 

@@ -317,4 +317,22 @@ pub trait ViewStore: Send + Sync + 'static {
 
     /// Removes every entry.
     fn clear(&self) -> StorageResult<()>;
+
+    /// The store as it is now, unchanged by later writes: what a read that
+    /// spans many pages reads from.
+    fn snapshot(&self) -> StorageResult<Box<dyn ViewSnapshot>>;
+}
+
+/// A view's store as of one instant.
+pub trait ViewSnapshot: Send + Sync + 'static {
+    /// Entries from `start` (inclusive) to `end` (exclusive): at most
+    /// `limit`, and no more once their bytes reach `bytes_max` (at least
+    /// one, if any).
+    fn range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        bytes_max: usize,
+    ) -> StorageResult<Vec<(Bytes, Bytes)>>;
 }

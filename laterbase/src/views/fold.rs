@@ -10,8 +10,15 @@
 //! c len key id           ordered views: the key's state after event `id`
 //! ```
 //!
-//! An event that does not decode, or whose key is longer than
-//! [`VIEW_KEY_BYTES_MAX`], is skipped and counted.
+//! An event that does not decode, whose key is longer than
+//! [`VIEW_KEY_BYTES_MAX`], or that does not fold (a non-finite number, a
+//! state that cannot be stored: see [`fold_one`]) is skipped and counted.
+//!
+//! Built-in aggregators keep exact state (`#[sum]` in an `i128` or an
+//! [`ExactSum`](super::exact::ExactSum)), so a row is a function of the set
+//! of its events, whatever their order. The layout of that state is
+//! [`VIEW_STATE_FORMAT`], mixed into every view's fingerprint: a view
+//! stored in another format is rebuilt rather than misread.
 //!
 //! Events come in `lc` order, which is arrival order. Order-insensitive
 //! views fold them as they come. An ordered view (a custom fold) folds an
@@ -24,11 +31,16 @@
 use std::collections::HashMap;
 use std::marker::PhantomData;
 
-use super::{Key, KeyKind, View};
+use super::finite::{self, NotFinite};
+use super::{FoldError, Key, KeyKind, View};
 use crate::error::StorageError;
 use crate::event::{Event, EventId};
-use crate::limits::{VIEW_CHECKPOINT_EVENTS, VIEW_KEY_BYTES_MAX};
+use crate::limits::{VIEW_CHECKPOINT_EVENTS, VIEW_KEY_BYTES_MAX, VIEW_REFOLD_PAGE_ENTRIES};
 use crate::storage::{DatabaseStore, StorageResult, ViewStore};
+
+/// The format of the rows' state: 1 kept `#[sum]` as a running total in
+/// the field's own type; 2 keeps exact totals.
+pub(crate) const VIEW_STATE_FORMAT: u64 = 2;
 
 const POSITION_KEY: &[u8] = b"p";
 const ROW_PREFIX: u8 = b'r';
@@ -122,8 +134,15 @@ pub(crate) trait Engine: Send + Sync {
         events: &[Event],
         position: &mut Position,
     ) -> StorageResult<()>;
-    /// A row's value from its stored bytes.
-    fn value(&self, stored: &[u8]) -> StorageResult<serde_json::Value>;
+    /// A row's value from its stored bytes; `None` for a row none of whose
+    /// events folded, which is not shown.
+    fn value(&self, stored: &[u8]) -> StorageResult<Option<serde_json::Value>>;
+}
+
+/// The fingerprint a view of `definition` is stored under: its definition
+/// and the state format, mixed so that a change of either changes it.
+pub(crate) fn fingerprint(definition: u64) -> u64 {
+    (definition ^ VIEW_STATE_FORMAT.wrapping_mul(0x9e37_79b9_7f4a_7c15)).rotate_left(17)
 }
 
 /// The engine of `V`.
@@ -140,15 +159,19 @@ struct RowState<S> {
     /// Events folded since its last checkpoint (ordered views).
     since_checkpoint: u32,
     state: S,
+    /// `state` as stored (JSON), kept from the last event that folded, so
+    /// that a failed fold can go back to it; empty for the default state.
+    stored: Vec<u8>,
 }
 
 impl<S: serde::Serialize + serde::de::DeserializeOwned + Default> RowState<S> {
     fn encode(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(64);
+        // An empty state: an ordered view's row whose every event failed to
+        // fold; it keeps its ids for refolds, and is not shown.
+        let mut bytes = Vec::with_capacity(20 + self.stored.len());
         bytes.extend_from_slice(&self.last_id.map_or(0, EventId::to_u128).to_be_bytes());
         bytes.extend_from_slice(&self.since_checkpoint.to_be_bytes());
-        // A state of numbers, strings and options always serialises.
-        serde_json::to_writer(&mut bytes, &self.state).expect("a view state serialises to JSON");
+        bytes.extend_from_slice(&self.stored);
         bytes
     }
 
@@ -165,14 +188,54 @@ impl<S: serde::Serialize + serde::de::DeserializeOwned + Default> RowState<S> {
                 .try_into()
                 .map_err(|_| corrupt("view row", "bad count"))?,
         );
-        let state = serde_json::from_slice(state)
-            .map_err(|error| corrupt("view row", &format!("its state does not decode: {error}")))?;
+        let stored = state.to_vec();
+        let state = decode_state(state)?;
         Ok(RowState {
             last_id: (id != 0).then(|| EventId::from_u128(id)),
             since_checkpoint,
             state,
+            stored,
         })
     }
+}
+
+/// Folds one event into `state`, whose stored form is `stored`: on success
+/// `stored` is the new state's; on failure (the fold refused the event, or
+/// its state cannot be stored: a non-finite float, a failing `Serialize`)
+/// `state` goes back to `stored` and the error says why.
+pub(crate) fn fold_one<V: View>(
+    state: &mut V::State,
+    stored: &mut Vec<u8>,
+    id: EventId,
+    event: &V::Event,
+) -> StorageResult<Result<(), FoldError>> {
+    let folded = V::fold(state, id, event).and_then(|()| encode_state(state));
+    match folded {
+        Ok(bytes) => {
+            *stored = bytes;
+            Ok(Ok(()))
+        }
+        Err(error) => {
+            *state = decode_state(stored)?;
+            Ok(Err(error))
+        }
+    }
+}
+
+/// A state's stored form, if it has one.
+fn encode_state<S: serde::Serialize>(state: &S) -> Result<Vec<u8>, FoldError> {
+    finite::check(state).map_err(FoldError::State)?;
+    serde_json::to_vec(state)
+        .map_err(|error| FoldError::State(NotFinite::Serialize(error.to_string())))
+}
+
+/// The state stored as `bytes` (the default state if empty).
+fn decode_state<S: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> StorageResult<S> {
+    if bytes.is_empty() {
+        return Ok(S::default());
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|error| corrupt("view state", &format!("it does not decode: {error}")))
 }
 
 /// The rows one batch changed, and its other writes, until they are
@@ -194,7 +257,10 @@ impl<S: serde::Serialize + serde::de::DeserializeOwned + Default> Pending<S> {
     /// Writes the batch so far with `position`, atomically.
     fn write(&mut self, view: &dyn ViewStore, position: &Position) -> StorageResult<()> {
         for (key, row) in self.rows.drain() {
-            self.changes.push((row_key(&key), Some(row.encode())));
+            // A row whose every event failed to fold was never there.
+            if row.last_id.is_some() {
+                self.changes.push((row_key(&key), Some(row.encode())));
+            }
         }
         self.changes
             .push((POSITION_KEY.to_vec(), Some(position.encode())));
@@ -206,7 +272,7 @@ impl<S: serde::Serialize + serde::de::DeserializeOwned + Default> Pending<S> {
 
 impl<V: View> Engine for Typed<V> {
     fn fingerprint(&self) -> u64 {
-        V::FINGERPRINT
+        fingerprint(V::FINGERPRINT)
     }
 
     fn key_kind(&self) -> KeyKind {
@@ -244,38 +310,58 @@ impl<V: View> Engine for Typed<V> {
                 refold::<V>(view, log, &key, event, decoded, position)?;
                 continue;
             }
-            V::fold(&mut row.state, event.id, &decoded);
-            row.last_id = Some(row.last_id.map_or(event.id, |last| last.max(event.id)));
+            let folded = fold_one::<V>(&mut row.state, &mut row.stored, event.id, &decoded)?;
+            if folded.is_ok() || V::ORDERED {
+                // An ordered view indexes an event that failed too, so that
+                // a refold tries it again at its place in id order.
+                row.last_id = Some(row.last_id.map_or(event.id, |last| last.max(event.id)));
+            }
             if V::ORDERED {
                 row.since_checkpoint += 1;
-                let checkpoint = (row.since_checkpoint >= VIEW_CHECKPOINT_EVENTS).then(|| {
+                if row.since_checkpoint >= VIEW_CHECKPOINT_EVENTS && !row.stored.is_empty() {
                     row.since_checkpoint = 0;
-                    serde_json::to_vec(&row.state).expect("a view state serialises")
-                });
-                pending
-                    .changes
-                    .push((index_key(&key, event.id), Some(Vec::new())));
-                if let Some(state) = checkpoint {
+                    let state = row.stored.clone();
                     pending
                         .changes
                         .push((checkpoint_key(&key, event.id), Some(state)));
                 }
+                pending
+                    .changes
+                    .push((index_key(&key, event.id), Some(Vec::new())));
             }
             position.lc = event.lc;
-            position.folded += 1;
+            match folded {
+                Ok(()) => position.folded += 1,
+                Err(error) => failed_event::<V>(event, &error, position),
+            }
         }
         pending.write(view, position)
     }
 
-    fn value(&self, stored: &[u8]) -> StorageResult<serde_json::Value> {
+    fn value(&self, stored: &[u8]) -> StorageResult<Option<serde_json::Value>> {
         let row = RowState::<V::State>::decode(stored)?;
-        Ok(V::value(&row.state))
+        Ok((!row.stored.is_empty()).then(|| V::value(&row.state)))
     }
+}
+
+/// Counts `event`, which did not fold, as skipped, and says why.
+fn failed_event<V: View>(event: &Event, error: &FoldError, position: &mut Position) {
+    position.skipped += 1;
+    tracing::warn!(
+        database = V::DB,
+        view = V::NAME,
+        id = %event.id,
+        error = %error,
+        cause = %std::error::Error::source(error).map(ToString::to_string).unwrap_or_default(),
+        "an event could not be folded; it is skipped and counted"
+    );
 }
 
 /// Folds a backdated `event` into its key: from the key's last checkpoint
 /// before it, over the key's events after that checkpoint in id order,
 /// making new checkpoints on the way; one atomic write with the position.
+/// The key's index and checkpoints are read in pages of
+/// [`VIEW_REFOLD_PAGE_ENTRIES`], never whole.
 fn refold<V: View>(
     view: &dyn ViewStore,
     log: &dyn DatabaseStore,
@@ -285,62 +371,130 @@ fn refold<V: View>(
     position: &mut Position,
 ) -> StorageResult<()> {
     let row = load_row::<V::State>(view, key)?;
-    let checkpoints = prefix(CHECKPOINT_PREFIX, key);
-    let checkpoints_end = prefix_end(&checkpoints);
     let before = checkpoint_key(key, event.id);
     let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
-    let (mut state, from) = match view.last_in(&checkpoints, &before)? {
-        Some((stored_key, state)) => {
-            let state: V::State = serde_json::from_slice(&state)
-                .map_err(|error| corrupt("view checkpoint", &error.to_string()))?;
-            (state, Some(id_suffix(&stored_key)?))
-        }
-        None => (V::State::default(), None),
-    };
+    let (mut state, mut stored, from) =
+        match view.last_in(&prefix(CHECKPOINT_PREFIX, key), &before)? {
+            Some((stored_key, bytes)) => (
+                decode_state::<V::State>(&bytes)?,
+                bytes.to_vec(),
+                Some(id_suffix(&stored_key)?),
+            ),
+            None => (V::State::default(), Vec::new(), None),
+        };
     // Checkpoints after the event no longer hold: they are made again below.
-    for (stale, _) in view.range(&before, &checkpoints_end, usize::MAX)? {
+    let checkpoints_end = prefix_end(&prefix(CHECKPOINT_PREFIX, key));
+    for_each_page(view, before, &checkpoints_end, |stale| {
         changes.push((stale.to_vec(), None));
-    }
+        Ok(())
+    })?;
     let index = prefix(INDEX_PREFIX, key);
     let start = match from {
         Some(id) => index_key(key, EventId::from_u128(id.to_u128() + 1)),
         None => index.clone(),
     };
-    let mut ids: Vec<EventId> = view
-        .range(&start, &prefix_end(&index), usize::MAX)?
-        .iter()
-        .map(|(stored_key, _)| id_suffix(stored_key))
-        .collect::<StorageResult<_>>()?;
-    let at = ids.partition_point(|id| *id < event.id);
-    ids.insert(at, event.id);
-    let mut decoded = Some(decoded);
-    let mut since_checkpoint = 0_u32;
-    for id in &ids {
-        let one = if *id == event.id {
-            decoded.take()
-        } else {
-            stored_event::<V>(log, *id)?
-        };
-        let Some(one) = one else { continue };
-        V::fold(&mut state, *id, &one);
-        since_checkpoint += 1;
-        if since_checkpoint >= VIEW_CHECKPOINT_EVENTS {
-            since_checkpoint = 0;
-            let bytes = serde_json::to_vec(&state).expect("a view state serialises");
-            changes.push((checkpoint_key(key, *id), Some(bytes)));
+    let mut refold = Refold::<V> {
+        decoded: Some((event.id, decoded)),
+        since_checkpoint: 0,
+        failed: None,
+        changes: &mut changes,
+        key,
+        state: &mut state,
+        stored: &mut stored,
+    };
+    for_each_page(view, start, &prefix_end(&index), |stored_key| {
+        let id = id_suffix(stored_key)?;
+        if let Some((backdated, _)) = refold.decoded.as_ref()
+            && *backdated < id
+        {
+            refold.backdated()?;
         }
+        match stored_event::<V>(log, id)? {
+            Some(one) => refold.one(id, &one).map(drop),
+            None => Ok(()),
+        }
+    })?;
+    if refold.decoded.is_some() {
+        refold.backdated()?;
     }
+    let (since_checkpoint, failed) = (refold.since_checkpoint, refold.failed.take());
     let row = RowState {
         last_id: row.last_id.max(Some(event.id)),
         since_checkpoint,
         state,
+        stored,
     };
     changes.push((index_key(key, event.id), Some(Vec::new())));
     changes.push((row_key(key), Some(row.encode())));
     position.lc = event.lc;
-    position.folded += 1;
+    match failed {
+        None => position.folded += 1,
+        Some(error) => failed_event::<V>(event, &error, position),
+    }
     changes.push((POSITION_KEY.to_vec(), Some(position.encode())));
     view.write(&changes)
+}
+
+/// A refold under way: the state so far and what it writes.
+struct Refold<'a, V: View> {
+    /// The backdated event, until its turn in id order.
+    decoded: Option<(EventId, V::Event)>,
+    /// Events folded since the last checkpoint made.
+    since_checkpoint: u32,
+    /// Why the backdated event did not fold, if it did not.
+    failed: Option<FoldError>,
+    changes: &'a mut Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    key: &'a [u8],
+    state: &'a mut V::State,
+    stored: &'a mut Vec<u8>,
+}
+
+impl<V: View> Refold<'_, V> {
+    /// Folds the backdated event at its turn.
+    fn backdated(&mut self) -> StorageResult<()> {
+        if let Some((id, event)) = self.decoded.take() {
+            self.failed = self.one(id, &event)?.err();
+        }
+        Ok(())
+    }
+
+    /// Folds one event; an event that fails is left out, as it was when
+    /// it first came, and a checkpoint follows every
+    /// [`VIEW_CHECKPOINT_EVENTS`] events.
+    fn one(&mut self, id: EventId, event: &V::Event) -> StorageResult<Result<(), FoldError>> {
+        let folded = fold_one::<V>(self.state, self.stored, id, event)?;
+        self.since_checkpoint += 1;
+        if self.since_checkpoint >= VIEW_CHECKPOINT_EVENTS && !self.stored.is_empty() {
+            self.since_checkpoint = 0;
+            self.changes
+                .push((checkpoint_key(self.key, id), Some(self.stored.clone())));
+        }
+        Ok(folded)
+    }
+}
+
+/// Calls `each` with every store key from `start` to `end`, reading
+/// [`VIEW_REFOLD_PAGE_ENTRIES`] at a time.
+fn for_each_page(
+    view: &dyn ViewStore,
+    mut start: Vec<u8>,
+    end: &[u8],
+    mut each: impl FnMut(&[u8]) -> StorageResult<()>,
+) -> StorageResult<()> {
+    loop {
+        let page = view.range(&start, end, VIEW_REFOLD_PAGE_ENTRIES)?;
+        for (stored_key, _) in &page {
+            each(stored_key)?;
+        }
+        match page.last() {
+            Some((last, _)) if page.len() == VIEW_REFOLD_PAGE_ENTRIES => {
+                // Just past the last key read.
+                start = last.to_vec();
+                start.push(0);
+            }
+            _ => return Ok(()),
+        }
+    }
 }
 
 /// The stored event `id`, decoded; `None` if it is gone or no longer
@@ -364,6 +518,7 @@ fn load_row<S: serde::Serialize + serde::de::DeserializeOwned + Default>(
             last_id: None,
             since_checkpoint: 0,
             state: S::default(),
+            stored: Vec::new(),
         }),
     }
 }

@@ -16,9 +16,13 @@
 //! drives it lives in `actors::view`; [`crate::testing::fold`] folds a view
 //! over a list of events without a node.
 
+pub mod exact;
+pub(crate) mod finite;
 pub(crate) mod fold;
 #[doc(hidden)]
 pub mod private;
+
+pub use finite::NotFinite;
 
 use std::fmt;
 
@@ -53,10 +57,26 @@ pub trait View: 'static {
     fn key_kind() -> KeyKind;
     /// The row an event belongs to.
     fn key(event: &Self::Event) -> Key;
-    /// Folds one event into its row's state.
-    fn fold(state: &mut Self::State, id: EventId, event: &Self::Event);
+    /// Folds one event into its row's state. An error skips the event (it
+    /// is counted) and leaves the state as it was before it. A fold must be
+    /// deterministic: the same events in id order give the same state, on
+    /// every node and after every rebuild.
+    fn fold(state: &mut Self::State, id: EventId, event: &Self::Event) -> Result<(), FoldError>;
     /// A row's value as queries return it.
     fn value(state: &Self::State) -> serde_json::Value;
+}
+
+/// Why one event was not folded into its row: it is skipped and counted,
+/// and the view goes on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FoldError {
+    /// A field the view folds holds a value it cannot fold.
+    #[error("a field the view folds cannot be folded")]
+    Input(#[source] finite::NotFinite),
+    /// The state the fold left cannot be stored.
+    #[error("the row's state cannot be stored")]
+    State(#[source] finite::NotFinite),
 }
 
 /// The type of a view's key.
