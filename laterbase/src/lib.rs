@@ -86,7 +86,7 @@ extern crate self as laterbase;
 #[doc(hidden)]
 pub use views::private as __private;
 
-pub use actors::{Database, DatabaseInfo, DatabaseStats, MergeReceipt, Node};
+pub use actors::{Database, DatabaseInfo, DatabaseStats, MergeReceipt, Node, RowPages};
 #[cfg(feature = "server")]
 pub use actors::{PeerStatus, ReplicationConfig};
 pub use config::Config;

@@ -422,8 +422,9 @@ impl Database {
 
     /// Every row of `view` in key order after the row keyed `after`, as of
     /// one snapshot taken once the view has folded every event durable when
-    /// the call began, to read a page at a time.
-    pub(crate) async fn view_pages(&self, view: &str, after: Option<&str>) -> Result<RowPages> {
+    /// the call began, to read a page at a time: the whole of a large view
+    /// without holding it in memory.
+    pub async fn view_pages(&self, view: &str, after: Option<&str>) -> Result<RowPages> {
         let handle = self.view_handle(view)?;
         let after = after.map(|text| handle.parse_key(view, text)).transpose()?;
         match handle.ask(ViewQuery::Snapshot { after }, self.lc()).await? {

@@ -29,7 +29,7 @@ pub use database::{Database, DatabaseInfo, DatabaseStats};
 pub use node::Node;
 #[cfg(feature = "server")]
 pub use replication::{PeerStatus, ReplicationConfig};
-pub(crate) use view::RowPages;
+pub use view::RowPages;
 
 use std::collections::VecDeque;
 use std::time::Duration;

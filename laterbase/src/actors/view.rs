@@ -66,8 +66,8 @@ pub(crate) enum ViewAnswer {
 
 /// Every row of a view as of one instant (taken once the view had folded
 /// what the query asked for), read [`VIEW_STREAM_PAGE_ROWS`] rows or about
-/// [`VIEW_STREAM_PAGE_BYTES`] at a time.
-pub(crate) struct RowPages {
+/// [`VIEW_STREAM_PAGE_BYTES`] at a time: [`Database::view_pages`](crate::Database::view_pages).
+pub struct RowPages {
     snapshot: Arc<dyn ViewSnapshot>,
     engine: Arc<dyn Engine>,
     may_block: bool,
@@ -102,7 +102,7 @@ impl RowPages {
     }
 
     /// The next page of rows, or `None` after the last.
-    pub(crate) async fn next_page(&mut self) -> Result<Option<Vec<Row>>> {
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Row>>> {
         let Some(start) = self.next.take() else {
             return Ok(None);
         };
