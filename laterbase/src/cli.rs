@@ -264,6 +264,9 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
         .backup_dir(backup_dir.clone())
         .metrics(metrics)
         .request_timeout(Duration::from_millis(args.request_timeout_ms));
+    // Listening for signals before saying so: from the "serving" line on,
+    // SIGTERM stops the node cleanly.
+    let shutdown = shutdown_signal()?;
     tracing::info!(
         listen = %bound,
         data_dir = %args.data_dir.display(),
@@ -286,7 +289,7 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
             .map_err(|error| format!("cannot start replication: {}", chain(&error)))?;
         tracing::info!(peers = ?args.peers, "replicating");
     }
-    crate::server::serve(listener, router(state), shutdown_signal()).await;
+    crate::server::serve(listener, router(state), shutdown).await;
     tracing::info!("stopped accepting; flushing");
     node.shutdown()
         .await
@@ -299,29 +302,32 @@ const LATENCY_BUCKETS_SECONDS: &[f64] = &[
     5.0, 10.0,
 ];
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// A future that completes on SIGINT or SIGTERM, listening from the moment
+/// it is made: a signal that arrives before the future is first polled (a
+/// node told to stop right after it said it serves) still stops the node
+/// cleanly, instead of killing it.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(terminate) => terminate,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; SIGINT still stops the node");
-                let _ = interrupt.await;
-                return;
-            }
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|error| format!("cannot listen for {name}: {error}"))
         };
-        tokio::select! {
-            _ = interrupt => tracing::info!("SIGINT received"),
-            _ = terminate.recv() => tracing::info!("SIGTERM received"),
-        }
+        let mut interrupt = listen(SignalKind::interrupt(), "SIGINT")?;
+        let mut terminate = listen(SignalKind::terminate(), "SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => tracing::info!("SIGINT received"),
+                _ = terminate.recv() => tracing::info!("SIGTERM received"),
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        let interrupt = tokio::signal::ctrl_c();
+        Ok(async move {
+            let _ = interrupt.await;
+        })
     }
 }
 
