@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Receipt};
 use crate::limits::{
     APPEND_KIB_IN_FLIGHT_MAX, BATCH_EVENTS_MAX, CONFLICTS_PAGE_BYTES_MAX, GET_IDS_MAX, Limits,
-    PAGE_EVENTS_MAX, VIEW_PAGE_ROWS_MAX, VIEW_RESTARTS_MAX,
+    PAGE_EVENTS_MAX, SYNC_PEERS_RECALLED_MAX, VIEW_PAGE_ROWS_MAX, VIEW_RESTARTS_MAX,
 };
 use crate::storage::{Conflict, ConflictsPage, DatabaseRecord, DatabaseStore, Storage};
 use crate::sync::protocol::Loser;
@@ -157,6 +157,8 @@ pub(crate) struct DatabaseShared {
     pub(crate) losers_listed: AtomicU64,
     /// What sync remembers of each peer between rounds.
     pub(crate) recalls: std::sync::Mutex<Recalls>,
+    /// Per peer, the lock under which sync steps read and write its link.
+    link_locks: std::sync::Mutex<BTreeMap<EventId, Arc<tokio::sync::Mutex<()>>>>,
     /// Bounds the bytes of appends in flight, in KiB.
     in_flight_kib: Arc<Semaphore>,
     /// Held by the database's one writer for its whole life.
@@ -207,6 +209,7 @@ impl DatabaseShared {
             data_rewrites: AtomicU64::new(0),
             losers_listed: AtomicU64::new(0),
             recalls: std::sync::Mutex::default(),
+            link_locks: std::sync::Mutex::default(),
             in_flight_kib: Arc::new(Semaphore::new(APPEND_KIB_IN_FLIGHT_MAX as usize)),
             writer_lease: Arc::new(tokio::sync::Mutex::new(())),
             appends: AtomicU64::new(0),
@@ -493,6 +496,20 @@ impl Database {
         .await
     }
 
+    /// The lock under which sync steps with `peer` read and write its link.
+    fn link_lock(&self, peer: EventId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .shared
+            .link_locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !locks.contains_key(&peer) && locks.len() >= SYNC_PEERS_RECALLED_MAX {
+            // Only a lock nobody holds or waits for may go.
+            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        }
+        locks.entry(peer).or_default().clone()
+    }
+
     /// What sync remembers of `peer`.
     pub(crate) fn recall(&self, peer: EventId) -> PeerRecall {
         self.shared
@@ -514,13 +531,14 @@ impl Database {
     /// Applies what a sync step asks for: merges its events and lists its
     /// losers and, in the same atomic write, stores the cursors it moved;
     /// then remembers what the step taught of the peer. Returns the link as
-    /// stored.
-    pub(crate) async fn apply_sync(
-        &self,
-        peer: EventId,
-        link: Link,
-        effects: Effects,
-    ) -> Result<Link> {
+    /// stored. One step at a time per peer reads and writes its link: a node
+    /// is the initiator and the responder of rounds with the same peer at
+    /// once, and a write from a link read before the other's would move a
+    /// cursor back.
+    pub(crate) async fn apply_sync(&self, peer: EventId, effects: Effects) -> Result<Link> {
+        let lock = self.link_lock(peer);
+        let _only_step = lock.lock().await;
+        let link = self.sync_link(peer).await?;
         let updated = Link {
             into_peer: furthest(link.into_peer, effects.cursor_into_peer),
             peer_into_local: effects.peer_cursor_into_local.or(link.peer_into_local),

@@ -132,7 +132,7 @@ pub async fn round(
         )?)
     })
     .await?;
-    let link = database.apply_sync(peer, link, effects).await?;
+    database.apply_sync(peer, effects).await?;
     if fill.is_empty() {
         return Ok(report);
     }
@@ -156,7 +156,7 @@ pub async fn round(
         .any(|page| page.more);
     let recall = database.recall(peer);
     let effects = protocol::finish(initiator, &request.fill, deliver, recall.view(current));
-    database.apply_sync(peer, link, effects).await?;
+    database.apply_sync(peer, effects).await?;
     Ok(report)
 }
 
@@ -193,7 +193,7 @@ pub async fn answer_offer(database: &Database, peer: EventId, body: &Bytes) -> R
         )?)
     })
     .await?;
-    database.apply_sync(peer, link, effects).await?;
+    database.apply_sync(peer, effects).await?;
     Ok(wire::encode_reply(&reply, version))
 }
 
@@ -221,7 +221,7 @@ pub async fn answer_fill(database: &Database, peer: EventId, body: &Bytes) -> Re
         )?)
     })
     .await?;
-    database.apply_sync(peer, link, effects).await?;
+    database.apply_sync(peer, effects).await?;
     Ok(wire::encode_deliver(&deliver, version))
 }
 
