@@ -97,36 +97,27 @@ async fn a_sync_responder_whose_disk_fails_answers_as_a_write_would() {
     assert!(captured.is_err(), "the capture delivers nothing");
     let offer = capture.0.lock().expect("lock").clone().expect("an offer");
 
+    // The same offer, again and again.
+    let post_offer = || {
+        post_sync(
+            &responder,
+            initiator.id(),
+            "/sync/yard/offer",
+            offer.to_vec(),
+        )
+    };
     storage.fail_next_read(ReadFault::Any, std::io::ErrorKind::StorageFull);
-    let answer = post_sync(
-        &responder,
-        initiator.id(),
-        "/sync/yard/offer",
-        offer.to_vec(),
-    )
-    .await;
+    let answer = post_offer().await;
     assert_eq!(answer.0, StatusCode::INSUFFICIENT_STORAGE, "{}", answer.1);
     assert_eq!(answer.1["error"], "insufficient_storage");
 
     storage.fail_next_read(ReadFault::Any, std::io::ErrorKind::Other);
-    let answer = post_sync(
-        &responder,
-        initiator.id(),
-        "/sync/yard/offer",
-        offer.to_vec(),
-    )
-    .await;
+    let answer = post_offer().await;
     assert_eq!(answer.0, StatusCode::INTERNAL_SERVER_ERROR, "{}", answer.1);
     assert_eq!(answer.1["error"], "internal");
 
     // And with the disk back, the same offer is answered.
-    let (status, _) = post_sync(
-        &responder,
-        initiator.id(),
-        "/sync/yard/offer",
-        offer.to_vec(),
-    )
-    .await;
+    let (status, _) = post_offer().await;
     assert_eq!(status, StatusCode::OK);
     initiator.shutdown().await.expect("shutdown");
 }

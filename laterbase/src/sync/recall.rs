@@ -35,18 +35,10 @@ impl PeerRecall {
         let push = self
             .pulling_until
             .is_none_or(|until| tokio::time::Instant::now() >= until);
-        if exchanges_lists {
-            Recall {
-                held: &self.held,
-                losers: Some(self.losers),
-                push,
-            }
-        } else {
-            Recall {
-                held: &[],
-                losers: None,
-                push,
-            }
+        Recall {
+            held: if exchanges_lists { &self.held } else { &[] },
+            losers: exchanges_lists.then_some(self.losers),
+            push,
         }
     }
 
