@@ -172,6 +172,12 @@ const _: () = assert!(
 /// index at once.
 pub const VIEW_REFOLD_PAGE_ENTRIES: usize = 256;
 
+/// Rewritten events (a conflict's winner replaced bytes a view folded) one
+/// refold by key takes. A custom fold refolds more a batch at a time; an
+/// order-insensitive view, which reads the whole log to refold its keys,
+/// rebuilds from nothing instead: one read of the log either way.
+pub const VIEW_REWRITES_REFOLD_MAX: usize = 1_024;
+
 /// The most events a view folds in one step (one atomic write of its rows),
 /// so that queries are answered between steps of a long catch-up.
 pub const VIEW_FOLD_EVENTS_MAX: usize = 10_000;

@@ -93,9 +93,6 @@ pub(crate) struct Writer {
     written_lc: u64,
     /// The highest update number written.
     written_us: u64,
-    /// How many rewrites changed a stored event's bytes, ever: views that
-    /// folded the old bytes rebuild when it moves.
-    data_rewrites: u64,
     /// How many distinct losing values are listed: peers that see it move
     /// fetch the list.
     losers_listed: u64,
@@ -115,9 +112,6 @@ type StoredForms = HashMap<EventId, (u64, StoredEvent)>;
 /// The losers listed for ids a merge names.
 type ListedLosers = HashMap<EventId, Vec<Bytes>>;
 
-/// The database's metadata key of its count of data rewrites.
-const DATA_REWRITES_KEY: &[u8] = b"views/data-rewrites";
-
 /// One commit's batch while its writes are staged.
 struct Staged {
     batch: WriteBatch,
@@ -125,8 +119,6 @@ struct Staged {
     new_ids: HashMap<EventId, usize>,
     /// Stored events this commit rewrites, by id: their lc and new form.
     replaced: HashMap<EventId, (u64, StoredEvent)>,
-    /// Rewrites of this commit that change a stored event's bytes.
-    data_rewrites: u64,
     /// Losing values this commit lists for the first time.
     new_losers: u64,
     /// Indexes in `batch.events` of new events that a later write of the
@@ -191,19 +183,9 @@ impl Writer {
         }
         let written_lc = store.last_lc()?;
         let written_us = store.last_us()?;
-        let data_rewrites = match store.meta(DATA_REWRITES_KEY)? {
-            Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| {
-                crate::StorageError::Corrupt {
-                    what: "count of data rewrites",
-                    detail: format!("{} bytes, not 8", bytes.len()),
-                }
-            })?),
-            None => 0,
-        };
         let max_id = store.last_id()?;
         let losers_listed = store.losers_count()?;
         shared.losers_listed.store(losers_listed, Ordering::Release);
-        shared.data_rewrites.store(data_rewrites, Ordering::Release);
         shared.durable_lc.store(written_lc, Ordering::Release);
         shared.durable_us.store(written_us, Ordering::Release);
         let database = shared.record.name.clone();
@@ -215,7 +197,6 @@ impl Writer {
             hlc,
             written_lc,
             written_us,
-            data_rewrites,
             losers_listed,
             max_id,
             poisoned: None,
@@ -234,7 +215,6 @@ impl Writer {
             },
             new_ids: HashMap::new(),
             replaced: HashMap::new(),
-            data_rewrites: 0,
             new_losers: 0,
             changed_new: Vec::new(),
             max_id: self.max_id,
@@ -384,9 +364,6 @@ impl Writer {
                 receipt.updated += 1;
                 match current {
                     Current::Stored(lc, _) => {
-                        if kept.data != present.data {
-                            staged.data_rewrites += 1;
-                        }
                         staged.replaced.insert(kept.id, (lc, kept));
                     }
                     Current::New(index, _) => {
@@ -548,13 +525,6 @@ impl Writer {
             return Ok(());
         }
         let last_lc = staged.batch.first_lc + staged.batch.events.len() as u64 - 1;
-        let data_rewrites = self.data_rewrites + staged.data_rewrites;
-        if staged.data_rewrites > 0 {
-            staged.batch.meta.push((
-                DATA_REWRITES_KEY.to_vec(),
-                Bytes::copy_from_slice(&data_rewrites.to_be_bytes()),
-            ));
-        }
         staged.batch.hlc_floor = self.hlc.floor();
         let written = self.store.write(&staged.batch);
         let persisted = written.and_then(|()| {
@@ -576,10 +546,6 @@ impl Writer {
         let count = staged.batch.events.len() as u64;
         self.written_lc = last_lc;
         self.written_us += staged.batch.replaced.len() as u64;
-        self.data_rewrites = data_rewrites;
-        self.shared
-            .data_rewrites
-            .store(data_rewrites, Ordering::Release);
         self.losers_listed += staged.new_losers;
         self.shared
             .losers_listed

@@ -149,9 +149,6 @@ pub(crate) struct DatabaseShared {
     pub(crate) durable_lc: AtomicU64,
     /// The highest update number that an fsync has covered.
     pub(crate) durable_us: AtomicU64,
-    /// Durable rewrites that changed a stored event's bytes (a conflict's
-    /// winner from a peer), ever: a view that folded the old bytes rebuilds.
-    pub(crate) data_rewrites: AtomicU64,
     /// Distinct losing values listed, durable: told to peers in sync
     /// replies, so that they fetch the list when it grows.
     pub(crate) losers_listed: AtomicU64,
@@ -206,7 +203,6 @@ impl DatabaseShared {
             actor: tokio::sync::watch::Sender::new(ActorSlot::Restarting),
             durable_lc: AtomicU64::new(0),
             durable_us: AtomicU64::new(0),
-            data_rewrites: AtomicU64::new(0),
             losers_listed: AtomicU64::new(0),
             recalls: std::sync::Mutex::default(),
             link_locks: std::sync::Mutex::default(),

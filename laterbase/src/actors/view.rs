@@ -14,10 +14,13 @@
 //! is already queued: a view catching up gets one message, not one per
 //! commit.
 //!
-//! A view whose definition changed (its fingerprint), or whose database
-//! rewrote a stored event (a conflict's winner), starts over from an empty
-//! store and refolds in the background; queries wait for it up to
-//! [`VIEW_QUERY_WAIT_MS`] and then answer `unavailable`.
+//! A stored event whose bytes its database rewrote (a conflict's winner) is
+//! refolded first, in the keys it touches (`Engine::refold_rewritten`);
+//! queries wait for that as they wait for new events. A view whose
+//! definition changed (its fingerprint), or that would refold more than
+//! [`VIEW_REWRITES_REFOLD_MAX`] rewritten events with no index, starts over
+//! from an empty store and refolds in the background; queries wait for it
+//! up to [`VIEW_QUERY_WAIT_MS`] and then answer `unavailable`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,7 +33,7 @@ use super::run_storage;
 use crate::error::{Error, Result};
 use crate::limits::{
     VIEW_FOLD_BYTES_MAX, VIEW_FOLD_EVENTS_MAX, VIEW_QUERIES_WAITING_MAX, VIEW_QUERY_WAIT_MS,
-    VIEW_STREAM_PAGE_BYTES, VIEW_STREAM_PAGE_ROWS,
+    VIEW_REWRITES_REFOLD_MAX, VIEW_STREAM_PAGE_BYTES, VIEW_STREAM_PAGE_ROWS,
 };
 use crate::storage::{Storage, ViewSnapshot, ViewStore};
 use crate::views::fold::{self, Engine, Position};
@@ -246,7 +249,7 @@ impl Actor for ViewActor {
             None => return Err(format!("view {name} is not registered on database {db}").into()),
         };
         let fingerprint = engine.fingerprint();
-        let rewrites = shared.data_rewrites.load(Ordering::Acquire);
+        let us = shared.durable_us.load(Ordering::Acquire);
         let (store, position, rebuilding) = run_storage(shared.may_block, move || {
             let store: Arc<dyn ViewStore> = Arc::from(storage.open_view(db, name)?);
             let (position, rebuilding) = match Position::load(store.as_ref())? {
@@ -257,15 +260,9 @@ impl Actor for ViewActor {
                         view = name,
                         "the view's definition changed; rebuilding it from the events"
                     );
-                    (
-                        Position::reset(store.as_ref(), rewrites, fingerprint)?,
-                        true,
-                    )
+                    (Position::reset(store.as_ref(), us, fingerprint)?, true)
                 }
-                None => (
-                    Position::reset(store.as_ref(), rewrites, fingerprint)?,
-                    false,
-                ),
+                None => (Position::reset(store.as_ref(), us, fingerprint)?, false),
             };
             Ok((store, position, rebuilding))
         })
@@ -315,7 +312,7 @@ impl Actor for ViewActor {
                 state.step_queued.store(false, Ordering::Release);
                 state.steps.fetch_add(1, Ordering::Relaxed);
                 step(state).await?;
-                if state.position.lc < state.shared.durable_lc.load(Ordering::Acquire) {
+                if behind(state) {
                     queue_step(&state.step_queued, &myself)?;
                 }
             }
@@ -346,15 +343,19 @@ impl Actor for ViewActor {
 }
 
 /// Whether the view answers a query that began at `lc`: it has folded up
-/// to it, is not rebuilding, and no stored event's bytes were rewritten
-/// since its fold began.
+/// to it, is not rebuilding, and has refolded every durable rewrite.
 fn ready(state: &ViewState, lc: u64) -> bool {
     state.position.lc >= lc && !state.rebuilding && !rewritten(state)
 }
 
-/// Whether a stored event's bytes were rewritten since the fold began.
+/// Whether a stored event was rewritten since the view last refolded.
 fn rewritten(state: &ViewState) -> bool {
-    state.shared.data_rewrites.load(Ordering::Acquire) != state.position.rewrites
+    state.shared.durable_us.load(Ordering::Acquire) > state.position.us
+}
+
+/// Whether durable events or rewrites wait for the view.
+fn behind(state: &ViewState) -> bool {
+    state.position.lc < state.shared.durable_lc.load(Ordering::Acquire) || rewritten(state)
 }
 
 /// Sends a step after commits of the view's database, until the actor is
@@ -383,30 +384,16 @@ fn queue_step(
     actor.send_message(ViewMsg::Step)
 }
 
-/// Folds the next durable events, then answers the queries they satisfy.
+/// Refolds what was rewritten and folds the next durable events, then
+/// answers the queries they satisfy.
 async fn step(state: &mut ViewState) -> Result<(), ActorProcessingErr> {
-    // The writer publishes the rewrites count before the lc, so the lc is
-    // read first: a rewrite it covers is seen.
+    // Rewrites first: a rewrite made durable after this read is refolded
+    // by the next step, whichever form the fold below reads.
+    let durable_us = state.shared.durable_us.load(Ordering::Acquire);
     let durable_lc = state.shared.durable_lc.load(Ordering::Acquire);
-    let rewrites = state.shared.data_rewrites.load(Ordering::Acquire);
     let (db, name) = (state.registration.db, state.registration.name);
-    if rewrites != state.position.rewrites {
-        // A stored event was rewritten (a conflict's winner): its old value
-        // is folded in and cannot be taken out, so the view starts over.
-        tracing::warn!(
-            database = db,
-            view = name,
-            "a stored event was rewritten; rebuilding the view from the events"
-        );
-        let store = state.store.clone();
-        let fingerprint = state.engine.fingerprint();
-        state.position = run_storage(state.shared.may_block, move || {
-            Ok(Position::reset(store.as_ref(), rewrites, fingerprint)?)
-        })
-        .await?;
-        state.rebuilding = true;
-        metrics::counter!("laterbase_view_rebuilds_total", "database" => db, "view" => name)
-            .increment(1);
+    if durable_us > state.position.us {
+        refold_rewritten(state, durable_us).await?;
     }
     if state.position.lc < durable_lc {
         let (store, engine, log) = (
@@ -463,6 +450,62 @@ async fn step(state: &mut ViewState) -> Result<(), ActorProcessingErr> {
             of = durable_lc,
             "view rebuilding"
         );
+    }
+    Ok(())
+}
+
+/// Refolds the keys that events rewritten after the view's update number,
+/// up to `durable_us`, touch; or, when that is not possible or would cost
+/// more than a rebuild, starts the view over.
+async fn refold_rewritten(
+    state: &mut ViewState,
+    durable_us: u64,
+) -> Result<(), ActorProcessingErr> {
+    let (db, name) = (state.registration.db, state.registration.name);
+    let (store, engine, log) = (
+        state.store.clone(),
+        state.engine.clone(),
+        state.shared.store()?,
+    );
+    let mut position = state.position;
+    let lease = state.lease.clone();
+    let refolded = run_storage(state.shared.may_block, move || {
+        let _lease = lease;
+        let updates = log.updates_after(position.us, durable_us, VIEW_REWRITES_REFOLD_MAX + 1)?;
+        let (updates, up_to_us) = match updates.get(VIEW_REWRITES_REFOLD_MAX) {
+            // An order-insensitive view reads the log once per refold: past
+            // this many, a rebuild reads it once for all of them.
+            Some(_) if !engine.indexed() => return Ok(None),
+            Some(_) => (
+                &updates[..VIEW_REWRITES_REFOLD_MAX],
+                updates[VIEW_REWRITES_REFOLD_MAX - 1].0,
+            ),
+            None => (&updates[..], durable_us),
+        };
+        let ids: Vec<_> = updates.iter().map(|(_, id)| *id).collect();
+        let refolded =
+            engine.refold_rewritten(store.as_ref(), log.as_ref(), &ids, up_to_us, &mut position)?;
+        Ok(refolded.then_some(position))
+    })
+    .await?;
+    match refolded {
+        Some(position) => state.position = position,
+        None => {
+            tracing::warn!(
+                database = db,
+                view = name,
+                "stored events were rewritten beyond what the view refolds by key; rebuilding the view from the events"
+            );
+            let store = state.store.clone();
+            let fingerprint = state.engine.fingerprint();
+            state.position = run_storage(state.shared.may_block, move || {
+                Ok(Position::reset(store.as_ref(), durable_us, fingerprint)?)
+            })
+            .await?;
+            state.rebuilding = true;
+            metrics::counter!("laterbase_view_rebuilds_total", "database" => db, "view" => name)
+                .increment(1);
+        }
     }
     Ok(())
 }

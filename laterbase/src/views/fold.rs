@@ -3,7 +3,7 @@
 //! A view's store holds, under one-byte prefixes:
 //!
 //! ```text
-//! p                      position: lc, data rewrites, fingerprint, counters
+//! p                      position: lc, update number, fingerprint, counters
 //! r key                  a row: the id of its latest event, events since its
 //!                        last checkpoint, its state (JSON)
 //! i len key id           ordered views: the ids of each key's events
@@ -27,15 +27,25 @@
 //! events: a cost of at most [`VIEW_CHECKPOINT_EVENTS`] plus those events,
 //! never the whole history. Each batch of events is one atomic write with
 //! the position, so a crash leaves rows and position agreeing.
+//!
+//! A stored event whose bytes are rewritten (a conflict's smaller value
+//! wins) was folded in its older form. The view refolds only the keys its
+//! forms belong to, old and new ([`Engine::refold_rewritten`]): an ordered
+//! view from each key's checkpoint before the event, over its index; an
+//! order-insensitive view, which keeps no index, by reading the log once
+//! for all of them and folding only those keys' events. Other rows are
+//! not touched, and the view answers as it did.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
 
 use super::finite::{self, NotFinite};
 use super::{FoldError, Key, KeyKind, View};
 use crate::error::StorageError;
 use crate::event::{Event, EventId};
-use crate::limits::{VIEW_CHECKPOINT_EVENTS, VIEW_KEY_BYTES_MAX, VIEW_REFOLD_PAGE_ENTRIES};
+use crate::limits::{
+    LOSERS_PER_ID_MAX, VIEW_CHECKPOINT_EVENTS, VIEW_KEY_BYTES_MAX, VIEW_REFOLD_PAGE_ENTRIES,
+};
 use crate::storage::{DatabaseStore, StorageResult, ViewStore};
 
 /// The format of the rows' state: 1 kept `#[sum]` as a running total in
@@ -52,9 +62,12 @@ const CHECKPOINT_PREFIX: u8 = b'c';
 pub(crate) struct Position {
     /// The database's logical clock folded up to.
     pub(crate) lc: u64,
-    /// The database's count of data rewrites when the fold began: a later
-    /// rewrite of a stored event's bytes rebuilds the view.
-    pub(crate) rewrites: u64,
+    /// The database's update number up to which rewrites of stored events
+    /// are folded. (A position stored before update numbers were kept here
+    /// holds a count of rewrites, never above the update number it was
+    /// read with: the rewrites after it are refolded again, which changes
+    /// nothing.)
+    pub(crate) us: u64,
     /// The definition the rows were folded with.
     pub(crate) fingerprint: u64,
     /// Events folded since the view was (re)built.
@@ -67,7 +80,7 @@ impl Position {
     fn encode(&self) -> Vec<u8> {
         [
             self.lc,
-            self.rewrites,
+            self.us,
             self.fingerprint,
             self.folded,
             self.skipped,
@@ -83,12 +96,12 @@ impl Position {
             .map(|field| field.try_into().map(u64::from_be_bytes))
             .collect::<Result<_, _>>()
             .map_err(|_| corrupt("view position", "it is not 40 bytes"))?;
-        let [lc, rewrites, fingerprint, folded, skipped] = fields[..] else {
+        let [lc, us, fingerprint, folded, skipped] = fields[..] else {
             return Err(corrupt("view position", "it is not 40 bytes"));
         };
         Ok(Position {
             lc,
-            rewrites,
+            us,
             fingerprint,
             folded,
             skipped,
@@ -102,15 +115,16 @@ impl Position {
             .transpose()
     }
 
-    /// Starts the view over: no rows, nothing folded.
+    /// Starts the view over: no rows, nothing folded, and every rewrite up
+    /// to update number `us` in the events it will read.
     pub(crate) fn reset(
         view: &dyn ViewStore,
-        rewrites: u64,
+        us: u64,
         fingerprint: u64,
     ) -> StorageResult<Position> {
         view.clear()?;
         let position = Position {
-            rewrites,
+            us,
             fingerprint,
             ..Position::default()
         };
@@ -134,6 +148,24 @@ pub(crate) trait Engine: Send + Sync {
         events: &[Event],
         position: &mut Position,
     ) -> StorageResult<()>;
+    /// Refolds the rows that events `ids`, rewritten in place up to update
+    /// number `us`, belong or belonged to (their stored form and every
+    /// listed loser), and moves `position.us` to `us`, in one atomic write.
+    /// An id the view has not folded yet, or that lists no loser (only its
+    /// `recorded_at` moved), changes no row. `false`, with nothing written,
+    /// when a form the view folded may be missing from the list (an id
+    /// lists [`LOSERS_PER_ID_MAX`] losers): the view must be rebuilt.
+    fn refold_rewritten(
+        &self,
+        view: &dyn ViewStore,
+        log: &dyn DatabaseStore,
+        ids: &[EventId],
+        us: u64,
+        position: &mut Position,
+    ) -> StorageResult<bool>;
+    /// Whether the view keeps an index of each key's events (a custom
+    /// fold), so that refolding a key reads only its events.
+    fn indexed(&self) -> bool;
     /// A row's value from its stored bytes; `None` for a row none of whose
     /// events folded, which is not shown.
     fn value(&self, stored: &[u8]) -> StorageResult<Option<serde_json::Value>>;
@@ -165,6 +197,16 @@ struct RowState<S> {
 }
 
 impl<S: serde::Serialize + serde::de::DeserializeOwned + Default> RowState<S> {
+    /// A row no event has folded into.
+    fn empty() -> RowState<S> {
+        RowState {
+            last_id: None,
+            since_checkpoint: 0,
+            state: S::default(),
+            stored: Vec::new(),
+        }
+    }
+
     fn encode(&self) -> Vec<u8> {
         // An empty state: an ordered view's row whose every event failed to
         // fold; it keeps its ids for refolds, and is not shown.
@@ -307,7 +349,7 @@ impl<V: View> Engine for Typed<V> {
                 // Backdated: what is pending goes first, so that the refold
                 // reads the key's events and checkpoints from the store.
                 pending.write(view, position)?;
-                refold::<V>(view, log, &key, event, decoded, position)?;
+                refold::<V>(view, log, &key, event, position)?;
                 continue;
             }
             let folded = fold_one::<V>(&mut row.state, &mut row.stored, event.id, &decoded)?;
@@ -338,6 +380,71 @@ impl<V: View> Engine for Typed<V> {
         pending.write(view, position)
     }
 
+    fn refold_rewritten(
+        &self,
+        view: &dyn ViewStore,
+        log: &dyn DatabaseStore,
+        ids: &[EventId],
+        us: u64,
+        position: &mut Position,
+    ) -> StorageResult<bool> {
+        // Each touched key, with the rewritten ids that are or were of it.
+        let mut touched: BTreeMap<Vec<u8>, Vec<EventId>> = BTreeMap::new();
+        for &id in ids {
+            let Some(event) = log.lc_of(id)?.filter(|lc| *lc <= position.lc) else {
+                // Not folded yet: it is folded in its stored form when its
+                // turn comes.
+                continue;
+            };
+            let losers = log.losers(id)?;
+            if losers.len() >= LOSERS_PER_ID_MAX {
+                return Ok(false);
+            }
+            if losers.is_empty() {
+                continue;
+            }
+            let Some(stored) = log.event_at(event)? else {
+                continue;
+            };
+            for form in losers.iter().chain([&stored.data]) {
+                if let Some(key) = key_of::<V>(form) {
+                    let ids = touched.entry(key).or_default();
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+        let mut changes = Vec::new();
+        if V::ORDERED {
+            for (key, mut ids) in touched {
+                ids.sort_unstable();
+                let mut joining = Vec::with_capacity(ids.len());
+                for &id in &ids {
+                    if stored_of_key::<V>(log, id, &key)?.is_some() {
+                        joining.push(id);
+                    }
+                }
+                refold_key::<V>(view, log, &key, ids[0], &joining, None, &mut changes)?;
+            }
+        } else if !touched.is_empty() {
+            refold_by_scan::<V>(
+                log,
+                touched.into_keys().collect(),
+                position.lc,
+                &mut changes,
+            )?;
+        }
+        position.us = us;
+        changes.push((POSITION_KEY.to_vec(), Some(position.encode())));
+        view.write(&changes)?;
+        Ok(true)
+    }
+
+    fn indexed(&self) -> bool {
+        V::ORDERED
+    }
+
     fn value(&self, stored: &[u8]) -> StorageResult<Option<serde_json::Value>> {
         let row = RowState::<V::State>::decode(stored)?;
         Ok((!row.stored.is_empty()).then(|| V::value(&row.state)))
@@ -360,72 +467,23 @@ fn failed_event<V: View>(event: &Event, error: &FoldError, position: &mut Positi
 /// Folds a backdated `event` into its key: from the key's last checkpoint
 /// before it, over the key's events after that checkpoint in id order,
 /// making new checkpoints on the way; one atomic write with the position.
-/// The key's index and checkpoints are read in pages of
-/// [`VIEW_REFOLD_PAGE_ENTRIES`], never whole.
 fn refold<V: View>(
     view: &dyn ViewStore,
     log: &dyn DatabaseStore,
     key: &[u8],
     event: &Event,
-    decoded: V::Event,
     position: &mut Position,
 ) -> StorageResult<()> {
-    let row = load_row::<V::State>(view, key)?;
-    let before = checkpoint_key(key, event.id);
-    let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
-    let (mut state, mut stored, from) =
-        match view.last_in(&prefix(CHECKPOINT_PREFIX, key), &before)? {
-            Some((stored_key, bytes)) => (
-                decode_state::<V::State>(&bytes)?,
-                bytes.to_vec(),
-                Some(id_suffix(&stored_key)?),
-            ),
-            None => (V::State::default(), Vec::new(), None),
-        };
-    // Checkpoints after the event no longer hold: they are made again below.
-    let checkpoints_end = prefix_end(&prefix(CHECKPOINT_PREFIX, key));
-    for_each_page(view, before, &checkpoints_end, |stale| {
-        changes.push((stale.to_vec(), None));
-        Ok(())
-    })?;
-    let index = prefix(INDEX_PREFIX, key);
-    let start = match from {
-        Some(id) => index_key(key, EventId::from_u128(id.to_u128() + 1)),
-        None => index.clone(),
-    };
-    let mut refold = Refold::<V> {
-        decoded: Some((event.id, decoded)),
-        since_checkpoint: 0,
-        failed: None,
-        changes: &mut changes,
+    let mut changes = Vec::new();
+    let failed = refold_key::<V>(
+        view,
+        log,
         key,
-        state: &mut state,
-        stored: &mut stored,
-    };
-    for_each_page(view, start, &prefix_end(&index), |stored_key| {
-        let id = id_suffix(stored_key)?;
-        if let Some((backdated, _)) = refold.decoded.as_ref()
-            && *backdated < id
-        {
-            refold.backdated()?;
-        }
-        match stored_event::<V>(log, id)? {
-            Some(one) => refold.one(id, &one).map(drop),
-            None => Ok(()),
-        }
-    })?;
-    if refold.decoded.is_some() {
-        refold.backdated()?;
-    }
-    let (since_checkpoint, failed) = (refold.since_checkpoint, refold.failed.take());
-    let row = RowState {
-        last_id: row.last_id.max(Some(event.id)),
-        since_checkpoint,
-        state,
-        stored,
-    };
-    changes.push((index_key(key, event.id), Some(Vec::new())));
-    changes.push((row_key(key), Some(row.encode())));
+        event.id,
+        &[event.id],
+        Some(event.id),
+        &mut changes,
+    )?;
     position.lc = event.lc;
     match failed {
         None => position.folded += 1,
@@ -435,13 +493,92 @@ fn refold<V: View>(
     view.write(&changes)
 }
 
-/// A refold under way: the state so far and what it writes.
+/// Refolds the row of `key` (an ordered view's) from its last checkpoint
+/// before `from`, over its events in id order: those in its index and
+/// `joining` (ids now of this key, sorted, which join the index), each read
+/// from the log in its stored form. An indexed event whose stored form is no
+/// longer of this key leaves the index; a key left with no events loses
+/// its row. Checkpoints after `from` are made again. Pushes the writes to
+/// `changes`; returns why `watch` did not fold, if it did not. The index
+/// and checkpoints are read in pages of [`VIEW_REFOLD_PAGE_ENTRIES`], never
+/// whole.
+fn refold_key<V: View>(
+    view: &dyn ViewStore,
+    log: &dyn DatabaseStore,
+    key: &[u8],
+    from: EventId,
+    joining: &[EventId],
+    watch: Option<EventId>,
+    changes: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>,
+) -> StorageResult<Option<FoldError>> {
+    let before = checkpoint_key(key, from);
+    let (mut state, mut stored, checkpoint) =
+        match view.last_in(&prefix(CHECKPOINT_PREFIX, key), &before)? {
+            Some((stored_key, bytes)) => (
+                decode_state::<V::State>(&bytes)?,
+                bytes.to_vec(),
+                Some(id_suffix(&stored_key)?),
+            ),
+            None => (V::State::default(), Vec::new(), None),
+        };
+    // Checkpoints after `from` no longer hold: they are made again below.
+    let checkpoints_end = prefix_end(&prefix(CHECKPOINT_PREFIX, key));
+    for_each_page(view, before, &checkpoints_end, |stale| {
+        changes.push((stale.to_vec(), None));
+        Ok(())
+    })?;
+    let index = prefix(INDEX_PREFIX, key);
+    let start = match checkpoint {
+        Some(id) => index_key(key, EventId::from_u128(id.to_u128() + 1)),
+        None => index.clone(),
+    };
+    let mut refold = Refold::<V> {
+        joining,
+        last_id: checkpoint,
+        since_checkpoint: 0,
+        watch,
+        failed: None,
+        changes,
+        key,
+        state: &mut state,
+        stored: &mut stored,
+    };
+    for_each_page(view, start, &prefix_end(&index), |stored_key| {
+        let id = id_suffix(stored_key)?;
+        refold.joining_before(log, id)?;
+        if let Some(rest) = refold.joining.strip_prefix(&[id]) {
+            // Already indexed.
+            refold.joining = rest;
+        }
+        refold.one(log, id)
+    })?;
+    refold.joining_before(log, EventId::from_u128(u128::MAX))?;
+    let (since_checkpoint, last_id, failed) = (
+        refold.since_checkpoint,
+        refold.last_id,
+        refold.failed.take(),
+    );
+    let row = RowState {
+        last_id,
+        since_checkpoint,
+        state,
+        stored,
+    };
+    changes.push((row_key(key), row.last_id.is_some().then(|| row.encode())));
+    Ok(failed)
+}
+
+/// A refold of one key under way: the state so far and what it writes.
 struct Refold<'a, V: View> {
-    /// The backdated event, until its turn in id order.
-    decoded: Option<(EventId, V::Event)>,
+    /// Ids joining the key, sorted, until their turn in id order.
+    joining: &'a [EventId],
+    /// The greatest id of the key so far.
+    last_id: Option<EventId>,
     /// Events folded since the last checkpoint made.
     since_checkpoint: u32,
-    /// Why the backdated event did not fold, if it did not.
+    /// The id whose fold failure is reported.
+    watch: Option<EventId>,
+    /// Why `watch` did not fold, if it did not.
     failed: Option<FoldError>,
     changes: &'a mut Vec<(Vec<u8>, Option<Vec<u8>>)>,
     key: &'a [u8],
@@ -450,29 +587,107 @@ struct Refold<'a, V: View> {
 }
 
 impl<V: View> Refold<'_, V> {
-    /// Folds the backdated event at its turn.
-    fn backdated(&mut self) -> StorageResult<()> {
-        if let Some((id, event)) = self.decoded.take() {
-            self.failed = self.one(id, &event)?.err();
+    /// Folds the joining ids before `id`, indexing each.
+    fn joining_before(&mut self, log: &dyn DatabaseStore, id: EventId) -> StorageResult<()> {
+        while let Some((&joining, rest)) = self.joining.split_first()
+            && joining < id
+        {
+            self.joining = rest;
+            self.changes
+                .push((index_key(self.key, joining), Some(Vec::new())));
+            self.one(log, joining)?;
         }
         Ok(())
     }
 
-    /// Folds one event; an event that fails is left out, as it was when
-    /// it first came, and a checkpoint follows every
-    /// [`VIEW_CHECKPOINT_EVENTS`] events.
-    fn one(&mut self, id: EventId, event: &V::Event) -> StorageResult<Result<(), FoldError>> {
-        let folded = fold_one::<V>(self.state, self.stored, id, event)?;
+    /// Folds the event `id` in its stored form; one that fails is left out,
+    /// as it was when it first came, and a checkpoint follows every
+    /// [`VIEW_CHECKPOINT_EVENTS`] events. One whose stored form is no
+    /// longer of this key (or gone) leaves the index.
+    fn one(&mut self, log: &dyn DatabaseStore, id: EventId) -> StorageResult<()> {
+        let Some(event) = stored_of_key::<V>(log, id, self.key)? else {
+            self.changes.push((index_key(self.key, id), None));
+            return Ok(());
+        };
+        let folded = fold_one::<V>(self.state, self.stored, id, &event)?;
+        self.last_id = self.last_id.max(Some(id));
         self.since_checkpoint += 1;
         if self.since_checkpoint >= VIEW_CHECKPOINT_EVENTS && !self.stored.is_empty() {
             self.since_checkpoint = 0;
             self.changes
                 .push((checkpoint_key(self.key, id), Some(self.stored.clone())));
         }
-        Ok(folded)
+        if let Err(error) = folded
+            && self.watch == Some(id)
+        {
+            self.failed = Some(error);
+        }
+        Ok(())
     }
 }
 
+/// Refolds the rows of `keys` (an order-insensitive view's, which keeps no
+/// index) from nothing, over every event up to `up_to_lc` read from the
+/// log a page at a time; only those keys' events are folded and only their
+/// rows written (a key left with no events loses its row).
+fn refold_by_scan<V: View>(
+    log: &dyn DatabaseStore,
+    keys: Vec<Vec<u8>>,
+    up_to_lc: u64,
+    changes: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>,
+) -> StorageResult<()> {
+    let mut rows: HashMap<Vec<u8>, RowState<V::State>> = keys
+        .into_iter()
+        .map(|key| (key, RowState::empty()))
+        .collect();
+    let mut after = 0;
+    loop {
+        let page = log.scan_log(after, up_to_lc, VIEW_REFOLD_PAGE_ENTRIES)?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = last.lc;
+        for event in &page {
+            let Ok(decoded) = serde_json::from_slice::<V::Event>(&event.data) else {
+                continue;
+            };
+            if let Some(row) = rows.get_mut(&V::key(&decoded).to_bytes())
+                && fold_one::<V>(&mut row.state, &mut row.stored, event.id, &decoded)?.is_ok()
+            {
+                row.last_id = row.last_id.max(Some(event.id));
+            }
+        }
+    }
+    for (key, row) in rows {
+        changes.push((row_key(&key), row.last_id.is_some().then(|| row.encode())));
+    }
+    Ok(())
+}
+
+/// The row key of an event's `bytes`, if they decode into the view's event
+/// and the key can be stored.
+fn key_of<V: View>(bytes: &[u8]) -> Option<Vec<u8>> {
+    let decoded = serde_json::from_slice::<V::Event>(bytes).ok()?;
+    let key = V::key(&decoded).to_bytes();
+    (key.len() <= VIEW_KEY_BYTES_MAX).then_some(key)
+}
+
+/// The stored event `id`, decoded, if its stored form is of row `key`.
+fn stored_of_key<V: View>(
+    log: &dyn DatabaseStore,
+    id: EventId,
+    key: &[u8],
+) -> StorageResult<Option<V::Event>> {
+    let Some(lc) = log.lc_of(id)? else {
+        return Ok(None);
+    };
+    let Some(event) = log.event_at(lc)? else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_slice::<V::Event>(&event.data)
+        .ok()
+        .filter(|decoded| V::key(decoded).to_bytes() == key))
+}
 /// Calls `each` with every store key from `start` to `end`, reading
 /// [`VIEW_REFOLD_PAGE_ENTRIES`] at a time.
 fn for_each_page(
@@ -497,29 +712,13 @@ fn for_each_page(
     }
 }
 
-/// The stored event `id`, decoded; `None` if it is gone or no longer
-/// decodes (neither happens to an indexed event).
-fn stored_event<V: View>(log: &dyn DatabaseStore, id: EventId) -> StorageResult<Option<V::Event>> {
-    let Some(lc) = log.lc_of(id)? else {
-        return Ok(None);
-    };
-    Ok(log
-        .event_at(lc)?
-        .and_then(|event| serde_json::from_slice(&event.data).ok()))
-}
-
 fn load_row<S: serde::Serialize + serde::de::DeserializeOwned + Default>(
     view: &dyn ViewStore,
     key: &[u8],
 ) -> StorageResult<RowState<S>> {
     match view.get(&row_key(key))? {
         Some(bytes) => RowState::decode(&bytes),
-        None => Ok(RowState {
-            last_id: None,
-            since_checkpoint: 0,
-            state: S::default(),
-            stored: Vec::new(),
-        }),
+        None => Ok(RowState::empty()),
     }
 }
 
