@@ -89,6 +89,33 @@ impl Random {
     }
 }
 
+/// One reading of the wall clock with the allowed skew: how far ahead a
+/// writer's id may be. One reading serves a whole batch, so that every event
+/// of it is judged against the same time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Horizon {
+    /// The wall clock's time when it was read.
+    pub wall_ms: u64,
+    /// The allowed skew.
+    pub skew_ms: u64,
+}
+
+impl Horizon {
+    /// Refuses `id`, the event at `index` of its batch, when its time is more
+    /// than the skew ahead of the reading.
+    pub fn check(self, index: usize, id: EventId) -> crate::Result<()> {
+        if id.time_ms() > self.wall_ms.saturating_add(self.skew_ms) {
+            return Err(crate::Error::FutureEvent {
+                index,
+                id,
+                ahead_ms: id.time_ms() - self.wall_ms,
+                skew_ms: self.skew_ms,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The hybrid logical clock of one node: it assigns event ids.
 ///
 /// An assigned id's time is the largest of the wall clock and every id issued
@@ -128,6 +155,14 @@ impl Hlc {
     /// The allowed skew.
     pub fn skew_ms(&self) -> u64 {
         self.skew_ms
+    }
+
+    /// The wall clock read now, with the allowed skew.
+    pub fn horizon(&self) -> Horizon {
+        Horizon {
+            wall_ms: self.wall_ms(),
+            skew_ms: self.skew_ms,
+        }
     }
 
     /// How far `id` is ahead of the wall clock beyond the allowed skew, if it is.

@@ -291,6 +291,55 @@ async fn ids_too_far_ahead_are_refused() {
 }
 
 #[tokio::test]
+async fn the_first_failing_event_by_index_answers() {
+    let api = Api::new().await;
+    api.create("s").await;
+    let now_ms = laterbase::clock::Clock::now_ms(&laterbase::clock::SystemClock);
+    let future = EventId::from_parts(now_ms + 3_600_000, 1);
+    // Event 0 is too far ahead; event 1 is broken in another way. Event 0
+    // answers, whatever event 1's fault (and event 0 lacking `data` too).
+    for body in [
+        format!(r#"[{{"id": "{future}", "data": 1}}, {{"id": "bad", "data": 1}}]"#),
+        format!(r#"[{{"id": "{future}"}}, {{"id": "bad"}}]"#),
+        format!(r#"[{{"id": "{future}", "data": 1}}, {{"id": 7, "data": 1}}]"#),
+        format!(r#"[{{"id": "{future}", "data": 1}}, 7]"#),
+        format!(r#"[{{"id": "{future}", "data": 1}}, {{"nodata": 1}}]"#),
+    ] {
+        let answer = api.post("/db/s/e", &body).await;
+        assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "future_event");
+        assert!(
+            answer.1["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("event 0:")),
+            "{body}: {}",
+            answer.1
+        );
+    }
+    // In the binary encoding too: event 1 ends early.
+    let mut batch = binary::encode_batch(&[
+        NewEvent::with_id(future, &b"1"[..]),
+        NewEvent::new(&b"22"[..]),
+    ])
+    .to_vec();
+    batch.pop();
+    let request = Request::post("/db/s/e")
+        .header("content-type", binary::CONTENT_TYPE)
+        .body(Body::from(batch))
+        .expect("request");
+    let (status, body) = api.send(request).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body:?}");
+    // And the other way round, event 0's own fault answers.
+    let answer = api
+        .post(
+            "/db/s/e",
+            &format!(r#"[{{"id": "bad", "data": 1}}, {{"id": "{future}", "data": 1}}]"#),
+        )
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_id");
+    assert_eq!(api.get("/db/s").await.1["lc"], 0, "nothing was stored");
+}
+
+#[tokio::test]
 async fn malformed_writes_get_precise_errors_and_store_nothing() {
     let api = Api::new().await;
     api.create("s").await;

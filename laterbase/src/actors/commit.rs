@@ -22,7 +22,7 @@ use bytes::Bytes;
 use ractor::RpcReplyPort;
 
 use super::database::DatabaseShared;
-use crate::clock::Hlc;
+use crate::clock::{Hlc, Horizon};
 use crate::error::{Error, Result, StorageError};
 use crate::event::{Event, EventId, NewEvent, Receipt, Timestamp};
 use crate::limits::{BATCH_BYTES_MAX, BATCH_EVENTS_MAX, LOSERS_PER_ID_MAX, Limits};
@@ -278,8 +278,9 @@ impl Writer {
         }
         check_batch_size(&events, &self.shared.limits)?;
         // One reading of the wall clock serves the whole append.
-        let wall_ms = self.hlc.wall_ms();
-        check_future_ids(&self.hlc, wall_ms, &events)?;
+        let horizon = self.hlc.horizon();
+        let wall_ms = horizon.wall_ms;
+        check_future_ids(horizon, &events)?;
         let known = self.stored_data(staged, &events)?;
         let new = select_new(&events, &known)?;
         if let Some(max) = events.iter().filter_map(|event| event.id).max() {
@@ -668,17 +669,10 @@ pub(crate) fn check_batch_size(events: &[NewEvent], limits: &Limits) -> Result<(
     Ok(())
 }
 
-fn check_future_ids(hlc: &Hlc, wall_ms: u64, events: &[NewEvent]) -> Result<()> {
-    let limit_ms = wall_ms.saturating_add(hlc.skew_ms());
+fn check_future_ids(horizon: Horizon, events: &[NewEvent]) -> Result<()> {
     for (index, event) in events.iter().enumerate() {
-        let Some(id) = event.id else { continue };
-        if id.time_ms() > limit_ms {
-            return Err(Error::FutureEvent {
-                index,
-                id,
-                ahead_ms: id.time_ms() - wall_ms,
-                skew_ms: hlc.skew_ms(),
-            });
+        if let Some(id) = event.id {
+            horizon.check(index, id)?;
         }
     }
     Ok(())

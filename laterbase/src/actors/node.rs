@@ -184,6 +184,11 @@ impl Node {
             .clone()
     }
 
+    /// The node's wall clock read now, with the skew it allows writers' ids.
+    pub fn horizon(&self) -> crate::clock::Horizon {
+        self.shared.hlc.horizon()
+    }
+
     /// The bounds the node runs with.
     pub fn limits(&self) -> Limits {
         self.shared.limits

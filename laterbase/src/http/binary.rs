@@ -18,6 +18,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::ApiError;
+use crate::clock::Horizon;
 use crate::event::{Event, EventId, NewEvent};
 
 /// The content type of the binary encoding.
@@ -28,8 +29,13 @@ const PAGE_MAGIC: &[u8; 4] = b"LBP1";
 const HAS_ID: u8 = 1;
 
 /// Decodes a batch of at most `events_max` events; each event's data is a
-/// slice of `body`.
-pub fn decode_batch(body: &Bytes, events_max: usize) -> Result<Vec<NewEvent>, ApiError> {
+/// slice of `body`. Each event is checked before the next: an id further
+/// ahead than `horizon` allows fails its event.
+pub fn decode_batch(
+    body: &Bytes,
+    events_max: usize,
+    horizon: Horizon,
+) -> Result<Vec<NewEvent>, ApiError> {
     let mut reader = Reader { body, offset: 0 };
     if reader.take(4, "the magic bytes")? != BATCH_MAGIC {
         return Err(ApiError::invalid_event(
@@ -52,7 +58,9 @@ pub fn decode_batch(body: &Bytes, events_max: usize) -> Result<Vec<NewEvent>, Ap
         let id = if flags & HAS_ID != 0 {
             // Every value of 16 bytes is a valid 128-bit id.
             let bytes: [u8; 16] = reader.take(16, &what("id"))?.try_into().unwrap_or([0; 16]);
-            Some(EventId::from_bytes(bytes))
+            let id = EventId::from_bytes(bytes);
+            horizon.check(index, id)?;
+            Some(id)
         } else {
             None
         };
@@ -215,6 +223,12 @@ mod tests {
     use super::*;
     use crate::limits::BATCH_EVENTS_MAX;
 
+    /// A clock reading that no id of these tests is ahead of.
+    const ANY_TIME: Horizon = Horizon {
+        wall_ms: 1_000,
+        skew_ms: 0,
+    };
+
     #[test]
     fn batches_round_trip() {
         let events = vec![
@@ -222,7 +236,7 @@ mod tests {
             NewEvent::new(&b"{}"[..]),
         ];
         assert_eq!(
-            decode_batch(&encode_batch(&events), BATCH_EVENTS_MAX).expect("decodes"),
+            decode_batch(&encode_batch(&events), BATCH_EVENTS_MAX, ANY_TIME).expect("decodes"),
             events
         );
     }
@@ -231,7 +245,7 @@ mod tests {
     fn truncated_batches_are_refused_with_the_place() {
         let encoded = encode_batch(&[NewEvent::new(&b"hello"[..])]);
         let truncated = encoded.slice(..encoded.len() - 1);
-        let error = decode_batch(&truncated, BATCH_EVENTS_MAX).expect_err("truncated");
+        let error = decode_batch(&truncated, BATCH_EVENTS_MAX, ANY_TIME).expect_err("truncated");
         assert_eq!(error.code, "invalid_event");
         assert!(error.message.contains("data"), "{}", error.message);
     }

@@ -18,12 +18,17 @@ use http_body_util::BodyExt;
 use serde_json::value::RawValue;
 
 use super::{ApiError, HttpState, binary, database_name};
+use crate::clock::Horizon;
 use crate::event::{Event, EventId, NewEvent};
 use crate::limits::{GET_IDS_MAX, JSON_DEPTH_MAX, Limits};
 use crate::{Database, Receipt};
 
 /// `POST /db/{db}/e`: checks in the contract's order (name, database, size,
 /// body, each event, conflicts), then appends and answers once durable.
+/// Each event is checked whole before the next (its shape, its id, its id's
+/// time against one reading of the node's clock, its data), so that the
+/// first bad event by index answers; the writer checks the times again
+/// against its own reading.
 pub(super) async fn write(
     State(state): State<HttpState>,
     path: Result<Path<String>, PathRejection>,
@@ -40,9 +45,10 @@ pub(super) async fn write(
         return Err(too_large_body(&limits));
     }
     let body = read_body(body, &limits).await?;
+    let horizon = state.node().horizon();
     let events = match content_type(&headers)? {
-        Encoding::Json => parse_batch(&body, &limits)?,
-        Encoding::Binary => binary::decode_batch(&body, limits.batch_events_max)?,
+        Encoding::Json => parse_batch(&body, &limits, horizon)?,
+        Encoding::Binary => binary::decode_batch(&body, limits.batch_events_max, horizon)?,
     };
     let receipt = database.append(events).await?;
     Ok(receipt_json(&receipt).into_response())
@@ -110,8 +116,9 @@ fn present<'de, D: serde::Deserializer<'de>>(
     <&RawValue as serde::Deserialize>::deserialize(deserializer).map(Some)
 }
 
-/// Parses a JSON batch (one event or an array); each `data` is a slice of `body`.
-fn parse_batch(body: &Bytes, limits: &Limits) -> Result<Vec<NewEvent>, ApiError> {
+/// Parses a JSON batch (one event or an array); each `data` is a slice of
+/// `body`. An id further ahead than `horizon` allows fails its event.
+fn parse_batch(body: &Bytes, limits: &Limits, horizon: Horizon) -> Result<Vec<NewEvent>, ApiError> {
     check_depth(body)?;
     let whole: &RawValue = serde_json::from_slice(body)
         .map_err(|error| ApiError::invalid_json(format!("the body is not valid JSON: {error}")))?;
@@ -132,7 +139,7 @@ fn parse_batch(body: &Bytes, limits: &Limits) -> Result<Vec<NewEvent>, ApiError>
     items
         .into_iter()
         .enumerate()
-        .map(|(index, item)| parse_event(body, index, item))
+        .map(|(index, item)| parse_event(body, index, item, horizon))
         .collect()
 }
 
@@ -170,7 +177,14 @@ fn check_depth(body: &[u8]) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn parse_event(body: &Bytes, index: usize, item: &RawValue) -> Result<NewEvent, ApiError> {
+/// One event, checked in this order: an object, its id, the id's time, its
+/// data.
+fn parse_event(
+    body: &Bytes,
+    index: usize,
+    item: &RawValue,
+    horizon: Horizon,
+) -> Result<NewEvent, ApiError> {
     if !item.get().starts_with('{') {
         return Err(ApiError::invalid_event(format!(
             "event {index} is not a JSON object"
@@ -178,14 +192,17 @@ fn parse_event(body: &Bytes, index: usize, item: &RawValue) -> Result<NewEvent, 
     }
     let event: WireEvent<'_> = serde_json::from_str(item.get())
         .map_err(|error| ApiError::invalid_event(format!("event {index}: {error}")))?;
+    let id = match event.id.map(RawValue::get) {
+        None | Some("null") => None,
+        Some(raw) => Some(parse_id(index, raw)?),
+    };
+    if let Some(id) = id {
+        horizon.check(index, id)?;
+    }
     let Some(data) = event.data else {
         return Err(ApiError::invalid_event(format!(
             "event {index} has no `data`"
         )));
-    };
-    let id = match event.id.map(RawValue::get) {
-        None | Some("null") => None,
-        Some(raw) => Some(parse_id(index, raw)?),
     };
     Ok(NewEvent {
         id,
