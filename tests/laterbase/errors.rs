@@ -63,6 +63,26 @@ async fn a_sync_message_that_does_not_decode_is_invalid_event() {
     );
 }
 
+#[tokio::test]
+async fn a_refused_offer_for_an_unknown_database_creates_nothing() {
+    let api = Api::new().await;
+    let peer = laterbase::EventId::from_parts(1, 1);
+    for body in [b"garbage".to_vec(), vec![9], vec![3, 0xff], Vec::new()] {
+        let answer = post_sync(&api, peer, "/sync/fresh/offer", body).await;
+        assert_eq!(answer.0, StatusCode::BAD_REQUEST, "{}", answer.1);
+        assert_eq!(answer.1["error"], "invalid_event", "{}", answer.1);
+    }
+    let oversized = vec![3; laterbase::limits::BODY_BYTES_MAX + 1];
+    let answer = post_sync(&api, peer, "/sync/fresh/offer", oversized).await;
+    assert_eq!(answer.0, StatusCode::PAYLOAD_TOO_LARGE, "{}", answer.1);
+    assert_eq!(
+        api.get("/db").await.1,
+        json!({"databases": []}),
+        "a 4xx changes nothing"
+    );
+    assert_eq!(api.get("/db/fresh").await.0, StatusCode::NOT_FOUND);
+}
+
 /// A transport that keeps the first message it is given and delivers none.
 #[derive(Default)]
 struct Capture(Mutex<Option<bytes::Bytes>>);

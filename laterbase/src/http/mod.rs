@@ -350,7 +350,9 @@ async fn name_node(State(state): State<HttpState>, request: Request, next: Next)
 }
 
 /// `POST /sync/{db}/offer`: message 1 in, message 2 out. A database the
-/// peer has and this node lacks is created: the set of databases syncs too.
+/// peer has and this node lacks is created: the set of databases syncs too,
+/// but only once the offer is read and decoded, so that a refused offer
+/// creates nothing.
 async fn sync_offer(
     State(state): State<HttpState>,
     path: Result<Path<String>, PathRejection>,
@@ -358,9 +360,10 @@ async fn sync_offer(
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let (name, peer) = (database_name(path)?, peer_node(&headers)?);
-    let (database, _) = state.node().ensure_database(&name).await?;
     let body = read_sync_body(body).await?;
-    let reply = crate::sync::driver::answer_offer(&database, peer, &body).await?;
+    let offer = crate::sync::driver::OfferRequest::decode(&body)?;
+    let (database, _) = state.node().ensure_database(&name).await?;
+    let reply = crate::sync::driver::answer_offer(&database, peer, offer).await?;
     Ok(sync_response(reply))
 }
 

@@ -160,13 +160,42 @@ pub async fn round(
     Ok(report)
 }
 
+/// An offer as a responder reads it, decoded and checked before anything is
+/// stored or created: a message that fails here changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfferRequest {
+    version: u8,
+    offer: protocol::Offer,
+}
+
+impl OfferRequest {
+    /// Decodes message 1, in any version this node speaks, and checks that
+    /// its page holds no more events than a page may.
+    pub fn decode(body: &Bytes) -> Result<OfferRequest> {
+        let version = wire::version_of(body).map_err(|error| protocol_error(&error))?;
+        let offer = wire::decode_offer(body).map_err(|error| protocol_error(&error))?;
+        if let Entries::Events(events) = &offer.push.entries
+            && events.len() > SYNC_PAGE_EVENTS_MAX
+        {
+            return Err(Error::MalformedSync(format!(
+                "the offer's page holds {} events, more than the limit of {SYNC_PAGE_EVENTS_MAX}",
+                events.len()
+            )));
+        }
+        Ok(OfferRequest { version, offer })
+    }
+}
+
 /// The responder's answer to an offer (message 1 to message 2), in the
 /// offer's wire version. Events the offer carried are durable before the
 /// reply leaves.
-pub async fn answer_offer(database: &Database, peer: EventId, body: &Bytes) -> Result<Bytes> {
-    let version = wire::version_of(body).map_err(|error| protocol_error(&error))?;
+pub async fn answer_offer(
+    database: &Database,
+    peer: EventId,
+    request: OfferRequest,
+) -> Result<Bytes> {
+    let OfferRequest { version, offer } = request;
     let current = version >= wire::VERSION;
-    let offer = wire::decode_offer(body).map_err(|error| protocol_error(&error))?;
     // A peer that pulls from nothing or catches up pulls the events a push
     // would carry: pushes to it wait.
     let bulk = offer.bulk || offer.pull.is_none();
