@@ -123,8 +123,22 @@ impl<'de> serde::Deserialize<'de> for EventId {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
 pub struct Timestamp(pub u64);
 
+impl Timestamp {
+    /// Whether RFC 3339 can write it: up to 9999-12-31T23:59:59.999Z
+    /// ([`RECORDED_AT_MS_MAX`](crate::limits::RECORDED_AT_MS_MAX)). Showing
+    /// a later one fails.
+    pub fn is_writable(self) -> bool {
+        self.0 <= crate::limits::RECORDED_AT_MS_MAX
+    }
+}
+
+/// Fails (`fmt::Error`) for a time RFC 3339 cannot write: see
+/// [`Timestamp::is_writable`].
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.is_writable() {
+            return Err(fmt::Error);
+        }
         let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.0);
         write!(f, "{}", humantime::format_rfc3339_millis(time))
     }
@@ -219,6 +233,47 @@ pub struct RangePage {
     pub more: bool,
 }
 
+/// Why no read could serve a value a peer sent, so that a merge refuses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unservable {
+    /// A `recorded_at` that RFC 3339 cannot write.
+    #[error(
+        "its recorded_at, {0} ms after the Unix epoch, is past 9999-12-31T23:59:59.999Z, the last time RFC 3339 writes"
+    )]
+    RecordedAt(u64),
+    /// More data than one event may hold.
+    #[error("it holds {0} bytes of data, more than the {limit} one event may", limit = crate::limits::EVENT_BYTES_MAX)]
+    DataBytes(usize),
+}
+
+impl Unservable {
+    /// What a metric's `reason` label calls it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Unservable::RecordedAt(_) => "recorded_at",
+            Unservable::DataBytes(_) => "data_bytes",
+        }
+    }
+}
+
+impl Event {
+    /// Why no read could serve this event, if so: a `recorded_at` past what
+    /// RFC 3339 writes, or more data than an event may hold. (Any 128 bits
+    /// are an id every read prints; an id's own time is never written out.)
+    pub fn unservable(&self) -> Option<Unservable> {
+        if !self.recorded_at.is_writable() {
+            return Some(Unservable::RecordedAt(self.recorded_at.0));
+        }
+        data_unservable(&self.data)
+    }
+}
+
+/// Why no read could serve `data` as a value (an event's, or a losing one's).
+pub fn data_unservable(data: &[u8]) -> Option<Unservable> {
+    (data.len() > crate::limits::EVENT_BYTES_MAX).then_some(Unservable::DataBytes(data.len()))
+}
+
 /// Checks a database name against `^[a-z][a-z0-9_-]{0,63}$` and the reserved names.
 pub fn validate_name(name: &str) -> crate::Result<()> {
     let reason = if name.is_empty() {
@@ -303,6 +358,42 @@ mod tests {
             "2026-11-29T13:10:07.123Z"
         );
         assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn times_past_year_9999_are_not_writable_and_fail_to_show() {
+        let last = Timestamp(crate::limits::RECORDED_AT_MS_MAX);
+        assert!(last.is_writable());
+        assert_eq!(last.to_string(), "9999-12-31T23:59:59.999Z");
+        for later in [crate::limits::RECORDED_AT_MS_MAX + 1, 1 << 63, u64::MAX] {
+            let later = Timestamp(later);
+            assert!(!later.is_writable());
+            let mut out = String::new();
+            assert!(fmt::Write::write_fmt(&mut out, format_args!("{later}")).is_err());
+            let event = Event {
+                id: EventId::from_u128(u128::MAX),
+                data: Bytes::from_static(b"{}"),
+                recorded_at: later,
+                lc: 1,
+            };
+            assert_eq!(event.unservable(), Some(Unservable::RecordedAt(later.0)));
+        }
+    }
+
+    #[test]
+    fn events_past_the_size_of_any_write_are_unservable() {
+        let mut event = Event {
+            id: EventId::from_u128(u128::MAX),
+            data: Bytes::from(vec![b'x'; crate::limits::EVENT_BYTES_MAX]),
+            recorded_at: Timestamp(crate::limits::RECORDED_AT_MS_MAX),
+            lc: 1,
+        };
+        assert_eq!(event.unservable(), None, "the largest event, latest time");
+        event.data = Bytes::from(vec![b'x'; crate::limits::EVENT_BYTES_MAX + 1]);
+        assert_eq!(
+            event.unservable(),
+            Some(Unservable::DataBytes(crate::limits::EVENT_BYTES_MAX + 1))
+        );
     }
 
     #[test]

@@ -12,6 +12,15 @@ pub const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// The largest request body the HTTP API reads.
 pub const BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
 
+/// The most data bytes one event holds: the most one append may carry. A
+/// merge refuses a larger value from a peer (no write could have made it).
+pub const EVENT_BYTES_MAX: usize = BATCH_BYTES_MAX;
+
+/// The latest `recorded_at` a node stores, in milliseconds since the Unix
+/// epoch: 9999-12-31T23:59:59.999Z, the last moment RFC 3339 writes. A merge
+/// refuses an event recorded later, which no read could show.
+pub const RECORDED_AT_MS_MAX: u64 = 253_402_300_799_999;
+
 /// The page size of a read that names no `limit`.
 pub const PAGE_EVENTS_DEFAULT: usize = 1_000;
 

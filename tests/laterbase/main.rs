@@ -14,4 +14,5 @@ mod supervision;
 mod support;
 mod sync;
 mod ui;
+mod values;
 mod views;

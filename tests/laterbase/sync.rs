@@ -11,15 +11,15 @@ use laterbase::{Config, Conflict, Database, EventId, NewEvent, Node, Timestamp};
 use crate::support::{assert_contiguous, read_feed};
 
 /// A node serving its API on a loopback port until dropped.
-struct Served {
-    node: Node,
-    url: String,
+pub(crate) struct Served {
+    pub(crate) node: Node,
+    pub(crate) url: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Served {
-    async fn start(config: Config) -> Served {
+    pub(crate) async fn start(config: Config) -> Served {
         let node = Node::open(config).await.expect("open");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -38,7 +38,7 @@ impl Served {
         }
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -50,7 +50,7 @@ impl Served {
 }
 
 /// Rounds from `from` to `to` for `database` until neither side has more.
-async fn sync(from: &Served, to: &Served, database: &str) -> (u64, u64) {
+pub(crate) async fn sync(from: &Served, to: &Served, database: &str) -> (u64, u64) {
     sync_in(from, to, database, wire::VERSION).await
 }
 

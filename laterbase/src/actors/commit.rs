@@ -74,6 +74,9 @@ pub struct MergeReceipt {
     pub updated: u64,
     /// Values that lost a conflict and were listed.
     pub conflicts: u64,
+    /// Events (and losing values) refused and skipped: no read could serve
+    /// them (see [`Event::unservable`](crate::Event::unservable)).
+    pub refused: u64,
     /// The database's logical clock right after the merge.
     pub lc: u64,
     /// The run of logical clocks `(after, to]` that the merge's new events
@@ -337,6 +340,12 @@ impl Writer {
         let mut receipt = MergeReceipt::default();
         let new_before = staged.batch.events.len();
         for event in events {
+            // The handle refused what no read could serve before it sent
+            // the merge here.
+            assert!(
+                event.unservable().is_none(),
+                "merged events are screened first"
+            );
             // Sync stores whatever a peer has; only an id within the skew
             // moves the clock.
             if event.id.time_ms() <= wall_ms.saturating_add(self.hlc.skew_ms()) {
@@ -375,6 +384,10 @@ impl Writer {
             }
         }
         for loser in losers {
+            assert!(
+                crate::event::data_unservable(&loser.data).is_none(),
+                "merged losers are screened first"
+            );
             self.list_loser(staged, &mut listed, loser.id, loser.data);
         }
         receipt.lc = staged.lc();

@@ -37,6 +37,7 @@ use crate::limits::{
 use crate::storage::{Conflict, ConflictsPage, DatabaseRecord, DatabaseStore, Storage};
 use crate::sync::protocol::Loser;
 use crate::sync::recall::{PeerRecall, Recalls};
+use crate::sync::refusals::{Refusal, RefusalLedger};
 use crate::sync::state::{DatabaseLog, Link, decode_link, encode_link, link_key};
 use crate::sync::{Cursor, Effects, EpochStart};
 use crate::views::{Registration, Row, ViewStatus};
@@ -86,6 +87,8 @@ pub(crate) struct NodeContext {
     pub(crate) commits: Arc<tokio::sync::watch::Sender<u64>>,
     /// Every view compiled into the binary.
     pub(crate) views: Arc<Vec<Registration>>,
+    /// What the node's merges refused of each peer.
+    pub(crate) refusals: Arc<RefusalLedger>,
 }
 
 /// The cursor to keep: the new one, except that within one incarnation and
@@ -154,6 +157,9 @@ pub(crate) struct DatabaseShared {
     pub(crate) losers_listed: AtomicU64,
     /// What sync remembers of each peer between rounds.
     pub(crate) recalls: std::sync::Mutex<Recalls>,
+    /// What the node's merges refused of each peer (shared by the node's
+    /// databases).
+    refusals: Arc<RefusalLedger>,
     /// Per peer, the lock under which sync steps read and write its link.
     link_locks: std::sync::Mutex<BTreeMap<EventId, Arc<tokio::sync::Mutex<()>>>>,
     /// Bounds the bytes of appends in flight, in KiB.
@@ -205,6 +211,7 @@ impl DatabaseShared {
             durable_us: AtomicU64::new(0),
             losers_listed: AtomicU64::new(0),
             recalls: std::sync::Mutex::default(),
+            refusals: context.refusals.clone(),
             link_locks: std::sync::Mutex::default(),
             in_flight_kib: Arc::new(Semaphore::new(APPEND_KIB_IN_FLIGHT_MAX as usize)),
             writer_lease: Arc::new(tokio::sync::Mutex::new(())),
@@ -318,8 +325,63 @@ impl Database {
     /// listed by [`Database::conflicts`]: every node that merges the same
     /// events ends with the same ones. Ids ahead of the clock are stored
     /// too; only those within the skew move it.
+    ///
+    /// An event no read could serve (a `recorded_at` past what RFC 3339
+    /// writes, more data than [`EVENT_BYTES_MAX`](crate::limits::EVENT_BYTES_MAX))
+    /// is refused: it is skipped, logged and counted (`refused` in the
+    /// receipt, the metric `laterbase_merge_refused_total`), and the others
+    /// are stored.
     pub async fn merge(&self, events: Vec<Event>) -> Result<MergeReceipt> {
-        self.merge_with_meta(events, Vec::new(), Vec::new()).await
+        let (events, _, refused) = self.screen(events, Vec::new(), None);
+        let mut receipt = self.merge_with_meta(events, Vec::new(), Vec::new()).await?;
+        receipt.refused = refused.len() as u64;
+        Ok(receipt)
+    }
+
+    /// Splits what a merge was given into what it stores and what it
+    /// refuses because no read could serve it (see [`Event::unservable`]);
+    /// logs and counts the refusals. `peer` names the node they came from.
+    fn screen(
+        &self,
+        events: Vec<Event>,
+        losers: Vec<Loser>,
+        peer: Option<EventId>,
+    ) -> (Vec<Event>, Vec<Loser>, Vec<Refusal>) {
+        let mut refused = Vec::new();
+        let refusal = |id, loser, reason| Refusal {
+            database: self.name().to_owned(),
+            id,
+            loser,
+            reason,
+        };
+        let events: Vec<Event> = events
+            .into_iter()
+            .filter(|event| match event.unservable() {
+                Some(reason) => {
+                    refused.push(refusal(event.id, false, reason));
+                    false
+                }
+                None => true,
+            })
+            .collect();
+        let losers: Vec<Loser> = losers
+            .into_iter()
+            .filter(|loser| match crate::event::data_unservable(&loser.data) {
+                Some(reason) => {
+                    refused.push(refusal(loser.id, true, reason));
+                    false
+                }
+                None => true,
+            })
+            .collect();
+        if let Some(first) = refused.first() {
+            let peer = peer.map(|peer| peer.to_string());
+            tracing::warn!(database = %self.name(), peer = peer.as_deref().unwrap_or("none"), refused = refused.len(), first = %first, "a merge refused values no read could serve; the rest is stored");
+            for refusal in &refused {
+                metrics::counter!("laterbase_merge_refused_total", "database" => self.name().to_owned(), "reason" => refusal.reason.label()).increment(1);
+            }
+        }
+        (events, losers, refused)
     }
 
     /// Merges as [`Database::merge`] does, lists `losers` (values that lost
@@ -542,10 +604,13 @@ impl Database {
         };
         let mut held = None;
         if !effects.merge.is_empty() || !effects.losers.is_empty() || updated != link {
+            // What no read could serve is skipped, and the rest stored with
+            // the cursors: refusing the whole page would stop this
+            // database's sync with the peer for good.
+            let (events, losers, refused) = self.screen(effects.merge, effects.losers, Some(peer));
             let meta = vec![(link_key(peer), encode_link(&updated))];
-            let receipt = self
-                .merge_with_meta(effects.merge, effects.losers, meta)
-                .await?;
+            let receipt = self.merge_with_meta(events, losers, meta).await?;
+            self.shared.refusals.record(peer, &refused);
             held = effects.merge_origin.zip(receipt.held);
         }
         self.update_recall(peer, |recall| {

@@ -39,6 +39,7 @@ use crate::storage::{
     DatabaseRecord, DatabaseStore, FORMAT_VERSION, NodeRecord, Storage, WriteBatch,
 };
 use crate::sync::EpochStart;
+use crate::sync::refusals::{PeerRefusals, RefusalLedger};
 use crate::sync::state::{EPOCHS_KEY, decode_epochs, encode_epochs};
 
 /// A running node: the handle an application embeds.
@@ -67,6 +68,8 @@ pub(crate) struct NodeShared {
     commits: Arc<watch::Sender<u64>>,
     /// Every view compiled into the binary.
     views: Arc<Vec<crate::views::Registration>>,
+    /// What the node's merges refused of each peer.
+    refusals: Arc<RefusalLedger>,
     /// What `/peers` shows; filled by the sync workers.
     #[cfg(feature = "server")]
     peers: PeerStatuses,
@@ -143,6 +146,7 @@ impl Node {
                 .iter()
                 .map(|url| PeerStatus {
                     url: url.clone(),
+                    node: None,
                     last_sync: None,
                     last_error: None,
                 })
@@ -187,6 +191,12 @@ impl Node {
     /// The node's wall clock read now, with the skew it allows writers' ids.
     pub fn horizon(&self) -> crate::clock::Horizon {
         self.shared.hlc.horizon()
+    }
+
+    /// What the node's sync merges refused of each peer (values no read
+    /// could serve), by the peer's node id, since the node started.
+    pub fn refusals(&self) -> BTreeMap<EventId, PeerRefusals> {
+        self.shared.refusals.all()
     }
 
     /// The bounds the node runs with.
@@ -382,6 +392,7 @@ async fn load(config: Config) -> Result<NodeShared> {
     })
     .await?;
     let commits = Arc::new(watch::Sender::new(0_u64));
+    let refusals = Arc::new(RefusalLedger::default());
     let context = NodeContext {
         node_id: node.node_id,
         may_block,
@@ -389,6 +400,7 @@ async fn load(config: Config) -> Result<NodeShared> {
         limits,
         commits: commits.clone(),
         views: views.clone(),
+        refusals: refusals.clone(),
     };
     let hlc = Arc::new(Hlc::new(
         config.clock.clone(),
@@ -415,6 +427,7 @@ async fn load(config: Config) -> Result<NodeShared> {
         clock: config.clock,
         commits,
         views,
+        refusals,
         #[cfg(feature = "server")]
         peers: Arc::default(),
         storage: RwLock::new(Some(storage)),
@@ -626,6 +639,7 @@ async fn create_database(
         limits: state.shared.limits,
         commits: state.shared.commits.clone(),
         views: state.shared.views.clone(),
+        refusals: state.shared.refusals.clone(),
     };
     let shared = Arc::new(DatabaseShared::new(record, store, history, &context));
     spawn_database(myself, state, shared.clone(), false)

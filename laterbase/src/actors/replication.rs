@@ -73,6 +73,8 @@ impl ReplicationConfig {
 pub struct PeerStatus {
     /// Its base URL.
     pub url: String,
+    /// Its node id, once a pass has learnt it.
+    pub node: Option<EventId>,
     /// When the last pass that reached it ended.
     pub last_sync: Option<Timestamp>,
     /// The error of the last pass, if it failed.
@@ -471,6 +473,7 @@ fn record(state: &mut WorkerState, outcome: Result<PassReport>) {
         .write()
         .unwrap_or_else(PoisonError::into_inner);
     let status = &mut statuses[state.index];
+    status.node = state.peer;
     match outcome {
         Ok(report) => {
             state.failures = 0;

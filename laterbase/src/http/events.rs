@@ -51,7 +51,7 @@ pub(super) async fn write(
         Encoding::Binary => binary::decode_batch(&body, limits.batch_events_max, horizon)?,
     };
     let receipt = database.append(events).await?;
-    Ok(receipt_json(&receipt).into_response())
+    receipt_json(&receipt)
 }
 
 /// Reads a body up to the body limit.
@@ -218,17 +218,23 @@ fn parse_id(index: usize, raw: &str) -> Result<EventId, ApiError> {
         .map_err(|error| ApiError::invalid_id(format!("event {index}: id {text:?}: {error}")))
 }
 
-fn receipt_json(receipt: &Receipt) -> Response {
+fn receipt_json(receipt: &Receipt) -> Result<Response, ApiError> {
     let mut out = String::with_capacity(32 + receipt.ids.len() * 29);
     out.push_str("{\"ids\":[");
     for (index, id) in receipt.ids.iter().enumerate() {
         if index > 0 {
             out.push(',');
         }
-        let _ = write!(out, "\"{id}\"");
+        write!(out, "\"{id}\"").map_err(unwritten)?;
     }
-    let _ = write!(out, "],\"lc\":{}}}", receipt.lc);
-    json_response(out.into_bytes())
+    write!(out, "],\"lc\":{}}}", receipt.lc).map_err(unwritten)?;
+    Ok(json_response(out.into_bytes()))
+}
+
+/// A piece of an answer that could not be written: the answer is an error
+/// rather than a body that is not JSON.
+fn unwritten(error: std::fmt::Error) -> ApiError {
+    ApiError::internal(&format_args!("an answer could not be written: {error}"))
 }
 
 fn json_response(body: Vec<u8>) -> Response {
@@ -372,8 +378,8 @@ async fn changes(
             &[],
         )));
     }
-    let mut out = events_json(&page.events);
-    let _ = write!(out, ",\"lc\":{},\"more\":{}}}", page.lc, page.more);
+    let mut out = events_json(&page.events)?;
+    write!(out, ",\"lc\":{},\"more\":{}}}", page.lc, page.more).map_err(unwritten)?;
     Ok(json_response(out.into_bytes()))
 }
 
@@ -387,13 +393,13 @@ async fn keys(database: &Database, ids: &[EventId], binary: bool) -> Result<Resp
             &page.missing,
         )));
     }
-    let mut out = events_json(&page.events);
+    let mut out = events_json(&page.events)?;
     out.push_str(",\"missing\":[");
     for (index, id) in page.missing.iter().enumerate() {
         if index > 0 {
             out.push(',');
         }
-        let _ = write!(out, "\"{id}\"");
+        write!(out, "\"{id}\"").map_err(unwritten)?;
     }
     out.push_str("]}");
     Ok(json_response(out.into_bytes()))
@@ -415,8 +421,8 @@ async fn range(
             &[],
         )));
     }
-    let mut out = events_json(&page.events);
-    let _ = write!(out, ",\"more\":{}}}", page.more);
+    let mut out = events_json(&page.events)?;
+    write!(out, ",\"more\":{}}}", page.more).map_err(unwritten)?;
     Ok(json_response(out.into_bytes()))
 }
 
@@ -452,7 +458,7 @@ pub(super) fn parse_conflicts_query(
 
 /// `{"conflicts": [{"id", "kept", "lost"}, ...], "more": bool}`: one entry
 /// per losing value.
-pub(super) fn conflicts_json(page: &crate::ConflictsPage) -> Response {
+pub(super) fn conflicts_json(page: &crate::ConflictsPage) -> Result<Response, ApiError> {
     let mut out = String::from("{\"conflicts\":[");
     let mut first = true;
     for conflict in &page.conflicts {
@@ -461,50 +467,59 @@ pub(super) fn conflicts_json(page: &crate::ConflictsPage) -> Response {
                 out.push(',');
             }
             first = false;
-            let _ = write!(out, "{{\"id\":\"{}\",", conflict.id);
-            push_value(&mut out, "kept", &conflict.kept);
+            write!(out, "{{\"id\":\"{}\",", conflict.id).map_err(unwritten)?;
+            push_value(&mut out, "kept", &conflict.kept).map_err(unwritten)?;
             out.push(',');
-            push_value(&mut out, "lost", lost);
+            push_value(&mut out, "lost", lost).map_err(unwritten)?;
             out.push('}');
         }
     }
-    let _ = write!(out, "],\"more\":{}}}", page.more);
-    json_response(out.into_bytes())
+    write!(out, "],\"more\":{}}}", page.more).map_err(unwritten)?;
+    Ok(json_response(out.into_bytes()))
 }
 
 /// `"name":<the bytes>` when they are JSON, `"name_b64":"<base64>"` otherwise.
-fn push_value(out: &mut String, name: &str, data: &[u8]) {
+fn push_value(out: &mut String, name: &str, data: &[u8]) -> std::fmt::Result {
     match json_text(data) {
-        Some(text) => {
-            let _ = write!(out, "\"{name}\":{text}");
-        }
+        Some(text) => write!(out, "\"{name}\":{text}"),
         None => {
-            let _ = write!(out, "\"{name}_b64\":\"");
+            write!(out, "\"{name}_b64\":\"")?;
             base64::engine::general_purpose::STANDARD.encode_string(data, out);
             out.push('"');
+            Ok(())
         }
     }
 }
 
-/// `{"events":[...]` without the closing brace, for the caller to finish.
-fn events_json(events: &[Event]) -> String {
+/// `{"events":[...]` without the closing brace, for the caller to finish;
+/// an error, not a broken body, if an event cannot be written (a
+/// `recorded_at` RFC 3339 cannot write, which no merge stores any more but
+/// an older data directory may hold).
+fn events_json(events: &[Event]) -> Result<String, ApiError> {
     let data_bytes: usize = events.iter().map(|event| event.data.len()).sum();
     let mut out = String::with_capacity(16 + events.len() * 96 + data_bytes * 4 / 3);
     out.push_str("{\"events\":[");
     for (index, event) in events.iter().enumerate() {
+        if !event.recorded_at.is_writable() {
+            return Err(ApiError::internal(&format_args!(
+                "event {} has a recorded_at of {} ms, which RFC 3339 cannot write",
+                event.id, event.recorded_at.0
+            )));
+        }
         if index > 0 {
             out.push(',');
         }
-        let _ = write!(out, "{{\"id\":\"{}\",", event.id);
-        push_value(&mut out, "data", &event.data);
-        let _ = write!(
+        write!(out, "{{\"id\":\"{}\",", event.id).map_err(unwritten)?;
+        push_value(&mut out, "data", &event.data).map_err(unwritten)?;
+        write!(
             out,
             ",\"recorded_at\":\"{}\",\"lc\":{}}}",
             event.recorded_at, event.lc
-        );
+        )
+        .map_err(unwritten)?;
     }
     out.push(']');
-    out
+    Ok(out)
 }
 
 /// The bytes as text when they are one JSON value.

@@ -165,20 +165,45 @@ async fn metrics(State(state): State<HttpState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
-async fn peers(State(state): State<HttpState>) -> Json<serde_json::Value> {
-    let peers: Vec<_> = state
-        .node()
-        .peers()
-        .into_iter()
-        .map(|peer| {
-            json!({
-                "url": peer.url,
-                "last_sync": peer.last_sync.map(|time| time.to_string()),
-                "last_error": peer.last_error,
-            })
+/// `GET /peers`: each peer's last pass, and what this node refused of what
+/// it sent; then the nodes that synced with this one without being its
+/// peers, if this node refused something of theirs.
+async fn peers(State(state): State<HttpState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let refusals = state.node().refusals();
+    let statuses = state.node().peers();
+    let mut peers = Vec::with_capacity(statuses.len());
+    for peer in &statuses {
+        let last_sync = match peer.last_sync {
+            Some(time) if !time.is_writable() => {
+                return Err(ApiError::internal(&format_args!(
+                    "the last sync with {} is at {} ms, which RFC 3339 cannot write",
+                    peer.url, time.0
+                )));
+            }
+            time => time.map(|time| time.to_string()),
+        };
+        let refused = peer
+            .node
+            .and_then(|node| refusals.get(&node))
+            .cloned()
+            .unwrap_or_default();
+        peers.push(json!({
+            "url": peer.url,
+            "node": peer.node,
+            "last_sync": last_sync,
+            "last_error": peer.last_error,
+            "refused": refused.values,
+            "last_refused": refused.last,
+        }));
+    }
+    let callers: Vec<_> = refusals
+        .iter()
+        .filter(|(node, _)| !statuses.iter().any(|peer| peer.node == Some(**node)))
+        .map(|(node, refused)| {
+            json!({"node": node, "refused": refused.values, "last_refused": refused.last})
         })
         .collect();
-    Json(json!({"peers": peers}))
+    Ok(Json(json!({"peers": peers, "callers": callers})))
 }
 
 async fn list_databases(State(state): State<HttpState>) -> Json<serde_json::Value> {
@@ -240,7 +265,7 @@ async fn conflicts(
         &state.node().limits(),
     )?;
     let page = database.conflicts(after, limit).await?;
-    Ok(events::conflicts_json(&page))
+    events::conflicts_json(&page)
 }
 
 /// `GET /{db}/{view}`: every row, or one with `?key=K`; `limit` and `after`

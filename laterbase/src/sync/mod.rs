@@ -31,6 +31,7 @@
 pub mod driver;
 pub mod protocol;
 pub mod recall;
+pub mod refusals;
 pub mod state;
 #[cfg(feature = "server")]
 pub mod transport;
