@@ -124,6 +124,27 @@ pub const SYNC_REQUEST_TIMEOUT_MS: u64 = 60_000;
 /// The largest answer a sync request reads from a peer.
 pub const SYNC_ANSWER_BYTES_MAX: usize = 64 * 1024 * 1024;
 
+/// The largest sync request (`POST /sync/{db}/offer`, `/fill`) a node reads,
+/// whatever an operator lowered the write limit to: every message a node
+/// of this release sends fits (see the checks below), the largest event
+/// included.
+pub const SYNC_BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// The largest sync request a node of the first release (wire version 2)
+/// reads: its body limit, which no later release can change.
+pub const SYNC_V2_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// The bytes of a version 2 fill (message 3) besides the data of the one
+/// event it carries, when it asks nothing back.
+pub const SYNC_V2_FILL_FRAMING_BYTES: usize = 156;
+
+/// The most data an event may hold to be pushed to a node of the first
+/// release: a fill carrying it alone fits that node's body limit. A larger
+/// event is left out of the pages pushed to it (they still cover it, so its
+/// cursor passes it and the events after it flow), and `/peers` says so; it
+/// reaches that node only through the node's own pulls.
+pub const SYNC_V2_PUSH_EVENT_BYTES_MAX: usize = SYNC_V2_BODY_BYTES_MAX - SYNC_V2_FILL_FRAMING_BYTES;
+
 /// The default time between sync passes with a peer when nothing is written.
 pub const SYNC_INTERVAL_MS_DEFAULT: u64 = 1_000;
 
@@ -143,6 +164,15 @@ pub const CONFLICTS_PAGE_BYTES_MAX: usize = 1024 * 1024;
 /// wrote the id is already a misbehaving fleet, and a bound keeps a page of
 /// conflicts (which holds whole ids) bounded.
 pub const LOSERS_PER_ID_MAX: usize = 64;
+
+/// The most bytes of losing values a node lists for one id (two of the
+/// largest events): a page of conflicts holds whole ids, and a sync message
+/// carrying one must fit what a peer reads.
+pub const LOSER_BYTES_PER_ID_MAX: usize = 2 * EVENT_BYTES_MAX;
+
+/// The most events and losing values one merge takes: a sync message's
+/// page of events and a page of a list of losers.
+pub const MERGE_ITEMS_MAX: usize = SYNC_PAGE_EVENTS_MAX + SYNC_LOSER_ROWS_MAX;
 
 /// The most runs of its log a node remembers as held by one peer (events
 /// that came from it, not sent back); beyond it the oldest are forgotten
@@ -273,6 +303,115 @@ impl Limits {
         Ok(self)
     }
 }
+
+const fn larger(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
+
+// The sync encoding's framing (`sync::wire`, whose tests hold it to these):
+// the bytes each item of a message costs besides its data.
+
+/// An event in a sync message: id, `recorded_at`, length.
+pub const SYNC_EVENT_FRAMING_BYTES: usize = 16 + 8 + 4;
+
+/// An id in a list of a sync message (missing, wanted).
+pub const SYNC_ID_BYTES: usize = 16;
+
+/// An id with its digest in a page of ids.
+pub const SYNC_ID_DIGEST_BYTES: usize = 16 + 8;
+
+/// A losing value in a page of a list of losers: id, length.
+pub const SYNC_LOSER_FRAMING_BYTES: usize = 16 + 4;
+
+/// A held run named in a page.
+pub const SYNC_RUN_BYTES: usize = 8 + 8 + 16 + 16;
+
+/// An epoch in a log's summary.
+pub const SYNC_EPOCH_BYTES: usize = 16 + 8 + 8;
+
+/// A message's version, counts, flags, cursors and list positions, at most.
+pub const SYNC_MESSAGE_FIXED_BYTES_MAX: usize = 512;
+
+/// The most data one sync page's events hold: its budget, or one larger
+/// event alone.
+pub const SYNC_PAGE_DATA_BYTES_MAX: usize = larger(SYNC_PAGE_BYTES_MAX, EVENT_BYTES_MAX);
+
+/// The most losing values one page of a list of losers in a sync message
+/// holds: the page's budget, or its first id whole.
+pub const SYNC_LOSER_ROWS_MAX: usize = larger(SYNC_PAGE_EVENTS_MAX, LOSERS_PER_ID_MAX);
+
+/// The most bytes of losing values one page of a list in a sync message
+/// holds.
+pub const SYNC_LOSER_DATA_BYTES_MAX: usize =
+    larger(CONFLICTS_PAGE_BYTES_MAX, LOSER_BYTES_PER_ID_MAX);
+
+const SYNC_EVENTS_PAGE_BYTES_MAX: usize =
+    SYNC_PAGE_DATA_BYTES_MAX + SYNC_PAGE_EVENTS_MAX * SYNC_EVENT_FRAMING_BYTES;
+const SYNC_LOSERS_PAGE_BYTES_MAX: usize =
+    SYNC_LOSER_DATA_BYTES_MAX + SYNC_LOSER_ROWS_MAX * SYNC_LOSER_FRAMING_BYTES;
+
+/// The largest offer (message 1): a summary, a page of ids.
+pub const SYNC_OFFER_BYTES_MAX: usize = SYNC_MESSAGE_FIXED_BYTES_MAX
+    + EPOCHS_MAX * SYNC_EPOCH_BYTES
+    + SYNC_PAGE_EVENTS_MAX * SYNC_ID_DIGEST_BYTES
+    + SYNC_HELD_RUNS_MAX * SYNC_RUN_BYTES;
+
+/// The largest reply (message 2): the ids missing, a page of events.
+pub const SYNC_REPLY_BYTES_MAX: usize = SYNC_MESSAGE_FIXED_BYTES_MAX
+    + SYNC_PAGE_EVENTS_MAX * SYNC_ID_BYTES
+    + SYNC_EVENTS_PAGE_BYTES_MAX
+    + SYNC_HELD_RUNS_MAX * SYNC_RUN_BYTES;
+
+/// The largest fill (message 3): a page's events, the ids wanted and
+/// missing, a page of a list of losers.
+pub const SYNC_FILL_BYTES_MAX: usize = SYNC_MESSAGE_FIXED_BYTES_MAX
+    + SYNC_EVENTS_PAGE_BYTES_MAX
+    + 2 * SYNC_PAGE_EVENTS_MAX * SYNC_ID_BYTES
+    + SYNC_LOSERS_PAGE_BYTES_MAX;
+
+/// The largest deliver (message 4): a page's events, a page of a list of
+/// losers.
+pub const SYNC_DELIVER_BYTES_MAX: usize =
+    SYNC_MESSAGE_FIXED_BYTES_MAX + SYNC_EVENTS_PAGE_BYTES_MAX + SYNC_LOSERS_PAGE_BYTES_MAX;
+
+// What a node sends, a peer reads: the largest event a write accepts syncs.
+const _: () = assert!(EVENT_BYTES_MAX <= BATCH_BYTES_MAX);
+const _: () = assert!(
+    SYNC_FILL_BYTES_MAX <= SYNC_BODY_BYTES_MAX,
+    "a fill with the largest event and a page of losers fits a peer's sync body limit"
+);
+const _: () = assert!(
+    SYNC_OFFER_BYTES_MAX <= SYNC_V2_BODY_BYTES_MAX,
+    "an offer fits the sync body limit of either release"
+);
+const _: () = assert!(
+    SYNC_REPLY_BYTES_MAX <= SYNC_ANSWER_BYTES_MAX,
+    "a reply with the largest event fits what a peer reads of an answer"
+);
+const _: () = assert!(
+    SYNC_DELIVER_BYTES_MAX <= SYNC_ANSWER_BYTES_MAX,
+    "a deliver with the largest event and a page of losers fits what a peer reads of an answer"
+);
+const _: () = assert!(SYNC_BODY_BYTES_MAX >= BODY_BYTES_MAX);
+// A first-release node takes a fill of a page of several events (without
+// lists, which it does not exchange) and one of one event alone up to
+// SYNC_V2_PUSH_EVENT_BYTES_MAX; a larger one is left out of pushes to it.
+const _: () = assert!(
+    SYNC_MESSAGE_FIXED_BYTES_MAX
+        + SYNC_PAGE_BYTES_MAX
+        + SYNC_PAGE_EVENTS_MAX * (SYNC_EVENT_FRAMING_BYTES + 2 * SYNC_ID_BYTES)
+        <= SYNC_V2_BODY_BYTES_MAX,
+    "a fill of a page of several events fits a first-release node"
+);
+const _: () = assert!(SYNC_V2_PUSH_EVENT_BYTES_MAX > SYNC_PAGE_BYTES_MAX);
+// A merge takes whatever one sync message brings, within the bytes in flight.
+const _: () = assert!(SYNC_PAGE_EVENTS_MAX + SYNC_LOSER_ROWS_MAX <= MERGE_ITEMS_MAX);
+const _: () = assert!(BATCH_EVENTS_MAX <= MERGE_ITEMS_MAX);
+const _: () = assert!(
+    (SYNC_PAGE_DATA_BYTES_MAX + SYNC_LOSER_DATA_BYTES_MAX) / 1024
+        <= APPEND_KIB_IN_FLIGHT_MAX as usize
+);
+const _: () = assert!(LOSER_BYTES_PER_ID_MAX >= EVENT_BYTES_MAX);
 
 const _: () = assert!(BATCH_BYTES_MAX / 1024 <= APPEND_KIB_IN_FLIGHT_MAX as usize);
 const _: () = assert!(PAGE_EVENTS_MAX >= BATCH_EVENTS_MAX);

@@ -72,7 +72,7 @@ async fn a_refused_offer_for_an_unknown_database_creates_nothing() {
         assert_eq!(answer.0, StatusCode::BAD_REQUEST, "{}", answer.1);
         assert_eq!(answer.1["error"], "invalid_event", "{}", answer.1);
     }
-    let oversized = vec![3; laterbase::limits::BODY_BYTES_MAX + 1];
+    let oversized = vec![3; laterbase::limits::SYNC_BODY_BYTES_MAX + 1];
     let answer = post_sync(&api, peer, "/sync/fresh/offer", oversized).await;
     assert_eq!(answer.0, StatusCode::PAYLOAD_TOO_LARGE, "{}", answer.1);
     assert_eq!(

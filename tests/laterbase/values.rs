@@ -259,3 +259,171 @@ async fn a_refusal_shows_under_the_peer_that_sent_it() {
     b.stop().await;
     a.stop().await;
 }
+
+/// The largest event the JSON write route takes: its body, `{"data":"…"}`,
+/// at the body limit.
+fn largest_json_body() -> String {
+    let framing = "{\"data\":\"\"}".len();
+    format!(
+        "{{\"data\":\"{}\"}}",
+        "x".repeat(laterbase::limits::BODY_BYTES_MAX - framing)
+    )
+}
+
+/// Every event of `database` on `node`, by id: its bytes and `recorded_at`.
+async fn held(
+    node: &Node,
+    database: &str,
+) -> std::collections::BTreeMap<EventId, (Bytes, Timestamp)> {
+    let db = node.database(database).expect("the database");
+    crate::support::read_feed(&db, 10)
+        .await
+        .into_iter()
+        .map(|event| (event.id, (event.data, event.recorded_at)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_events_sync_both_ways() {
+    let a = Served::start(Config::in_memory()).await;
+    let b = Served::start(Config::in_memory()).await;
+    let c = Served::start(Config::in_memory()).await;
+    let api = Api::serving(a.node.clone(), |state| state);
+    api.create("big").await;
+    // The largest event the write route takes, one as large as an append
+    // may carry, and events after them.
+    let (status, answer) = api.post("/db/big/e", &largest_json_body()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let db = a.node.database("big").expect("created");
+    db.append(vec![laterbase::NewEvent::new(vec![
+        b'7';
+        laterbase::limits::EVENT_BYTES_MAX
+    ])])
+    .await
+    .expect("the largest append");
+    db.append(vec![laterbase::NewEvent::new("1")])
+        .await
+        .expect("append");
+    // a pushes to b (the events go in a's fills), c pulls from a (they
+    // come in a's replies and delivers).
+    crate::sync::sync(&a, &b, "big").await;
+    crate::sync::sync(&c, &a, "big").await;
+    let expected = held(&a.node, "big").await;
+    assert_eq!(expected.len(), 3);
+    assert_eq!(held(&b.node, "big").await, expected, "pushed");
+    assert_eq!(held(&c.node, "big").await, expected, "pulled");
+    for served in [c, b, a] {
+        served.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_page_of_events_and_a_page_of_losers_merge_in_one_step() {
+    let a = Served::start(Config::in_memory()).await;
+    let b = Served::start(Config::in_memory()).await;
+    let db = a.node.create_database("lists").await.expect("create");
+    // a lists a loser, and holds more events than a page.
+    let id = EventId::from_parts(WRITABLE_MS, 11);
+    for value in ["\"b\"", "\"a\""] {
+        db.merge(vec![event(id, WRITABLE_MS, value)])
+            .await
+            .expect("merge");
+    }
+    let page = laterbase::limits::SYNC_PAGE_EVENTS_MAX;
+    db.append(
+        (0..page)
+            .map(|n| laterbase::NewEvent::new(n.to_string()))
+            .collect(),
+    )
+    .await
+    .expect("append");
+    // b lacks the whole page a pushes, and asks for a's list in the same
+    // round: the fill carries both.
+    crate::sync::sync(&a, &b, "lists").await;
+    assert_eq!(held(&b.node, "lists").await.len(), page + 1);
+    let listed = b
+        .node
+        .database("lists")
+        .expect("b has it")
+        .conflicts(None, 10)
+        .await
+        .expect("conflicts");
+    assert_eq!(listed.conflicts.len(), 1, "{listed:?}");
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn the_losers_of_one_id_are_bounded_in_bytes() {
+    let node = Node::open(Config::in_memory()).await.expect("open");
+    let db = node.create_database("heavy").await.expect("create");
+    let id = EventId::from_parts(WRITABLE_MS, 12);
+    // Four of the largest values, each smaller than the last: each new one
+    // wins, and the one it beats is listed while the id's losers hold at
+    // most LOSER_BYTES_PER_ID_MAX.
+    let limits = (
+        laterbase::limits::EVENT_BYTES_MAX,
+        laterbase::limits::LOSER_BYTES_PER_ID_MAX,
+    );
+    for first in [b'd', b'c', b'b', b'a'] {
+        let mut data = vec![b'x'; limits.0];
+        data[0] = first;
+        let receipt = db
+            .merge(vec![Event {
+                id,
+                data: Bytes::from(data),
+                recorded_at: Timestamp(WRITABLE_MS),
+                lc: 0,
+            }])
+            .await
+            .expect("merge");
+        assert_eq!(receipt.refused, 0);
+    }
+    let page = db.conflicts(None, 10).await.expect("conflicts");
+    let lost = &page.conflicts[0].lost;
+    assert_eq!(lost.len(), limits.1 / limits.0, "{} listed", lost.len());
+    assert_eq!(page.conflicts[0].kept[0], b'a');
+    // So a view that folded a value of this id cannot count on finding it
+    // listed, and rebuilds rather than refolding by key.
+    assert!(laterbase::storage::losers_may_be_missing(lost));
+    assert!(!laterbase::storage::losers_may_be_missing(&[
+        Bytes::from_static(b"b"),
+        Bytes::from(vec![b'c'; limits.1 - limits.0 - 1]),
+    ]));
+    node.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_value_larger_than_any_write_is_refused_through_sync() {
+    let api = Api::new().await;
+    let peer = EventId::from_parts(WRITABLE_MS, 1);
+    let (huge, fine) = (
+        EventId::from_parts(WRITABLE_MS, 13),
+        EventId::from_parts(WRITABLE_MS, 14),
+    );
+    let mut oversized = event(huge, WRITABLE_MS, "");
+    oversized.data = Bytes::from(vec![b'x'; laterbase::limits::EVENT_BYTES_MAX + 1]);
+    let offer = offer_of(vec![oversized, event(fine, WRITABLE_MS, "1")]);
+    assert_eq!(
+        post_offer(&api, peer, "oversized", offer).await,
+        StatusCode::OK
+    );
+    let (_, page) = read_json(&api, &format!("/db/oversized/e?keys={huge},{fine}")).await;
+    assert_eq!(
+        page["missing"],
+        serde_json::json!([huge.to_string()]),
+        "{page}"
+    );
+    let (_, peers) = read_json(&api, "/peers").await;
+    let caller = peers["callers"]
+        .as_array()
+        .expect("callers")
+        .iter()
+        .find(|caller| caller["node"] == peer.to_string())
+        .expect("the caller");
+    let said = caller["last_refused"].as_str().expect("said");
+    assert!(
+        said.contains(&huge.to_string()) && said.contains("bytes of data"),
+        "{said}"
+    );
+}

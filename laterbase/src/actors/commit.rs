@@ -25,7 +25,9 @@ use super::database::DatabaseShared;
 use crate::clock::{Hlc, Horizon};
 use crate::error::{Error, Result, StorageError};
 use crate::event::{Event, EventId, NewEvent, Receipt, Timestamp};
-use crate::limits::{BATCH_BYTES_MAX, BATCH_EVENTS_MAX, LOSERS_PER_ID_MAX, Limits};
+use crate::limits::{
+    BATCH_BYTES_MAX, LOSER_BYTES_PER_ID_MAX, LOSERS_PER_ID_MAX, Limits, MERGE_ITEMS_MAX,
+};
 use crate::storage::{DatabaseStore, Storage, StoredEvent, WriteBatch};
 use crate::sync::protocol::Loser;
 
@@ -327,11 +329,11 @@ impl Writer {
         if let Some(failure) = &self.poisoned {
             return Err(failure.again());
         }
-        if events.len() + losers.len() > BATCH_EVENTS_MAX {
+        if events.len() + losers.len() > MERGE_ITEMS_MAX {
             return Err(Error::BatchTooLarge {
                 what: "events",
                 actual: events.len() + losers.len(),
-                limit: BATCH_EVENTS_MAX,
+                limit: MERGE_ITEMS_MAX,
             });
         }
         // Every read first: a merge that fails adds nothing to the commit.
@@ -451,8 +453,9 @@ impl Writer {
         if known.contains(&lost) || staged.batch.conflicts.contains(&(id, lost.clone())) {
             return;
         }
-        if known.len() >= LOSERS_PER_ID_MAX {
-            tracing::warn!(database = %self.shared.record.name, %id, limit = LOSERS_PER_ID_MAX, "an id has as many losing values listed as a node keeps; another is not listed");
+        let known_bytes: usize = known.iter().map(Bytes::len).sum();
+        if known.len() >= LOSERS_PER_ID_MAX || known_bytes + lost.len() > LOSER_BYTES_PER_ID_MAX {
+            tracing::warn!(database = %self.shared.record.name, %id, values = LOSERS_PER_ID_MAX, bytes = LOSER_BYTES_PER_ID_MAX, "an id has as many losing values listed as a node keeps (in number or in bytes); another is not listed");
             metrics::counter!("laterbase_conflict_losers_dropped_total", "database" => self.shared.record.name.clone()).increment(1);
             return;
         }

@@ -32,7 +32,8 @@ use crate::error::{Error, Result};
 use crate::event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Receipt};
 use crate::limits::{
     APPEND_KIB_IN_FLIGHT_MAX, BATCH_EVENTS_MAX, CONFLICTS_PAGE_BYTES_MAX, GET_IDS_MAX, Limits,
-    PAGE_EVENTS_MAX, SYNC_PEERS_RECALLED_MAX, VIEW_PAGE_ROWS_MAX, VIEW_RESTARTS_MAX,
+    MERGE_ITEMS_MAX, PAGE_EVENTS_MAX, SYNC_PEERS_RECALLED_MAX, VIEW_PAGE_ROWS_MAX,
+    VIEW_RESTARTS_MAX,
 };
 use crate::storage::{Conflict, ConflictsPage, DatabaseRecord, DatabaseStore, Storage};
 use crate::sync::protocol::Loser;
@@ -393,11 +394,11 @@ impl Database {
         losers: Vec<Loser>,
         meta: Vec<(Vec<u8>, Bytes)>,
     ) -> Result<MergeReceipt> {
-        if events.len() + losers.len() > BATCH_EVENTS_MAX {
+        if events.len() + losers.len() > MERGE_ITEMS_MAX {
             return Err(Error::BatchTooLarge {
                 what: "events",
                 actual: events.len() + losers.len(),
-                limit: BATCH_EVENTS_MAX,
+                limit: MERGE_ITEMS_MAX,
             });
         }
         let bytes = events.iter().map(|event| event.data.len()).sum::<usize>()

@@ -149,6 +149,8 @@ impl Node {
                     node: None,
                     last_sync: None,
                     last_error: None,
+                    unsent: 0,
+                    last_unsent: None,
                 })
                 .collect();
         }

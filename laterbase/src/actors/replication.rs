@@ -27,7 +27,11 @@ use crate::Database;
 use crate::clock::{Clock, Random};
 use crate::error::{Error, Result};
 use crate::event::{EventId, Timestamp};
-use crate::limits::{SYNC_BACKOFF_MS_MAX, SYNC_ROUNDS_PER_PASS_MAX, SYNC_WORKER_RESTARTS_MAX};
+use crate::limits::{
+    SYNC_BACKOFF_MS_MAX, SYNC_ROUNDS_PER_PASS_MAX, SYNC_V2_BODY_BYTES_MAX,
+    SYNC_V2_PUSH_EVENT_BYTES_MAX, SYNC_WORKER_RESTARTS_MAX,
+};
+use crate::sync::LeftOut;
 use crate::sync::driver::{RoundReport, round};
 use crate::sync::transport::{HttpTransport, PeerConnector};
 use crate::sync::wire;
@@ -79,6 +83,13 @@ pub struct PeerStatus {
     pub last_sync: Option<Timestamp>,
     /// The error of the last pass, if it failed.
     pub last_error: Option<String>,
+    /// Events left out of the pages pushed to the peer since the node
+    /// started, because the peer cannot take them (a node of the first
+    /// release reads smaller sync requests).
+    pub unsent: u64,
+    /// The last of them, said for a person: the database, the event, its
+    /// size and the limit.
+    pub last_unsent: Option<String>,
 }
 
 /// The status of every peer, shared with the HTTP layer.
@@ -259,8 +270,9 @@ impl Actor for SyncWorker {
         match message {
             WorkerMsg::Tick => {
                 state.tick_pending.store(false, Ordering::Release);
-                let outcome = pass(state).await;
-                record(state, outcome);
+                let mut report = PassReport::default();
+                let outcome = pass(state, &mut report).await;
+                record(state, report, outcome);
             }
         }
         Ok(())
@@ -318,11 +330,16 @@ struct DatabaseList {
 struct PassReport {
     rounds: u64,
     totals: RoundReport,
+    /// Events left out of pushes, the peer being unable to take them.
+    unsent: u64,
+    /// The last of them, said for a person.
+    last_unsent: Option<String>,
 }
 
 /// One pass: the peer's databases, then rounds for every database until
-/// neither side has more (within a bound).
-async fn pass(state: &mut WorkerState) -> Result<PassReport> {
+/// neither side has more (within a bound); what it did goes in `report`,
+/// also when it fails.
+async fn pass(state: &mut WorkerState, report: &mut PassReport) -> Result<()> {
     let answer = state
         .transport
         .get("/db")
@@ -360,16 +377,15 @@ async fn pass(state: &mut WorkerState) -> Result<PassReport> {
             failure.get_or_insert(error);
         }
     }
-    let mut report = PassReport::default();
     for name in state.shared.node.databases() {
-        if let Err(error) = sync_database(state, peer, &name, &mut report).await {
+        if let Err(error) = sync_database(state, peer, &name, report).await {
             tracing::warn!(peer = %state.shared.config.peers[state.index], database = %name, %error, "sync of a database failed");
             failure.get_or_insert(error);
         }
     }
     match failure {
         Some(error) => Err(error),
-        None => Ok(report),
+        None => Ok(()),
     }
 }
 
@@ -402,6 +418,12 @@ async fn sync_database(
         };
         rounds += 1;
         received += done.events_in;
+        if let Some(left_out) = done.unsent_last {
+            let said = unsent_message(name, left_out);
+            tracing::warn!(peer = %state.shared.config.peers[state.index], unsent = done.unsent, last = %said, "events too large for the peer were left out of a push; the events after them go on");
+            report.unsent += done.unsent;
+            report.last_unsent = Some(said);
+        }
         // A long catch-up says how far it is, every few seconds.
         if done.remaining > 0 && logged.elapsed() >= CATCH_UP_LOG_INTERVAL {
             logged = std::time::Instant::now();
@@ -462,8 +484,16 @@ async fn pull_conflicts(state: &WorkerState, database: &Database, peer_losers: u
         .insert(name, peer_losers);
 }
 
+/// What `/peers` says of an event left out of a push to the peer.
+fn unsent_message(database: &str, left_out: LeftOut) -> String {
+    format!(
+        "database {database}: event {} holds {} bytes, more than the {SYNC_V2_PUSH_EVENT_BYTES_MAX} a node of the first release takes in one sync request (its body limit is {SYNC_V2_BODY_BYTES_MAX} bytes): it is not pushed to this peer, which gets it only by pulling from this node; the events after it go on",
+        left_out.id, left_out.bytes
+    )
+}
+
 /// Records a pass in the peer's status, the metrics and the backoff.
-fn record(state: &mut WorkerState, outcome: Result<PassReport>) {
+fn record(state: &mut WorkerState, report: PassReport, outcome: Result<()>) {
     let config = &state.shared.config;
     let url = config.peers[state.index].clone();
     let now = Timestamp(state.shared.clock.now_ms());
@@ -474,8 +504,14 @@ fn record(state: &mut WorkerState, outcome: Result<PassReport>) {
         .unwrap_or_else(PoisonError::into_inner);
     let status = &mut statuses[state.index];
     status.node = state.peer;
+    if report.unsent > 0 {
+        status.unsent += report.unsent;
+        status.last_unsent.clone_from(&report.last_unsent);
+        metrics::counter!("laterbase_sync_events_unsent_total", "peer" => url.clone())
+            .increment(report.unsent);
+    }
     match outcome {
-        Ok(report) => {
+        Ok(()) => {
             state.failures = 0;
             status.last_sync = Some(now);
             status.last_error = None;

@@ -56,12 +56,17 @@ pub(super) async fn write(
 
 /// Reads a body up to the body limit.
 pub(super) async fn read_body(body: Body, limits: &Limits) -> Result<Bytes, ApiError> {
-    Ok(http_body_util::Limited::new(body, limits.body_bytes_max)
+    read_body_up_to(body, limits.body_bytes_max).await
+}
+
+/// Reads a body of at most `bytes_max` bytes.
+pub(super) async fn read_body_up_to(body: Body, bytes_max: usize) -> Result<Bytes, ApiError> {
+    Ok(http_body_util::Limited::new(body, bytes_max)
         .collect()
         .await
         .map_err(|error| {
             if error.is::<http_body_util::LengthLimitError>() {
-                too_large_body(limits)
+                too_large(bytes_max)
             } else {
                 ApiError::invalid_json(format!("the body could not be read: {error}"))
             }
@@ -70,9 +75,12 @@ pub(super) async fn read_body(body: Body, limits: &Limits) -> Result<Bytes, ApiE
 }
 
 fn too_large_body(limits: &Limits) -> ApiError {
+    too_large(limits.body_bytes_max)
+}
+
+fn too_large(bytes_max: usize) -> ApiError {
     ApiError::payload_too_large(format!(
-        "the body is larger than the limit of {} bytes",
-        limits.body_bytes_max
+        "the body is larger than the limit of {bytes_max} bytes"
     ))
 }
 

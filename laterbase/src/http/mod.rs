@@ -165,8 +165,8 @@ async fn metrics(State(state): State<HttpState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
-/// `GET /peers`: each peer's last pass, and what this node refused of what
-/// it sent; then the nodes that synced with this one without being its
+/// `GET /peers`: each peer's last pass, what this node refused of what it
+/// sent and what this node could not send it; then the nodes that synced with this one without being its
 /// peers, if this node refused something of theirs.
 async fn peers(State(state): State<HttpState>) -> Result<Json<serde_json::Value>, ApiError> {
     let refusals = state.node().refusals();
@@ -194,6 +194,8 @@ async fn peers(State(state): State<HttpState>) -> Result<Json<serde_json::Value>
             "last_error": peer.last_error,
             "refused": refused.values,
             "last_refused": refused.last,
+            "unsent": peer.unsent,
+            "last_unsent": peer.last_unsent,
         }));
     }
     let callers: Vec<_> = refusals
@@ -406,10 +408,11 @@ async fn sync_fill(
     Ok(sync_response(deliver))
 }
 
-/// A sync message, read up to the compiled body limit: an operator's lower
-/// limit for writes must not cut the pages peers send.
+/// A sync message, read up to [`SYNC_BODY_BYTES_MAX`](crate::limits::SYNC_BODY_BYTES_MAX),
+/// which every message a peer sends fits: an operator's lower limit for
+/// writes must not cut them.
 async fn read_sync_body(body: axum::body::Body) -> Result<bytes::Bytes, ApiError> {
-    events::read_body(body, &crate::limits::Limits::default()).await
+    events::read_body_up_to(body, crate::limits::SYNC_BODY_BYTES_MAX).await
 }
 
 fn peer_node(headers: &HeaderMap) -> Result<crate::EventId, ApiError> {

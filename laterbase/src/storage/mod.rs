@@ -223,6 +223,18 @@ pub type LosersById = Vec<(EventId, Vec<Bytes>)>;
 
 /// Gathers a page of losers from `(id, value)` pairs in key order, whole
 /// ids only, within a bound of values and bytes (the first id always fits).
+/// Whether a node may have left a losing value of an id unlisted, given
+/// the values it lists: it lists at most
+/// [`LOSERS_PER_ID_MAX`](crate::limits::LOSERS_PER_ID_MAX) values and
+/// [`LOSER_BYTES_PER_ID_MAX`](crate::limits::LOSER_BYTES_PER_ID_MAX) bytes
+/// of them per id, and a value it left out held at most
+/// [`EVENT_BYTES_MAX`](crate::limits::EVENT_BYTES_MAX).
+pub fn losers_may_be_missing(listed: &[Bytes]) -> bool {
+    use crate::limits::{EVENT_BYTES_MAX, LOSER_BYTES_PER_ID_MAX, LOSERS_PER_ID_MAX};
+    let bytes: usize = listed.iter().map(Bytes::len).sum();
+    listed.len() >= LOSERS_PER_ID_MAX || bytes + EVENT_BYTES_MAX > LOSER_BYTES_PER_ID_MAX
+}
+
 pub(crate) struct LoserPager {
     rows: usize,
     bytes: usize,

@@ -38,10 +38,12 @@ pub mod transport;
 pub mod wire;
 
 #[cfg(test)]
+mod page_tests;
+#[cfg(test)]
 mod tests;
 
 pub use protocol::{
     Cursor, Deliver, Digest, Effects, Entries, EpochStart, Fill, Held, IdDigest, Initiator,
-    ListFrom, Log, Loser, LoserPage, LoserScan, Offer, Origin, Page, PageBounds, Recall, Reply,
-    Responder, Summary, deliver, digest, fill, finish, offer, reply, resume,
+    LeftOut, ListFrom, Log, Loser, LoserPage, LoserScan, Offer, Origin, Page, PageBounds, Recall,
+    Reply, Responder, Summary, deliver, digest, fill, finish, offer, reply, resume,
 };

@@ -110,7 +110,32 @@ pub enum Entries {
 pub struct PageBounds {
     /// The most events (or ids) per page.
     pub events: usize,
-    /// The most bytes of event data per page (at least one event is sent).
+    /// The most bytes of event data per page; one event that holds more goes
+    /// alone, so that a page never holds more than `bytes` or one event.
+    pub bytes: usize,
+}
+
+/// How many of `sizes`, from the start, fit in `bytes`; when `alone`
+/// (nothing precedes them), at least one, however large.
+fn fitting(sizes: impl Iterator<Item = usize>, bytes: usize, alone: bool) -> usize {
+    let mut total = 0_usize;
+    let fit = sizes
+        .take_while(|size| {
+            total = total.saturating_add(*size);
+            total <= bytes
+        })
+        .count();
+    if alone { fit.max(1) } else { fit }
+}
+
+/// An event a pushed page leaves out because the peer cannot take it in
+/// one message (a peer of the first release reads smaller requests): the
+/// page covers it all the same, so the peer's cursor passes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeftOut {
+    /// The event's id.
+    pub id: EventId,
+    /// The bytes of its data.
     pub bytes: usize,
 }
 
@@ -400,23 +425,37 @@ pub fn resume(log: &Summary, cursor: Option<Cursor>) -> Cursor {
 /// The page of `log` after `from`: ids and digests of new events and of
 /// rewritten ones; or, with `fast` and when `from` starts at nothing, the
 /// events themselves. Runs of `held` (the puller holds their events) are
-/// named, not listed.
+/// named, not listed. Events with more data than `event_bytes` are left
+/// out, and returned beside the page, which covers them all the same.
 pub fn page_after(
     log: &impl Log,
     from: Cursor,
     bounds: PageBounds,
     fast: bool,
     held: &[Held],
-) -> StorageResult<Page> {
+    event_bytes: usize,
+) -> StorageResult<(Page, Vec<LeftOut>)> {
+    let mut left_out = Vec::new();
+    let mut keep = |event: &Event| {
+        let fits = event.data.len() <= event_bytes;
+        if !fits {
+            left_out.push(LeftOut {
+                id: event.id,
+                bytes: event.data.len(),
+            });
+        }
+        fits
+    };
     if fast && from.lc == 0 {
         let head_us = log.head_us();
-        let (events, skipped, last_lc, more) = events_skipping(log, 0, bounds, held)?;
+        let (mut events, skipped, last_lc, more) = events_skipping(log, 0, bounds, held)?;
+        events.retain(&mut keep);
         // The events are read in their current form, so every rewrite made
         // so far is in them or in the pages after: the update cursor can
         // jump to the head. Not over a held run, whose events may have been
         // rewritten here since they came: those rewrites must still go.
         let us = if skipped.is_empty() { head_us } else { from.us };
-        return Ok(Page {
+        let page = Page {
             from,
             to: Cursor {
                 lc: last_lc,
@@ -426,21 +465,32 @@ pub fn page_after(
             more: more || us < head_us,
             entries: Entries::Events(events),
             held: skipped,
-        });
+        };
+        return Ok((page, left_out));
     }
     let (events, skipped, last_lc, more_events) = events_skipping(log, from.lc, bounds, held)?;
     // New and rewritten events share one page's budget, so that a page
-    // never holds more than a merge takes.
+    // never holds more than a merge takes: more than its bytes only as one
+    // event alone.
     let data: usize = events.iter().map(|event| event.data.len()).sum();
     let rest = PageBounds {
         events: bounds.events.saturating_sub(events.len()),
         bytes: bounds.bytes.saturating_sub(data),
     };
-    let (updates, more_updates) = if rest.events == 0 || rest.bytes == 0 {
+    let (mut updates, mut more_updates) = if rest.events == 0 || rest.bytes == 0 {
         (Vec::new(), from.us < log.head_us())
     } else {
         log.updates_after(from.us, rest)?
     };
+    let fit = fitting(
+        updates.iter().map(|(_, event)| event.data.len()),
+        rest.bytes,
+        events.is_empty(),
+    );
+    if fit < updates.len() {
+        updates.truncate(fit);
+        more_updates = true;
+    }
     let to = Cursor {
         lc: last_lc,
         us: updates.last().map_or(from.us, |(us, _)| *us),
@@ -449,7 +499,8 @@ pub fn page_after(
     let more = more_events || more_updates;
     let changed = events
         .into_iter()
-        .chain(updates.into_iter().map(|(_, event)| event));
+        .chain(updates.into_iter().map(|(_, event)| event))
+        .filter(|event| keep(event));
     let entries = if fast {
         // Catching up: the new and the rewritten events, whole.
         Entries::Events(changed.collect())
@@ -463,13 +514,14 @@ pub fn page_after(
                 .collect(),
         )
     };
-    Ok(Page {
+    let page = Page {
         from,
         to,
         more,
         entries,
         held: skipped,
-    })
+    };
+    Ok((page, left_out))
 }
 
 /// The events of `log` after `after_lc`, within `bounds`, passing over the
@@ -516,6 +568,13 @@ fn events_skipping(
             let keep = batch.iter().take_while(|event| event.lc <= stop).count();
             batch.truncate(keep);
         }
+        // Past the budget only as the page's one event.
+        let fit = fitting(
+            batch.iter().map(|event| event.data.len()),
+            budget.bytes,
+            events.is_empty(),
+        );
+        batch.truncate(fit);
         let Some(last) = batch.last() else { break };
         at = last.lc;
         let data: usize = batch.iter().map(|event| event.data.len()).sum();
@@ -537,9 +596,23 @@ fn missing_from(log: &impl Log, entries: &[IdDigest]) -> StorageResult<Vec<Event
         .collect())
 }
 
-/// The events of `ids` that `log` holds, and whether it holds all.
-fn gather(log: &impl Log, ids: &[EventId]) -> StorageResult<(Vec<Event>, bool)> {
-    let found: Vec<Event> = log.events(ids)?.into_iter().flatten().collect();
+/// The events of `ids` that `log` holds, within `bounds` (as a page is,
+/// so that the events of a page all go), and whether all of them are here.
+/// An event rewritten since its page was read may no longer fit: it goes in
+/// a later round.
+fn gather(
+    log: &impl Log,
+    ids: &[EventId],
+    bounds: PageBounds,
+) -> StorageResult<(Vec<Event>, bool)> {
+    let asked = &ids[..ids.len().min(bounds.events.max(1))];
+    let mut found: Vec<Event> = log.events(asked)?.into_iter().flatten().collect();
+    let fit = fitting(
+        found.iter().map(|event| event.data.len()),
+        bounds.bytes,
+        true,
+    );
+    found.truncate(fit);
     let complete = found.len() == ids.len();
     Ok((found, complete))
 }
@@ -576,6 +649,16 @@ pub struct Initiator {
     /// Whether the responder takes the pushed page (it starts at or before
     /// the responder's cursor), learnt from the reply.
     push_taken: bool,
+    /// The events the pushed page left out: the responder cannot take them.
+    left_out: Vec<LeftOut>,
+}
+
+impl Initiator {
+    /// The events the offer's pushed page left out, too large for the
+    /// responder to take (see [`Recall::push_event_bytes`]).
+    pub fn left_out(&self) -> &[LeftOut] {
+        &self.left_out
+    }
 }
 
 /// What a node remembers of one peer between rounds, as the protocol reads
@@ -591,6 +674,9 @@ pub struct Recall<'a> {
     /// Whether to push: not while the peer pulls this log in bulk itself
     /// (it is catching up), when a push would carry the same events again.
     pub push: bool,
+    /// The most data an event may hold to be pushed to the peer: a pushed
+    /// page leaves larger ones out ([`LeftOut`]).
+    pub push_event_bytes: usize,
 }
 
 /// Step 1 (initiator): the offer, from the cursors it keeps about the peer
@@ -609,22 +695,31 @@ pub fn offer(
     // may hold most of the log already (it is where the events came from),
     // and ids cost a fifth of events. The responder's own pull (its reply)
     // does take it.
-    let push = if recall.push {
-        page_after(log, from, bounds, false, recall.held)?
+    let (push, left_out) = if recall.push {
+        page_after(
+            log,
+            from,
+            bounds,
+            false,
+            recall.held,
+            recall.push_event_bytes,
+        )?
     } else {
-        Page {
+        let page = Page {
             from,
             to: from,
             more: false,
             entries: Entries::Ids(Vec::new()),
             held: Vec::new(),
-        }
+        };
+        (page, Vec::new())
     };
     let initiator = Initiator {
         push: (push.from, push.to),
         page_to: None,
         page_origin: None,
         push_taken: false,
+        left_out,
     };
     let offer = Offer {
         pull: cursor_into_peer,
@@ -692,7 +787,15 @@ pub fn reply(
         .filter(|run| holds(&offer.summary, run))
         .copied()
         .collect();
-    let page = page_after(log, from, bounds, offer.bulk || from.lc == 0, &held)?;
+    // An answer carries any event this node stores: none is left out.
+    let (page, _) = page_after(
+        log,
+        from,
+        bounds,
+        offer.bulk || from.lc == 0,
+        &held,
+        usize::MAX,
+    )?;
     let mine = resume(&offer.summary, cursor_into_initiator);
     let push_taken = takes(offer.push.from, mine) && page_holds(&own, &offer.push);
     // The initiator's cursor into this log, as checked: where this node's
@@ -784,7 +887,7 @@ pub fn fill(
             want
         }
     };
-    let (events, complete) = gather(log, &reply.missing)?;
+    let (events, complete) = gather(log, &reply.missing, bounds)?;
     let losers = reply
         .losers_wanted
         .map(|from| losers_page(log, from, bounds))
@@ -845,7 +948,7 @@ pub fn deliver(
         ..Effects::default()
     };
     take_losers(recall.losers, fill.losers, &mut effects);
-    let (events, complete) = gather(log, &fill.want)?;
+    let (events, complete) = gather(log, &fill.want, bounds)?;
     let losers = fill
         .losers_wanted
         .map(|from| losers_page(log, from, bounds))

@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 
 use super::protocol::{Cursor, Held, LoserScan, Origin, Recall};
 use crate::event::EventId;
-use crate::limits::{SYNC_BULK_PULL_HOLD_MS, SYNC_HELD_RUNS_MAX, SYNC_PEERS_RECALLED_MAX};
+use crate::limits::{
+    EVENT_BYTES_MAX, SYNC_BULK_PULL_HOLD_MS, SYNC_HELD_RUNS_MAX, SYNC_PEERS_RECALLED_MAX,
+    SYNC_V2_PUSH_EVENT_BYTES_MAX,
+};
 
 /// What is remembered of one peer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -30,7 +33,9 @@ pub struct PeerRecall {
 
 impl PeerRecall {
     /// What the protocol reads of it; `exchanges_lists` is false for a peer
-    /// of the first release, which neither names runs nor exchanges lists.
+    /// of the first release, which neither names runs nor exchanges lists,
+    /// and reads smaller requests (the events pushed to it are at most
+    /// [`SYNC_V2_PUSH_EVENT_BYTES_MAX`]).
     pub fn view(&self, exchanges_lists: bool) -> Recall<'_> {
         let push = self
             .pulling_until
@@ -39,6 +44,11 @@ impl PeerRecall {
             held: if exchanges_lists { &self.held } else { &[] },
             losers: exchanges_lists.then_some(self.losers),
             push,
+            push_event_bytes: if exchanges_lists {
+                EVENT_BYTES_MAX
+            } else {
+                SYNC_V2_PUSH_EVENT_BYTES_MAX
+            },
         }
     }
 

@@ -762,6 +762,109 @@ mod tests {
         );
     }
 
+    /// What each part of a message costs, against what `limits` counts:
+    /// the checks there of messages against the peers' limits hold only if
+    /// the encoder spends no more.
+    #[test]
+    fn messages_cost_what_the_limits_count() {
+        use crate::limits::{
+            SYNC_EPOCH_BYTES, SYNC_EVENT_FRAMING_BYTES, SYNC_ID_BYTES, SYNC_ID_DIGEST_BYTES,
+            SYNC_LOSER_FRAMING_BYTES, SYNC_MESSAGE_FIXED_BYTES_MAX, SYNC_RUN_BYTES,
+            SYNC_V2_FILL_FRAMING_BYTES,
+        };
+        let (mut offer, _, mut reply, mut fill, mut deliver) = release_messages();
+        let run = Held {
+            after_lc: 1,
+            to_lc: 2,
+            incarnation: 3,
+            epoch: 4,
+        };
+        // Every fixed field at its largest: options set, positions named.
+        reply.losers_wanted = Some(Some(event(1).id));
+        fill.fill.losers_wanted = Some(Some(event(1).id));
+        fill.cursor_stored = Some(cursor(1));
+        let no_losers = LoserPage {
+            after: Some(event(1).id),
+            losers: Vec::new(),
+            more: true,
+        };
+        fill.fill.losers = Some(no_losers.clone());
+        deliver.losers = Some(no_losers);
+        let (no_events, no_ids) = (Entries::Events(Vec::new()), Entries::Ids(Vec::new()));
+        offer.push.entries = no_ids;
+        offer.summary.history.clear();
+        reply.page.entries = no_events;
+        reply.missing.clear();
+        (fill.fill.events, fill.fill.want, fill.missing) = (Vec::new(), Vec::new(), Vec::new());
+        deliver.events.clear();
+        let offer_len = |offer: &Offer| encode_offer(offer, VERSION).len();
+        let reply_len = |reply: &Reply| encode_reply(reply, VERSION).len();
+        let fill_len = |fill: &FillRequest| encode_fill(fill, VERSION).len();
+        let deliver_len = |deliver: &Deliver| encode_deliver(deliver, VERSION).len();
+        for fixed in [
+            offer_len(&offer),
+            reply_len(&reply),
+            fill_len(&fill),
+            deliver_len(&deliver),
+        ] {
+            assert!(fixed <= SYNC_MESSAGE_FIXED_BYTES_MAX, "{fixed}");
+        }
+        // Each item, by what it adds.
+        let base = (offer_len(&offer), fill_len(&fill), deliver_len(&deliver));
+        offer.summary.history.push(summary().history[0]);
+        offer.push.held.push(run);
+        offer.push.entries = Entries::Ids(vec![IdDigest {
+            id: event(1).id,
+            digest: Digest(1),
+        }]);
+        assert_eq!(
+            offer_len(&offer) - base.0,
+            SYNC_EPOCH_BYTES + SYNC_RUN_BYTES + SYNC_ID_DIGEST_BYTES
+        );
+        let data = 10;
+        fill.fill.events.push(event(data));
+        fill.fill.want.push(event(1).id);
+        fill.missing.push(event(1).id);
+        let loser = Loser {
+            id: event(1).id,
+            data: Bytes::from(vec![7; data as usize]),
+        };
+        if let Some(page) = &mut fill.fill.losers {
+            page.losers.push(loser.clone());
+        }
+        assert_eq!(
+            fill_len(&fill) - base.1,
+            SYNC_EVENT_FRAMING_BYTES
+                + 2 * SYNC_ID_BYTES
+                + SYNC_LOSER_FRAMING_BYTES
+                + 2 * data as usize
+        );
+        deliver.events.push(event(data));
+        if let Some(page) = &mut deliver.losers {
+            page.losers.push(loser);
+        }
+        assert_eq!(
+            deliver_len(&deliver) - base.2,
+            SYNC_EVENT_FRAMING_BYTES + SYNC_LOSER_FRAMING_BYTES + 2 * data as usize
+        );
+        // A version 2 fill of one event that asks nothing back.
+        let one = FillRequest {
+            fill: Fill {
+                events: vec![event(data)],
+                want: Vec::new(),
+                losers: None,
+                losers_wanted: None,
+                ..fill.fill.clone()
+            },
+            missing: vec![event(data).id],
+            ..fill
+        };
+        assert_eq!(
+            encode_fill(&one, VERSION_OLDEST).len(),
+            SYNC_V2_FILL_FRAMING_BYTES + data as usize
+        );
+    }
+
     #[test]
     fn truncated_or_padded_messages_are_refused() {
         let (_, _, _, mut fill, _) = release_messages();

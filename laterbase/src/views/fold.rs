@@ -43,9 +43,7 @@ use super::finite::{self, NotFinite};
 use super::{FoldError, Key, KeyKind, View};
 use crate::error::StorageError;
 use crate::event::{Event, EventId};
-use crate::limits::{
-    LOSERS_PER_ID_MAX, VIEW_CHECKPOINT_EVENTS, VIEW_KEY_BYTES_MAX, VIEW_REFOLD_PAGE_ENTRIES,
-};
+use crate::limits::{VIEW_CHECKPOINT_EVENTS, VIEW_KEY_BYTES_MAX, VIEW_REFOLD_PAGE_ENTRIES};
 use crate::storage::{DatabaseStore, StorageResult, ViewStore};
 
 /// The format of the rows' state: 1 kept `#[sum]` as a running total in
@@ -154,7 +152,9 @@ pub(crate) trait Engine: Send + Sync {
     /// An id the view has not folded yet, or that lists no loser (only its
     /// `recorded_at` moved), changes no row. `false`, with nothing written,
     /// when a form the view folded may be missing from the list (an id
-    /// lists [`LOSERS_PER_ID_MAX`] losers): the view must be rebuilt.
+    /// lists as many losers as a node keeps, see
+    /// [`losers_may_be_missing`](crate::storage::losers_may_be_missing)): the
+    /// view must be rebuilt.
     fn refold_rewritten(
         &self,
         view: &dyn ViewStore,
@@ -397,7 +397,7 @@ impl<V: View> Engine for Typed<V> {
                 continue;
             };
             let losers = log.losers(id)?;
-            if losers.len() >= LOSERS_PER_ID_MAX {
+            if crate::storage::losers_may_be_missing(&losers) {
                 return Ok(false);
             }
             if losers.is_empty() {

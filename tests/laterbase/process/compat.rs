@@ -188,3 +188,75 @@ fn a_first_release_node_and_this_one_share_a_fleet() {
     assert_eq!(new.terminate().code(), Some(0));
     assert_eq!(old.terminate().code(), Some(0));
 }
+
+/// Waits, bounded, until `server` holds `count` events of `database`.
+fn holds(server: &Server, database: &str, count: u64) {
+    let deadline = std::time::Instant::now() + super::PROCESS_TIMEOUT;
+    loop {
+        let (_, info) = server.request("GET", &format!("/db/{database}"), "");
+        if info["events"] == count {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{info}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Writes one event of `data_bytes` bytes of data (a JSON string) and
+/// returns its id.
+fn write_sized(server: &Server, database: &str, data_bytes: usize) -> String {
+    let body = format!("{{\"data\":\"{}\"}}", "x".repeat(data_bytes - 2));
+    let (status, answer) = server.request("POST", &format!("/db/{database}/e"), &body);
+    assert_eq!(status, 200, "{answer}");
+    answer["ids"][0].as_str().expect("an id").to_owned()
+}
+
+#[test]
+fn an_event_a_first_release_node_cannot_take_is_named_and_the_rest_flows() {
+    let release = release_binary();
+    let current = Path::new(env!("CARGO_BIN_EXE_laterbase"));
+    let dirs = [
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    ];
+    // The first-release node only answers: all it gets comes in pushes.
+    let old = start(&release, dirs[1].path(), None);
+    let relay = Relay::start();
+    relay.forward_to(old.addr);
+    let new = start(current, dirs[0].path(), Some(&relay));
+    assert_eq!(new.request("PUT", "/db/yard", "").0, 201);
+    write(&new, "yard", &events(1, "before"));
+    // The largest event this node's write route takes: too large for a
+    // first-release node's sync limit, whatever the framing.
+    let largest = laterbase::limits::BODY_BYTES_MAX - "{\"data\":}".len();
+    assert!(largest > laterbase::limits::SYNC_V2_PUSH_EVENT_BYTES_MAX);
+    let too_large = write_sized(&new, "yard", largest);
+    // Larger than a page's budget, yet small enough for that node: it goes.
+    let alone = write_sized(&new, "yard", laterbase::limits::SYNC_PAGE_BYTES_MAX + 1);
+    write(&new, "yard", &events(1, "after"));
+    holds(&old, "yard", 3);
+    let (_, found) = old.request("GET", &format!("/db/yard/e?keys={too_large},{alone}"), "");
+    assert_eq!(
+        found["missing"],
+        serde_json::json!([too_large]),
+        "only the one it cannot take is missing"
+    );
+    let (_, peers) = new.request("GET", "/peers", "");
+    let peer = &peers["peers"][0];
+    assert_eq!(peer["unsent"], 1, "{peers}");
+    assert_eq!(peer["last_error"], Value::Null, "the rest syncs: {peers}");
+    let said = peer["last_unsent"].as_str().expect("named");
+    for part in [
+        too_large.as_str(),
+        &largest.to_string(),
+        &laterbase::limits::SYNC_V2_PUSH_EVENT_BYTES_MAX.to_string(),
+        "first release",
+    ] {
+        assert!(said.contains(part), "{part}: {said}");
+    }
+    // Later writes flow too.
+    write(&new, "yard", &events(5, "later"));
+    holds(&old, "yard", 8);
+    assert_eq!(new.terminate().code(), Some(0));
+    assert_eq!(old.terminate().code(), Some(0));
+}
