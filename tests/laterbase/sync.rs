@@ -396,3 +396,61 @@ async fn no_push_to_a_peer_that_pulls_the_same_events_in_bulk() {
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_joins_later_lists_a_conflict_of_values_with_whitespace() {
+    whitespace_conflict_listed(wire::VERSION).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_joins_later_lists_a_conflict_of_values_with_whitespace_in_version_2() {
+    whitespace_conflict_listed(wire::VERSION_OLDEST).await;
+}
+
+/// a keeps `{"v":1}\n` and lists `{"v":2}\n`, both written through the
+/// binary encoding (their bytes kept, trailing newline included); b joins
+/// later, learns a's list, and lists the same bytes: values are compared
+/// as bytes, not after a JSON round trip, which trims them.
+async fn whitespace_conflict_listed(version: u8) {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use laterbase::http::binary;
+
+    let a = Served::start(Config::in_memory()).await;
+    let b = Served::start(Config::in_memory()).await;
+    let api = crate::http::Api::serving(a.node.clone(), |state| state);
+    api.create("s").await;
+    let id = EventId::from_parts(1_700_000_000_000, 79);
+    let (kept, lost) = (&b"{\"v\":1}\n"[..], &b"{\"v\":2}\n"[..]);
+    let request = Request::post("/db/s/e")
+        .header("content-type", binary::CONTENT_TYPE)
+        .body(Body::from(binary::encode_batch(&[NewEvent::with_id(
+            id, lost,
+        )])))
+        .expect("request");
+    assert_eq!(api.send(request).await.0, StatusCode::OK);
+    // The other value comes to a as sync would bring it: the smaller
+    // bytes win, and a lists the value it had.
+    let db_a = a.node.database("s").expect("created");
+    let mut other = db_a.get(&[id]).await.expect("get").events.remove(0);
+    other.data = bytes::Bytes::from_static(kept);
+    assert_eq!(db_a.merge(vec![other]).await.expect("merge").conflicts, 1);
+    let expected = conflicts(&db_a).await;
+    assert_eq!(expected.len(), 1);
+    assert_eq!(
+        (&expected[0].kept[..], &expected[0].lost[0][..]),
+        (kept, lost)
+    );
+
+    // b joins later and starts the rounds.
+    sync_in(&b, &a, "s", version).await;
+    let db_b = b.node.database("s").expect("b has it");
+    assert_eq!(
+        &db_b.get(&[id]).await.expect("get").events[0].data[..],
+        kept,
+        "b keeps the same bytes"
+    );
+    assert_eq!(conflicts(&db_b).await, expected, "and lists the same loser");
+    b.stop().await;
+    a.stop().await;
+}

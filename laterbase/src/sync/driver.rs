@@ -347,35 +347,68 @@ fn protocol_error(error: &wire::WireError) -> Error {
     Error::MalformedSync(error.to_string())
 }
 
-/// One entry of a peer's `GET /db/{db}/conflicts`.
+/// One entry of a peer's `GET /db/{db}/conflicts`, its values borrowed
+/// from the answer.
 #[cfg(feature = "server")]
 #[derive(serde::Deserialize)]
-struct ListedConflict {
+struct ListedConflict<'a> {
     id: EventId,
-    kept: Option<Box<serde_json::value::RawValue>>,
+    #[serde(borrow)]
+    kept: Option<&'a serde_json::value::RawValue>,
     kept_b64: Option<String>,
-    lost: Option<Box<serde_json::value::RawValue>>,
+    #[serde(borrow)]
+    lost: Option<&'a serde_json::value::RawValue>,
     lost_b64: Option<String>,
 }
 
 #[cfg(feature = "server")]
 #[derive(serde::Deserialize)]
-struct ListedConflicts {
-    conflicts: Vec<ListedConflict>,
+struct ListedConflicts<'a> {
+    #[serde(borrow)]
+    conflicts: Vec<ListedConflict<'a>>,
 }
 
 /// The bytes of a value the conflicts route shows as JSON or as base64.
+/// JSON shown verbatim keeps its bytes only with the whitespace around it,
+/// which a JSON parser leaves out: the route writes a value right after
+/// its key's colon and right before the comma or brace that follows, so
+/// whitespace there in `answer` is the value's own.
 #[cfg(feature = "server")]
-fn listed_bytes(json: Option<&serde_json::value::RawValue>, b64: Option<&str>) -> Option<Bytes> {
+fn listed_bytes(
+    answer: &[u8],
+    json: Option<&serde_json::value::RawValue>,
+    b64: Option<&str>,
+) -> Option<Bytes> {
     use base64::Engine as _;
     match (json, b64) {
-        (Some(json), _) => Some(Bytes::copy_from_slice(json.get().as_bytes())),
+        (Some(json), _) => Some(Bytes::copy_from_slice(with_whitespace(answer, json.get()))),
         (None, Some(b64)) => base64::engine::general_purpose::STANDARD
             .decode(b64)
             .ok()
             .map(Bytes::from),
         (None, None) => None,
     }
+}
+
+/// `text`, a slice of `answer`, widened over the JSON whitespace on both
+/// sides of it.
+#[cfg(feature = "server")]
+fn with_whitespace<'a>(answer: &'a [u8], text: &'a str) -> &'a [u8] {
+    let span = answer.as_ptr_range();
+    let start = text.as_ptr();
+    if !span.contains(&start) {
+        return text.as_bytes();
+    }
+    let is_space = |byte: &u8| matches!(byte, b' ' | b'\t' | b'\n' | b'\r');
+    let from = start as usize - span.start as usize;
+    let to = from + text.len();
+    let before = answer[..from]
+        .iter()
+        .rev()
+        .take_while(|b| is_space(b))
+        .count();
+    let after = answer[to..].iter().take_while(|b| is_space(b)).count();
+    &answer[from - before..to + after]
 }
 
 /// For a peer of the first release, which exchanges no lists within a
@@ -398,7 +431,7 @@ where
         .await
         .map_err(|error| Error::Sync(error.to_string()))?
         .body;
-    let listed: ListedConflicts = serde_json::from_slice(&body)
+    let listed: ListedConflicts<'_> = serde_json::from_slice(&body)
         .map_err(|error| Error::Sync(format!("{path}: the answer does not parse: {error}")))?;
     let ids: Vec<EventId> = listed
         .conflicts
@@ -413,8 +446,8 @@ where
     }
     let mut losers = Vec::new();
     for conflict in &listed.conflicts {
-        let kept = listed_bytes(conflict.kept.as_deref(), conflict.kept_b64.as_deref());
-        let lost = listed_bytes(conflict.lost.as_deref(), conflict.lost_b64.as_deref());
+        let kept = listed_bytes(&body, conflict.kept, conflict.kept_b64.as_deref());
+        let lost = listed_bytes(&body, conflict.lost, conflict.lost_b64.as_deref());
         let (Some(kept), Some(lost), Some(mine)) = (kept, lost, held.get(&conflict.id)) else {
             continue;
         };
