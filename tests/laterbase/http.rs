@@ -873,7 +873,7 @@ async fn unknown_routes_methods_and_views_answer_in_shape() {
     );
     assert_eq!(
         api.get("/peers").await,
-        (StatusCode::OK, json!({"peers": [], "callers": []}))
+        (StatusCode::OK, json!({"peers": []}))
     );
 }
 

@@ -255,7 +255,7 @@ async fn a_refusal_shows_under_the_peer_that_sent_it() {
     let peers = peers_until(&api, |peers| peers["peers"][0]["refused"] == 1).await;
     let last_refused = peers["peers"][0]["last_refused"].as_str().expect("said");
     assert!(last_refused.contains(&late.to_string()), "{peers}");
-    assert_eq!(peers["callers"], serde_json::json!([]), "{peers}");
+    assert_eq!(peers.get("callers"), None, "{peers}");
     b.stop().await;
     a.stop().await;
 }

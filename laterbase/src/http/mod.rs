@@ -166,8 +166,9 @@ async fn metrics(State(state): State<HttpState>) -> Response {
 }
 
 /// `GET /peers`: each peer's last pass, what this node refused of what it
-/// sent and what this node could not send it; then the nodes that synced with this one without being its
-/// peers, if this node refused something of theirs.
+/// sent and what this node could not send it; then the nodes that synced
+/// with this one without being its peers, if this node refused something of
+/// theirs.
 async fn peers(State(state): State<HttpState>) -> Result<Json<serde_json::Value>, ApiError> {
     let refusals = state.node().refusals();
     let statuses = state.node().peers();
@@ -205,7 +206,14 @@ async fn peers(State(state): State<HttpState>) -> Result<Json<serde_json::Value>
             json!({"node": node, "refused": refused.values, "last_refused": refused.last})
         })
         .collect();
-    Ok(Json(json!({"peers": peers, "callers": callers})))
+    // The contract's answer is `{"peers": [...]}`: `callers` joins it only
+    // when there is something to say.
+    let answer = if callers.is_empty() {
+        json!({"peers": peers})
+    } else {
+        json!({"peers": peers, "callers": callers})
+    };
+    Ok(Json(answer))
 }
 
 async fn list_databases(State(state): State<HttpState>) -> Json<serde_json::Value> {
