@@ -25,7 +25,7 @@
 //!
 //! fjall refuses every write once a journal write, an fsync or a flush or
 //! compaction in the background failed (it is poisoned), and a refusal says
-//! only `Poisoned`. So every handle on the store shares [`Failures`]: the
+//! only `Poisoned`. So every handle on the store shares `Failures`: the
 //! first failure a call of this module meets is kept there and named by each
 //! later refusal, and a refusal that no call met the cause of is put down to
 //! the background, where the disk's free space tells a full disk (the usual
