@@ -138,8 +138,9 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// Runs `laterbase serve` with `args`: exits 0 after a clean stop, 1 with a
-/// one-line reason on stderr when the node cannot start.
+/// Runs `laterbase serve` with `args`: exits 0 after a clean stop (a full
+/// disk's included), 1 with a one-line reason on stderr when the node cannot
+/// start or cannot stop cleanly.
 pub fn serve(args: ServeArgs) -> ExitCode {
     init_logging(args.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -65,10 +65,13 @@ pub enum Error {
         /// The conflicting id.
         id: EventId,
     },
-    /// The store refuses writes since a write or an fsync failed.
+    /// The store refuses writes since a write, an fsync or a flush or
+    /// compaction in the background failed, otherwise than by a full disk.
     #[error("the store refuses writes after a failed write or fsync: {0}")]
     Poisoned(String),
-    /// The disk is full: writes are refused, reads go on.
+    /// The disk is full, whichever of the engine's writes met it first:
+    /// writes are refused on every database until the node restarts, reads
+    /// go on, and the node still stops cleanly.
     #[error("the disk is full: {0}")]
     StorageFull(String),
     /// The data directory is already open in another node.
@@ -172,31 +175,97 @@ pub enum StorageError {
         /// What was wrong with it.
         detail: String,
     },
-    /// The engine was poisoned by an earlier failed write or fsync.
-    #[error("poisoned by an earlier failure")]
-    Poisoned,
+    /// The engine refuses every write since one of its writes failed: its
+    /// journal, an fsync, or a flush or compaction in the background.
+    #[error("{0}")]
+    Poisoned(Poison),
+}
+
+/// One of a storage engine's writes, as the cause of its refusing writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EngineWrite {
+    /// A write into the engine's journal (its write-ahead log).
+    Journal,
+    /// An fsync that makes what was written durable.
+    Persist,
+    /// The engine's background flush of its memory tables into files.
+    Flush,
+    /// The engine's background compaction of its files.
+    Compaction,
+    /// A flush or a compaction in the background: the engine (fjall) tells
+    /// that it failed, not which one, and logs the error itself.
+    Background,
+}
+
+impl std::fmt::Display for EngineWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EngineWrite::Journal => "a journal write",
+            EngineWrite::Persist => "an fsync",
+            EngineWrite::Flush => "a background flush",
+            EngineWrite::Compaction => "a background compaction",
+            EngineWrite::Background => "a background flush or compaction",
+        })
+    }
+}
+
+/// Why an engine refuses every write: the first of its writes that failed,
+/// and how. Every later refusal names the same cause.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Poison {
+    /// Which write failed first.
+    pub write: EngineWrite,
+    /// How it failed: [`std::io::ErrorKind::StorageFull`] for a full disk.
+    pub kind: std::io::ErrorKind,
+    /// The failure as the engine reported it.
+    pub detail: String,
+}
+
+impl Poison {
+    /// Whether the disk was full.
+    pub fn is_storage_full(&self) -> bool {
+        self.kind == std::io::ErrorKind::StorageFull
+    }
+}
+
+impl std::fmt::Display for Poison {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} failed: {}", self.write, self.detail)
+    }
 }
 
 impl StorageError {
     /// Whether the failure means the disk is full.
     pub fn is_storage_full(&self) -> bool {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(self);
-        while let Some(error) = source {
-            if let Some(io) = error.downcast_ref::<std::io::Error>()
-                && io.kind() == std::io::ErrorKind::StorageFull
-            {
-                return true;
-            }
-            source = error.source();
+        match self {
+            StorageError::Poisoned(poison) => poison.is_storage_full(),
+            _ => io_kind(self) == Some(std::io::ErrorKind::StorageFull),
         }
-        false
     }
 
     /// Whether the engine will refuse every later write.
     pub fn is_poisoned(&self) -> bool {
         matches!(
             self,
-            StorageError::Poisoned | StorageError::Fjall(fjall::Error::Poisoned)
+            StorageError::Poisoned(_) | StorageError::Fjall(fjall::Error::Poisoned)
         )
     }
+}
+
+/// The kind of the I/O errors in `error`'s chain of sources: a full disk if
+/// any says so, else the first one's.
+pub(crate) fn io_kind(error: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut first = None;
+    let mut source = Some(error);
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::StorageFull {
+                return Some(io.kind());
+            }
+            first = first.or(Some(io.kind()));
+        }
+        source = error.source();
+    }
+    first
 }

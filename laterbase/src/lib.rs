@@ -90,7 +90,7 @@ pub use actors::{Database, DatabaseInfo, DatabaseStats, MergeReceipt, Node, RowP
 #[cfg(feature = "server")]
 pub use actors::{PeerStatus, ReplicationConfig};
 pub use config::Config;
-pub use error::{Error, Result, StorageError};
+pub use error::{EngineWrite, Error, Poison, Result, StorageError};
 pub use event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Receipt, Timestamp};
 pub use laterbase_macros::view;
 pub use storage::memory::MemoryStorage;

@@ -111,6 +111,15 @@ pub const LOG_MEMTABLE_BYTES_MAX: u64 = 32 * 1024 * 1024;
 /// smaller skiplist is a faster one.
 pub const INDEX_MEMTABLE_BYTES_MAX: u64 = 8 * 1024 * 1024;
 
+/// At or below this many bytes free on the data directory's disk, a store
+/// that fjall poisoned in the background (a flush or a compaction failed,
+/// which fjall logs but does not return) is taken to have run out of room:
+/// such a store answers `507 insufficient_storage` rather than `503`. A
+/// flush writes up to a memtable's bytes, and a failed one leaves its
+/// partial file, so a disk it filled has next to nothing free; one with
+/// less than a log memtable free would fail the next flush anyway.
+pub const DISK_FULL_FREE_BYTES_MAX: u64 = LOG_MEMTABLE_BYTES_MAX;
+
 /// The most events (or ids) one page of a sync message carries.
 pub const SYNC_PAGE_EVENTS_MAX: usize = 10_000;
 
@@ -415,6 +424,7 @@ const _: () = assert!(LOSER_BYTES_PER_ID_MAX >= EVENT_BYTES_MAX);
 
 const _: () = assert!(BATCH_BYTES_MAX / 1024 <= APPEND_KIB_IN_FLIGHT_MAX as usize);
 const _: () = assert!(PAGE_EVENTS_MAX >= BATCH_EVENTS_MAX);
+const _: () = assert!(DISK_FULL_FREE_BYTES_MAX >= INDEX_MEMTABLE_BYTES_MAX);
 const _: () = assert!(PAGE_EVENTS_DEFAULT <= PAGE_EVENTS_MAX);
 const _: () = assert!(BODY_BYTES_MAX >= BATCH_BYTES_MAX);
 const _: () = assert!(ID_COUNTER_BITS > 0 && ID_COUNTER_BITS < 80);

@@ -6,6 +6,7 @@ mod crash;
 
 mod durability;
 mod errors;
+mod full_disk;
 mod http;
 mod merge;
 mod model;

@@ -12,6 +12,7 @@ use rand::{Rng, RngExt, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
 
 mod compat;
+mod full_disk;
 
 /// How long a node may take to start or stop before the test fails.
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);

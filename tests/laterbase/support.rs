@@ -56,3 +56,85 @@ pub fn assert_contiguous(events: &[Event]) {
         assert_eq!(event.lc, expected, "lc runs without gaps from 1");
     }
 }
+
+/// A small disk of its own to fill for real: a tmpfs mounted over a new
+/// temporary directory, unmounted when dropped.
+pub struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// Mounts a disk of `bytes`; `None`, with the reason printed, where this
+    /// machine does not let a test mount one (not Linux, not root, a
+    /// container without the right to): the test then skips itself.
+    pub fn mount(bytes: u64) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let size = format!("size={bytes}");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &size, "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match mounted {
+            Ok(output) if output.status.success() => Some(SmallDisk { dir }),
+            Ok(output) => {
+                eprintln!(
+                    "skipped: this machine lets no test mount a small disk ({}): {}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr).trim()
+                );
+                None
+            }
+            Err(error) => {
+                eprintln!("skipped: `mount` cannot run here: {error}");
+                None
+            }
+        }
+    }
+
+    /// Where the disk is mounted.
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Gives the disk `bytes` in all, as an operator who frees room does.
+    pub fn grow(&self, bytes: u64) {
+        let options = format!("remount,size={bytes}");
+        let status = std::process::Command::new("mount")
+            .args(["-o", &options])
+            .arg(self.dir.path())
+            .status()
+            .expect("mount -o remount");
+        assert!(status.success(), "remounting the small disk: {status}");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        match std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status()
+        {
+            Ok(status) if status.success() => {}
+            other => eprintln!("unmounting {}: {other:?}", self.dir.path().display()),
+        }
+    }
+}
+
+/// `bytes` of JSON (a string of hex digits) that no compression shrinks
+/// much, from `seed`: what fills a disk as fast as it is written.
+pub fn incompressible_json(seed: u64, bytes: usize) -> String {
+    use rand::{Rng, SeedableRng};
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut random = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut noise = vec![0_u8; bytes.div_ceil(2)];
+    random.fill_bytes(&mut noise);
+    let mut text = String::with_capacity(bytes + 2);
+    text.push('"');
+    for byte in noise {
+        text.push(char::from(HEX[usize::from(byte >> 4)]));
+        text.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    text.truncate(bytes + 1);
+    text.push('"');
+    text
+}

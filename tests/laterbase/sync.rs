@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use laterbase::http::{HttpState, router};
-use laterbase::sync::driver::{pull_conflicts, round};
+use laterbase::sync::driver::{Sending, Transport, TransportError, pull_conflicts, round};
+use laterbase::sync::protocol::Entries;
 use laterbase::sync::transport::HttpTransport;
 use laterbase::sync::wire;
 use laterbase::{Config, Conflict, Database, EventId, NewEvent, Node, Timestamp};
@@ -260,6 +261,77 @@ async fn a_wiped_node_gets_everything_back_and_its_new_writes_flow_out() {
     );
     b.stop().await;
     a.stop().await;
+}
+
+/// Keeps the first message a round sends, and fails the round there.
+#[derive(Default)]
+struct Capture(std::sync::Mutex<Option<bytes::Bytes>>);
+
+impl Transport for Capture {
+    fn post(&self, _path: String, body: bytes::Bytes) -> Sending<'_> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_or_insert(body);
+        Box::pin(async { Err(TransportError("kept, not sent".to_owned())) })
+    }
+}
+
+/// Someone holding the token sends b an offer in p's name, copied from p's
+/// own and bent: a head of 2^62 and an empty push page that ends there.
+/// Believed, it parked b's cursor into p past everything p would write, and
+/// b received nothing more from p, even after p restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_offer_is_refused_and_moves_no_cursor() {
+    let storage = laterbase::MemoryStorage::new();
+    let p = Served::start(Config::memory(storage.clone())).await;
+    let b = Served::start(Config::in_memory()).await;
+    let db_p = p.node.create_database("s").await.expect("create");
+    db_p.append((0..10).map(|n| NewEvent::new(format!("{n}"))).collect())
+        .await
+        .expect("append");
+    sync(&b, &p, "s").await;
+
+    let capture = Capture::default();
+    round(&db_p, b.node.id(), &capture, wire::VERSION)
+        .await
+        .expect_err("the capture fails the round");
+    let honest = capture.0.lock().expect("lock").clone().expect("an offer");
+    let mut offer = wire::decode_offer(&honest).expect("decodes");
+    offer.summary.head_lc = 1 << 62;
+    offer.push.to.lc = 1 << 62;
+    offer.push.entries = Entries::Ids(Vec::new());
+    offer.push.held.clear();
+    let forger = HttpTransport::new(&b.url, p.node.id(), None);
+    let refused = forger
+        .post(
+            "/sync/s/offer".to_owned(),
+            wire::encode_offer(&offer, wire::VERSION),
+        )
+        .await
+        .expect_err("the forged offer is refused");
+    assert!(
+        refused.0.contains("offer refused") && refused.0.contains("carries 0"),
+        "{refused}"
+    );
+
+    // p writes on, restarts (a new epoch of its log) and writes more: b
+    // gets every event.
+    db_p.append((10..15).map(|n| NewEvent::new(format!("{n}"))).collect())
+        .await
+        .expect("append");
+    p.stop().await;
+    let p = Served::start(Config::memory(storage)).await;
+    let db_p = p.node.database("s").expect("database");
+    db_p.append((15..20).map(|n| NewEvent::new(format!("{n}"))).collect())
+        .await
+        .expect("append");
+    sync(&b, &p, "s").await;
+    let db_b = b.node.database("s").expect("database");
+    assert_eq!(contents(&db_b).await.len(), 20);
+    assert_eq!(contents(&db_b).await, contents(&db_p).await);
+    b.stop().await;
+    p.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

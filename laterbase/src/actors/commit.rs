@@ -555,7 +555,7 @@ impl Writer {
             // retry would find it and be acknowledged without an fsync. So
             // every later write is refused, until a restart makes the store
             // whole again.
-            tracing::error!(database = %self.shared.record.name, %error, "write or fsync failed; the database refuses writes until the node restarts");
+            tracing::error!(database = %self.shared.record.name, %error, "a write or fsync failed, or the store refuses writes since one did; the database refuses writes until the node restarts");
             let failure = Failure::of(&error);
             self.poisoned = Some(failure.clone());
             return Err(failure);

@@ -253,7 +253,10 @@ impl Node {
 
     /// Stops the node: lets every database finish what is in its mailbox,
     /// makes everything durable, stops the actors and closes the storage.
-    /// Handles still held afterwards answer [`Error::Unavailable`].
+    /// Handles still held afterwards answer [`Error::Unavailable`]. On a
+    /// store that a full disk made refuse writes, the stop is clean without
+    /// its final fsync (every acknowledged write had one); another failure
+    /// of the store fails the stop.
     pub async fn shutdown(self) -> Result<()> {
         let timeout = Duration::from_millis(self.shared.call_timeout_ms);
         self.call("shutdown", |reply| NodeMsg::Stopping { reply })
@@ -278,6 +281,7 @@ impl Node {
         }
         let storage = self.shared.storage()?;
         let persisted = run_storage(self.shared.may_block, move || Ok(storage.persist()?)).await;
+        let persisted = forgive_a_full_disk(persisted);
         for database in self
             .shared
             .databases
@@ -333,6 +337,22 @@ impl std::fmt::Debug for Node {
         f.debug_struct("Node")
             .field("id", &self.shared.node_id)
             .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of a stop's final fsync, where a store that a full disk
+/// poisoned stops cleanly: every acknowledged write was fsynced before it was
+/// answered, so what the final fsync would have covered is views' writes,
+/// which a view refolds at the next start, and the writes of the commit that
+/// met the full disk, which were refused. Any other failure of the store is
+/// the operator's to look at, and the stop reports it.
+fn forgive_a_full_disk(persisted: Result<()>) -> Result<()> {
+    match persisted {
+        Err(Error::Storage(StorageError::Poisoned(poison))) if poison.is_storage_full() => {
+            tracing::warn!(cause = %poison, "the disk is full: the node stops without its final fsync, which every acknowledged write had already had");
+            Ok(())
+        }
+        other => other,
     }
 }
 

@@ -22,8 +22,17 @@
 //! changes feed is a range scan of the log; a read by id is one lookup in
 //! `ids` and one seek in the log. Writes go through one fjall batch, which is
 //! atomic across keyspaces.
+//!
+//! fjall refuses every write once a journal write, an fsync or a flush or
+//! compaction in the background failed (it is poisoned), and a refusal says
+//! only `Poisoned`. So every handle on the store shares `Failures`: the
+//! first failure a call of this module meets is kept there and named by each
+//! later refusal, and a refusal that no call met the cause of is put down to
+//! the background, where the disk's free space tells a full disk (the usual
+//! cause) from another failure that fjall logs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use fjall::{Keyspace, KeyspaceCreateOptions, PersistMode};
 
@@ -31,13 +40,13 @@ use super::{
     DatabaseRecord, DatabaseStore, NodeRecord, Storage, StorageResult, StoredEvent, ViewSnapshot,
     ViewStore, WriteBatch,
 };
-use crate::error::StorageError;
+use crate::error::{EngineWrite, Poison, StorageError, io_kind};
 use bytes::Bytes;
 
 use crate::event::{Event, EventId, Timestamp};
 use crate::limits::{
-    CACHE_BYTES, INDEX_MEMTABLE_BYTES_MAX, LOG_CHUNK_BYTES_MAX, LOG_CHUNK_EVENTS_MAX,
-    LOG_MEMTABLE_BYTES_MAX,
+    CACHE_BYTES, DISK_FULL_FREE_BYTES_MAX, INDEX_MEMTABLE_BYTES_MAX, LOG_CHUNK_BYTES_MAX,
+    LOG_CHUNK_EVENTS_MAX, LOG_MEMTABLE_BYTES_MAX,
 };
 
 const NODE_KEY: &[u8] = b"node";
@@ -49,6 +58,7 @@ const DATABASE_META_PREFIX: &str = "dbmeta/";
 pub struct FjallStorage {
     db: fjall::Database,
     meta: Keyspace,
+    failures: Arc<Failures>,
 }
 
 impl FjallStorage {
@@ -58,14 +68,19 @@ impl FjallStorage {
         let db = fjall::Database::builder(dir)
             .cache_size(CACHE_BYTES)
             .open()?;
-        let meta = db.keyspace("node", || keyspace_options_for("node"))?;
-        Ok(FjallStorage { db, meta })
+        let failures = Arc::new(Failures::new(dir));
+        let meta = db
+            .keyspace("node", || keyspace_options_for("node"))
+            .map_err(|error| failures.error(error))?;
+        Ok(FjallStorage { db, meta, failures })
     }
 
     fn keyspaces(&self, name: &str) -> StorageResult<[Keyspace; 4]> {
         let open = |suffix: &str| {
             let full = format!("{name}.{suffix}");
-            self.db.keyspace(&full, || keyspace_options_for(&full))
+            self.db
+                .keyspace(&full, || keyspace_options_for(&full))
+                .map_err(|error| self.failures.error(error))
         };
         Ok([
             open("log")?,
@@ -74,6 +89,100 @@ impl FjallStorage {
             open("updates")?,
         ])
     }
+}
+
+/// The first failure that poisoned a store, shared by every handle on it.
+struct Failures {
+    /// The data directory, whose disk's free space tells a full disk.
+    dir: PathBuf,
+    /// Set once, by the first failed write or the first refusal.
+    first: OnceLock<Poison>,
+}
+
+impl Failures {
+    fn new(dir: &Path) -> Failures {
+        Failures {
+            dir: dir.to_owned(),
+            first: OnceLock::new(),
+        }
+    }
+
+    /// The error of a `write` that failed, which fjall poisons itself for:
+    /// the first failure's, this one if it is the first.
+    fn failed(&self, write: EngineWrite, error: fjall::Error) -> StorageError {
+        let poison = self.first.get_or_init(|| match &error {
+            fjall::Error::Poisoned => background_failure(free_bytes(&self.dir)),
+            other => Poison {
+                write,
+                kind: io_kind(other).unwrap_or(std::io::ErrorKind::Other),
+                detail: io_detail(other),
+            },
+        });
+        StorageError::Poisoned(poison.clone())
+    }
+
+    /// The error of a call that fjall does not poison itself for when it
+    /// fails, but that a poisoned store refuses.
+    fn error(&self, error: fjall::Error) -> StorageError {
+        match error {
+            fjall::Error::Poisoned => self.failed(EngineWrite::Background, error),
+            other => StorageError::Fjall(other),
+        }
+    }
+}
+
+/// Why a store refuses writes when none of its callers saw a write fail:
+/// a flush or a compaction failed in the background, which fjall logs
+/// without returning. With `free` bytes (if known) left on the disk, a full
+/// disk is the cause ([`DISK_FULL_FREE_BYTES_MAX`]); otherwise the log has it.
+fn background_failure(free: Option<u64>) -> Poison {
+    let (kind, detail) = match free {
+        Some(free) if free <= DISK_FULL_FREE_BYTES_MAX => (
+            std::io::ErrorKind::StorageFull,
+            format!("{free} bytes are free on the data directory's disk"),
+        ),
+        Some(free) => (
+            std::io::ErrorKind::Other,
+            format!(
+                "the storage engine's log has the error ({free} bytes are free on the data directory's disk)"
+            ),
+        ),
+        None => (
+            std::io::ErrorKind::Other,
+            "the storage engine's log has the error".to_owned(),
+        ),
+    };
+    Poison {
+        write: EngineWrite::Background,
+        kind,
+        detail,
+    }
+}
+
+/// The bytes free for the node on the disk that holds `dir`.
+#[cfg(unix)]
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(dir).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// The bytes free on the disk that holds `dir`: unknown off Unix.
+#[cfg(not(unix))]
+fn free_bytes(_dir: &Path) -> Option<u64> {
+    None
+}
+
+/// An fjall error in words: its I/O error's, when it has one (fjall shows
+/// itself in its `Debug` form).
+fn io_detail(error: &fjall::Error) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return io.to_string();
+        }
+        source = cause.source();
+    }
+    error.to_string()
 }
 
 fn keyspace_options(memtable_bytes: u64) -> KeyspaceCreateOptions {
@@ -107,7 +216,9 @@ impl Storage for FjallStorage {
     fn save_node(&self, record: &NodeRecord) -> StorageResult<()> {
         let mut value = record.format_version.to_be_bytes().to_vec();
         value.extend_from_slice(&record.node_id.to_bytes());
-        self.meta.insert(NODE_KEY, value)?;
+        self.meta
+            .insert(NODE_KEY, value)
+            .map_err(|error| self.failures.failed(EngineWrite::Journal, error))?;
         self.persist()
     }
 
@@ -134,7 +245,8 @@ impl Storage for FjallStorage {
         let mut value = record.incarnation.to_be_bytes().to_vec();
         value.extend_from_slice(&record.created_at.0.to_be_bytes());
         self.meta
-            .insert(format!("{DATABASE_PREFIX}{}", record.name), value)?;
+            .insert(format!("{DATABASE_PREFIX}{}", record.name), value)
+            .map_err(|error| self.failures.failed(EngineWrite::Journal, error))?;
         self.persist()?;
         Ok(store)
     }
@@ -143,6 +255,7 @@ impl Storage for FjallStorage {
         let [log, ids, conflicts, updates] = self.keyspaces(name)?;
         Ok(Box::new(FjallDatabase {
             db: self.db.clone(),
+            failures: self.failures.clone(),
             meta: self.meta.clone(),
             hlc_key: format!("{HLC_PREFIX}{name}"),
             meta_prefix: format!("{DATABASE_META_PREFIX}{name}/"),
@@ -154,14 +267,20 @@ impl Storage for FjallStorage {
     }
 
     fn persist(&self) -> StorageResult<()> {
-        Ok(self.db.persist(PersistMode::SyncAll)?)
+        self.db
+            .persist(PersistMode::SyncAll)
+            .map_err(|error| self.failures.failed(EngineWrite::Persist, error))
     }
 
     fn open_view(&self, database: &str, view: &str) -> StorageResult<Box<dyn ViewStore>> {
         let name = format!("{database}.view.{view}");
-        let rows = self.db.keyspace(&name, || keyspace_options_for(&name))?;
+        let rows = self
+            .db
+            .keyspace(&name, || keyspace_options_for(&name))
+            .map_err(|error| self.failures.error(error))?;
         Ok(Box::new(FjallView {
             db: self.db.clone(),
+            failures: self.failures.clone(),
             rows,
         }))
     }
@@ -221,6 +340,7 @@ fn keyspace_options_for(name: &str) -> KeyspaceCreateOptions {
 /// A view's keyspace, `{database}.view.{view}`.
 struct FjallView {
     db: fjall::Database,
+    failures: Arc<Failures>,
     rows: Keyspace,
 }
 
@@ -263,11 +383,15 @@ impl ViewStore for FjallView {
                 None => batch.remove(&self.rows, key.as_slice()),
             }
         }
-        Ok(batch.commit()?)
+        batch
+            .commit()
+            .map_err(|error| self.failures.failed(EngineWrite::Journal, error))
     }
 
     fn clear(&self) -> StorageResult<()> {
-        Ok(self.rows.clear()?)
+        self.rows
+            .clear()
+            .map_err(|error| self.failures.failed(EngineWrite::Journal, error))
     }
 
     fn snapshot(&self) -> StorageResult<Box<dyn ViewSnapshot>> {
@@ -308,6 +432,7 @@ impl ViewSnapshot for FjallViewSnapshot {
 
 struct FjallDatabase {
     db: fjall::Database,
+    failures: Arc<Failures>,
     meta: Keyspace,
     hlc_key: String,
     /// Where this database's own metadata keys start in `meta`.
@@ -478,7 +603,9 @@ impl DatabaseStore for FjallDatabase {
             self.hlc_key.as_str(),
             batch.hlc_floor.to_bytes(),
         );
-        Ok(writes.commit()?)
+        writes
+            .commit()
+            .map_err(|error| self.failures.failed(EngineWrite::Journal, error))
     }
 
     fn losers(&self, id: EventId) -> StorageResult<Vec<Bytes>> {
@@ -715,5 +842,75 @@ fn corrupt(what: &'static str, bytes: &[u8]) -> StorageError {
             bytes.len(),
             &bytes[..bytes.len().min(32)]
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::ErrorKind;
+
+    use super::*;
+
+    fn poison_of(error: &StorageError) -> &Poison {
+        match error {
+            StorageError::Poisoned(poison) => poison,
+            other => panic!("not a refusal: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_background_failure_with_little_room_left_is_a_full_disk() {
+        for free in [0, 4096, DISK_FULL_FREE_BYTES_MAX] {
+            let poison = background_failure(Some(free));
+            assert_eq!(poison.write, EngineWrite::Background);
+            assert!(poison.is_storage_full(), "{free} bytes free: {poison}");
+        }
+        for free in [Some(DISK_FULL_FREE_BYTES_MAX + 1), None] {
+            let poison = background_failure(free);
+            assert!(!poison.is_storage_full(), "{free:?} bytes free: {poison}");
+        }
+    }
+
+    #[test]
+    fn every_refusal_names_the_first_failure() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let failures = Failures::new(dir.path());
+        let full = fjall::Error::Io(std::io::Error::from(ErrorKind::StorageFull));
+        let first = failures.failed(EngineWrite::Journal, full);
+        let later = failures.failed(EngineWrite::Persist, fjall::Error::Poisoned);
+        let opening = failures.error(fjall::Error::Poisoned);
+        for error in [&first, &later, &opening] {
+            let poison = poison_of(error);
+            assert_eq!(poison.write, EngineWrite::Journal, "{poison}");
+            assert!(poison.is_storage_full(), "{poison}");
+            assert!(error.is_storage_full() && error.is_poisoned(), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_that_no_call_saw_the_cause_of_is_put_down_to_the_background() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let failures = Failures::new(dir.path());
+        let refused = failures.failed(EngineWrite::Journal, fjall::Error::Poisoned);
+        assert_eq!(poison_of(&refused).write, EngineWrite::Background);
+        let again = failures.failed(EngineWrite::Persist, fjall::Error::Poisoned);
+        assert_eq!(poison_of(&again), poison_of(&refused), "diagnosed once");
+    }
+
+    #[test]
+    fn another_failure_of_a_call_that_does_not_poison_passes_through() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let failures = Failures::new(dir.path());
+        let locked = failures.error(fjall::Error::Locked);
+        assert!(
+            matches!(locked, StorageError::Fjall(fjall::Error::Locked)),
+            "{locked:?}"
+        );
+        let refused = failures.failed(EngineWrite::Persist, fjall::Error::Poisoned);
+        assert_eq!(
+            poison_of(&refused).write,
+            EngineWrite::Background,
+            "nothing was kept"
+        );
     }
 }

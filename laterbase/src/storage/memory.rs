@@ -4,7 +4,8 @@
 //! [`MemoryStorage::crash_copy`] returns the persisted copy alone, which is
 //! what a power loss at that instant would leave on a disk: tests use it to
 //! prove that every acknowledged write had been persisted. It also counts
-//! persists and can be told to fail (an fsync, a read), to exercise the error paths.
+//! persists and can be told to fail (a journal write, an fsync, a flush or
+//! compaction in the background, a read), to exercise the error paths.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -15,7 +16,7 @@ use super::{
     DatabaseRecord, DatabaseStore, NodeRecord, Storage, StorageResult, StoredEvent, ViewSnapshot,
     ViewStore, WriteBatch,
 };
-use crate::error::StorageError;
+use crate::error::{EngineWrite, Poison, StorageError};
 use crate::event::{Event, EventId};
 
 /// Which read of a database [`MemoryStorage::fail_next_read`] makes fail.
@@ -42,12 +43,16 @@ struct State {
     /// Writes since the last persist, in order, to apply to `durable`.
     unpersisted: Vec<(String, WriteBatch)>,
     persists: u64,
+    /// The next write fails with this error, as a journal write would.
+    fail_next_write: Option<std::io::ErrorKind>,
+    /// The next persist fails with this error, as an fsync would.
     fail_next_persist: Option<std::io::ErrorKind>,
     /// The next read of this kind fails with this error.
     fail_next_read: Option<(ReadFault, std::io::ErrorKind)>,
     panic_next_write: bool,
-    /// Set by a failed persist: every later write and persist fails.
-    poisoned: bool,
+    /// Set by the first failed write, persist or background work: every
+    /// later write and persist is refused with it.
+    poisoned: Option<Poison>,
     /// Each view's entries, by database and view. Views are derived, so this
     /// engine keeps them out of its disk model: a crash copy starts every
     /// view over, which is what a view whose writes were all lost does.
@@ -119,12 +124,54 @@ impl MemoryStorage {
 
     /// Makes the next persist fail, as an fsync that reports an I/O error.
     pub fn fail_next_persist(&self) {
-        self.lock().fail_next_persist = Some(std::io::ErrorKind::Other);
+        self.fail_next_write(EngineWrite::Persist, std::io::ErrorKind::Other);
     }
 
     /// Makes the next persist fail as on a full disk.
     pub fn fill_disk(&self) {
-        self.lock().fail_next_persist = Some(std::io::ErrorKind::StorageFull);
+        self.fail_next_write(EngineWrite::Persist, std::io::ErrorKind::StorageFull);
+    }
+
+    /// Makes the next write of kind `write` (a [`EngineWrite::Journal`]
+    /// write of a database or of a new database's record, or an
+    /// [`EngineWrite::Persist`]) fail with an I/O error of `kind`
+    /// (`StorageFull` for a full disk). The store then refuses every later
+    /// write and persist, naming that failure.
+    ///
+    /// # Panics
+    ///
+    /// For a `write` that runs in the background: see
+    /// [`MemoryStorage::fail_in_background`].
+    pub fn fail_next_write(&self, write: EngineWrite, kind: std::io::ErrorKind) {
+        let mut state = self.lock();
+        match write {
+            EngineWrite::Journal => state.fail_next_write = Some(kind),
+            EngineWrite::Persist => state.fail_next_persist = Some(kind),
+            other => panic!("{other} is not a write a caller makes"),
+        }
+    }
+
+    /// Fails the store now as its background `write` (a flush or a
+    /// compaction) would, with an I/O error of `kind`: no call fails of its
+    /// own, and every later write and persist is refused, naming that
+    /// failure. This is how fjall reports a background failure.
+    ///
+    /// # Panics
+    ///
+    /// For a `write` a caller makes: see [`MemoryStorage::fail_next_write`].
+    pub fn fail_in_background(&self, write: EngineWrite, kind: std::io::ErrorKind) {
+        assert!(
+            matches!(
+                write,
+                EngineWrite::Flush | EngineWrite::Compaction | EngineWrite::Background
+            ),
+            "{write} is not a write of the background"
+        );
+        self.lock().poison(Poison {
+            write,
+            kind,
+            detail: std::io::Error::from(kind).to_string(),
+        });
     }
 
     /// Makes the next read of kind `read` of any database fail with an I/O
@@ -141,6 +188,40 @@ impl MemoryStorage {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    /// Refuses every later write and persist with the first failure.
+    fn poison(&mut self, poison: Poison) {
+        self.poisoned.get_or_insert(poison);
+    }
+
+    /// The refusal of a write or persist, once the store is poisoned.
+    fn refusal(&self) -> StorageResult<()> {
+        match &self.poisoned {
+            Some(poison) => Err(StorageError::Poisoned(poison.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Fails the write of kind `write` that was told to fail, poisoning the
+    /// store.
+    fn injected(&mut self, write: EngineWrite) -> StorageResult<()> {
+        let planned = match write {
+            EngineWrite::Journal => self.fail_next_write.take(),
+            _ => self.fail_next_persist.take(),
+        };
+        let Some(kind) = planned else {
+            return Ok(());
+        };
+        let error = std::io::Error::new(kind, format!("injected {write} failure"));
+        self.poison(Poison {
+            write,
+            kind,
+            detail: error.to_string(),
+        });
+        Err(StorageError::Io(error))
     }
 }
 
@@ -278,9 +359,8 @@ impl Storage for MemoryStorage {
 
     fn create_database(&self, record: &DatabaseRecord) -> StorageResult<Box<dyn DatabaseStore>> {
         let mut state = self.lock();
-        if state.poisoned {
-            return Err(StorageError::Poisoned);
-        }
+        state.refusal()?;
+        state.injected(EngineWrite::Journal)?;
         let database = Database {
             record: record.clone(),
             log: BTreeMap::new(),
@@ -317,16 +397,8 @@ impl Storage for MemoryStorage {
 
     fn persist(&self) -> StorageResult<()> {
         let mut state = self.lock();
-        if state.poisoned {
-            return Err(StorageError::Poisoned);
-        }
-        if let Some(kind) = state.fail_next_persist.take() {
-            state.poisoned = true;
-            return Err(StorageError::Io(std::io::Error::new(
-                kind,
-                "injected fsync failure",
-            )));
-        }
+        state.refusal()?;
+        state.injected(EngineWrite::Persist)?;
         let state = &mut *state;
         for (name, batch) in state.unpersisted.drain(..) {
             if let Some(database) = state.durable.databases.get_mut(&name) {
@@ -521,9 +593,8 @@ impl DatabaseStore for MemoryDatabase {
             drop(state);
             panic!("injected panic in the in-memory engine's write");
         }
-        if state.poisoned {
-            return Err(StorageError::Poisoned);
-        }
+        state.refusal()?;
+        state.injected(EngineWrite::Journal)?;
         let database = state
             .live
             .databases

@@ -10,7 +10,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 
-use super::protocol::{self, Deliver, Entries, LeftOut, Origin, PageBounds, Responder};
+use super::protocol::{self, Deliver, Entries, LeftOut, Origin, PageBounds, StepError, StepResult};
 use super::wire::{self, FillRequest};
 use crate::Database;
 use crate::actors::run_storage;
@@ -196,16 +196,17 @@ pub async fn round(
     }
     let log = database.sync_log()?;
     let recall = database.recall(peer);
-    let (fill, initiator, effects) = run_storage(may_block, move || {
+    let filled = run_storage(may_block, move || {
         Ok(protocol::fill(
             &log,
             initiator,
             reply,
             recall.view(current),
             BOUNDS,
-        )?)
+        ))
     })
     .await?;
+    let (fill, initiator, effects) = checked(database, peer, "reply", filled)?;
     database.apply_sync(peer, effects).await?;
     if fill.is_empty() {
         return Ok(report);
@@ -277,25 +278,29 @@ pub async fn answer_offer(
         incarnation: offer.summary.incarnation,
         epoch: last.epoch,
     });
-    database.update_recall(peer, |recall| {
-        recall.pulls_in_bulk(bulk);
-        if let (true, Some(origin)) = (current, origin) {
-            recall.learn(origin);
-        }
-    });
     let link = database.sync_link(peer).await?;
     let log = database.sync_log()?;
     let recall = database.recall(peer);
-    let (reply, _, effects) = run_storage(database.shared.may_block, move || {
+    let replied = run_storage(database.shared.may_block, move || {
         Ok(protocol::reply(
             &log,
             link.into_peer,
             offer,
             recall.view(current),
             BOUNDS,
-        )?)
+        ))
     })
     .await?;
+    let (reply, responder, effects) = checked(database, peer, "offer", replied)?;
+    // What the offer teaches of the peer, once it was checked. The fill that
+    // follows is held to what was checked here, not to what it echoes.
+    database.update_recall(peer, |recall| {
+        recall.pulls_in_bulk(bulk);
+        if let (true, Some(origin)) = (current, origin) {
+            recall.learn(origin);
+        }
+        recall.answered(responder);
+    });
     database.apply_sync(peer, effects).await?;
     Ok(wire::encode_reply(&reply, version))
 }
@@ -307,12 +312,17 @@ pub async fn answer_fill(database: &Database, peer: EventId, body: &Bytes) -> Re
     let request = wire::decode_fill(body).map_err(|error| protocol_error(&error))?;
     let link = database.sync_link(peer).await?;
     let log = database.sync_log()?;
-    let recall = database.recall(peer);
+    // What the reply asked for and checked, as remembered: the fill's echo
+    // of it (which the first release's responders need) is not believed.
     // The pushed page was checked against the cursor stored at the reply:
     // if the cursor changed since (this node lost its data and came back,
     // say), the page may start past it, and must not move it.
-    let push_taken = request.push_taken && link.into_peer == request.cursor_stored;
-    let responder = Responder::from_reply(request.missing, push_taken);
+    let mut responder = None;
+    database.update_recall(peer, |recall| responder = Some(recall.take_answered()));
+    let responder = responder
+        .unwrap_or_else(protocol::Responder::unknown)
+        .against(link.into_peer);
+    let recall = database.recall(peer);
     let current = version >= wire::VERSION;
     let (mut deliver, effects) = run_storage(database.shared.may_block, move || {
         Ok(protocol::deliver(
@@ -326,6 +336,33 @@ pub async fn answer_fill(database: &Database, peer: EventId, body: &Bytes) -> Re
     .await?;
     database.apply_sync(peer, effects).await?;
     deliver_within(&mut deliver, version, SYNC_ANSWER_BYTES_MAX)
+}
+
+/// A step's result, with a refused message logged and counted as such.
+fn checked<T>(
+    database: &Database,
+    peer: EventId,
+    message: &'static str,
+    stepped: StepResult<T>,
+) -> Result<T> {
+    match stepped {
+        Ok(done) => Ok(done),
+        Err(StepError::Storage(error)) => Err(error.into()),
+        Err(StepError::Refused(refusal)) => {
+            tracing::warn!(
+                database = database.name(),
+                %peer,
+                message,
+                reason = %refusal,
+                "a sync message was refused; nothing it carried is stored"
+            );
+            metrics::counter!("laterbase_sync_refused_total", "peer" => peer.to_string(), "message" => message)
+                .increment(1);
+            Err(Error::MalformedSync(format!(
+                "{message} refused: {refusal}"
+            )))
+        }
+    }
 }
 
 /// The ids and the events a page carries.

@@ -5,8 +5,33 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use crate::error::StorageError;
 use crate::event::{Event, EventId, Timestamp};
 use crate::storage::StorageResult;
+
+/// Why a sync message was refused: it claims what its sender cannot hold,
+/// or its parts do not add up. Nothing it carried is stored.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
+/// Why a step did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// Reading the log failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The message the step answers was refused.
+    #[error("sync message refused: {0}")]
+    Refused(#[from] Refusal),
+}
+
+/// What a step that checks a message returns.
+pub type StepResult<T> = Result<T, StepError>;
+
+fn refuse<T>(why: String) -> Result<T, Refusal> {
+    Err(Refusal(why))
+}
 
 /// A position in a database's log, as the node that pulls from it keeps it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -389,7 +414,9 @@ impl Origin {
 /// Where a cursor into a log may resume, given the log's summary: the same
 /// position when the log still holds it, cut back to the end of its epoch
 /// when a restore cut that epoch short, from nothing when the incarnation or
-/// the epoch is unknown. The result names the log's current epoch.
+/// the epoch is unknown, or when the cursor stands past the head of the
+/// log's current epoch (no page led there: a forged one did). The result
+/// names the log's current epoch.
 pub fn resume(log: &Summary, cursor: Option<Cursor>) -> Cursor {
     let current = log.history.last().map_or(0, |last| last.epoch);
     let start = Cursor {
@@ -409,6 +436,12 @@ pub fn resume(log: &Summary, cursor: Option<Cursor>) -> Cursor {
     else {
         return start;
     };
+    if index + 1 == log.history.len() && (cursor.lc > log.head_lc || cursor.us > log.head_us) {
+        // Past the head of the epoch the log is in, which only grows: no
+        // page of this log ever led there, so the cursor is not to be
+        // trusted with anything the log holds.
+        return start;
+    }
     let (end_lc, end_us) = log
         .history
         .get(index + 1)
@@ -420,6 +453,145 @@ pub fn resume(log: &Summary, cursor: Option<Cursor>) -> Cursor {
         us: cursor.us.min(end_us).min(log.head_us),
         ..start
     }
+}
+
+/// Checks a summary of its sender's log: epochs that start in order, at or
+/// below its head.
+pub fn check_summary(summary: &Summary) -> Result<(), Refusal> {
+    let Some(last) = summary.history.last() else {
+        return refuse("the summary names no epoch of its log".to_owned());
+    };
+    let ordered = summary
+        .history
+        .windows(2)
+        .all(|pair| pair[0].start_lc <= pair[1].start_lc && pair[0].start_us <= pair[1].start_us);
+    if !ordered || last.start_lc > summary.head_lc || last.start_us > summary.head_us {
+        return refuse(format!(
+            "the summary's epochs do not start in order at or below its head (lc {}, us {})",
+            summary.head_lc, summary.head_us
+        ));
+    }
+    Ok(())
+}
+
+/// What a page is checked against.
+struct PageCheck<'a> {
+    /// The page's name in errors.
+    what: &'static str,
+    /// The summary of the sender's log, when the message carries it.
+    sender: Option<&'a Summary>,
+    /// The cursor the page answers, if it answers one: it may start there
+    /// or before (cut back to what the sender's log holds), never after.
+    asked: Option<Option<Cursor>>,
+    /// The receiver's log: runs a page names as held by it, in its current
+    /// epoch, cannot add up to more events than it has.
+    receiver: &'a Summary,
+}
+
+/// Checks a page before anything it says is believed: it starts and ends in
+/// one epoch of its sender's log, at or below the sender's head, where the
+/// cursor it answers says or before; and it carries exactly the entries it
+/// spans. Clocks are contiguous, so a page from `lc` a to `lc` b carries
+/// b − a new events, less those in the runs it names as held, and one entry
+/// per update number it spans (none on the fast path from nothing, which
+/// reads every event in its current form). So no page moves a cursor past
+/// events it does not carry.
+fn check_page(page: &Page, check: &PageCheck<'_>) -> Result<(), Refusal> {
+    let (what, from, to) = (check.what, page.from, page.to);
+    if (from.incarnation, from.epoch) != (to.incarnation, to.epoch) {
+        return refuse(format!(
+            "the {what} starts in one epoch of its log and ends in another"
+        ));
+    }
+    if to.lc < from.lc || to.us < from.us {
+        return refuse(format!(
+            "the {what} ends (lc {}, us {}) before it starts (lc {}, us {})",
+            to.lc, to.us, from.lc, from.us
+        ));
+    }
+    if let Some(sender) = check.sender {
+        let current = sender.history.last().map(|last| last.epoch);
+        if to.incarnation != sender.incarnation || current != Some(to.epoch) {
+            return refuse(format!(
+                "the {what} names an epoch of its log other than the current one its summary names"
+            ));
+        }
+        if to.lc > sender.head_lc || to.us > sender.head_us {
+            return refuse(format!(
+                "the {what} ends at lc {}, us {}: past its log's head (lc {}, us {})",
+                to.lc, to.us, sender.head_lc, sender.head_us
+            ));
+        }
+    }
+    match check.asked {
+        Some(Some(cursor))
+            if cursor.incarnation == from.incarnation
+                && (from.lc > cursor.lc || from.us > cursor.us) =>
+        {
+            return refuse(format!(
+                "the {what} starts at lc {}, us {}: after the cursor it answers (lc {}, us {})",
+                from.lc, from.us, cursor.lc, cursor.us
+            ));
+        }
+        Some(Some(cursor)) if cursor.incarnation == from.incarnation => {}
+        Some(_) if from.lc != 0 || from.us != 0 => {
+            return refuse(format!(
+                "the {what} starts at lc {}, us {}, but no cursor into its log was given",
+                from.lc, from.us
+            ));
+        }
+        _ => {}
+    }
+    let mut held: u64 = 0;
+    let mut at = from.lc;
+    for run in &page.held {
+        if run.after_lc < at || run.to_lc <= run.after_lc || run.to_lc > to.lc {
+            return refuse(format!(
+                "the {what} names a held run (lc {} to {}) outside it or out of order",
+                run.after_lc, run.to_lc
+            ));
+        }
+        held += run.to_lc - run.after_lc;
+        at = run.to_lc;
+    }
+    // Runs that name another epoch of the receiver move no cursor (see
+    // `page_holds`); those that name this one must fit in its log.
+    if held > check.receiver.head_lc && page_holds(check.receiver, page) {
+        return refuse(format!(
+            "the {what} names {held} events as held by this node, which has {}",
+            check.receiver.head_lc
+        ));
+    }
+    let (carried, rewritten) = match &page.entries {
+        Entries::Events(events) if from.lc == 0 => (events.len(), 0),
+        Entries::Events(events) => (events.len(), to.us - from.us),
+        Entries::Ids(ids) => (ids.len(), to.us - from.us),
+    };
+    let spanned = u128::from(to.lc - from.lc - held) + u128::from(rewritten);
+    if carried as u128 != spanned {
+        return refuse(format!(
+            "the {what} spans lc {} to {} and us {} to {} ({spanned} entries, {held} of them held) but carries {carried}",
+            from.lc, to.lc, from.us, to.us
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a cursor a peer says it keeps into `log`: in its current epoch,
+/// at or below its head.
+fn check_cursor_into(log: &Summary, cursor: Cursor, what: &str) -> Result<(), Refusal> {
+    let current = log.history.last().map(|last| last.epoch);
+    if cursor.incarnation != log.incarnation
+        || Some(cursor.epoch) != current
+        || cursor.lc > log.head_lc
+        || cursor.us > log.head_us
+    {
+        return refuse(format!(
+            "{what} (lc {}, us {}) is not a position in this log (head lc {}, us {})",
+            cursor.lc, cursor.us, log.head_lc, log.head_us
+        ));
+    }
+    Ok(())
 }
 
 /// The page of `log` after `from`: ids and digests of new events and of
@@ -642,6 +814,9 @@ pub struct Effects {
 /// The initiator between its messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Initiator {
+    /// The cursor into the responder the offer sent: its page starts there
+    /// or before.
+    pull: Option<Cursor>,
     push: (Cursor, Cursor),
     page_to: Option<Cursor>,
     /// The epoch of the responder's log its page was read in.
@@ -715,6 +890,7 @@ pub fn offer(
         (page, Vec::new())
     };
     let initiator = Initiator {
+        pull: cursor_into_peer,
         push: (push.from, push.to),
         page_to: None,
         page_origin: None,
@@ -731,24 +907,46 @@ pub fn offer(
     Ok((offer, initiator))
 }
 
-/// The responder between its messages.
+/// The responder between its messages: what it checked of the offer and
+/// asked for, kept (bounded by a page) rather than believed when a fill
+/// echoes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Responder {
     missing: Vec<EventId>,
     /// Whether the pushed page starts at or before this side's cursor, so
     /// that holding all of it moves the cursor to its end without a gap.
     push_taken: bool,
+    /// Where the checked pushed page ends: the only position a fill can
+    /// move the cursor to.
+    push_to: Cursor,
+    /// The cursor into the initiator as stored when the offer was checked.
+    cursor_stored: Option<Cursor>,
 }
 
 impl Responder {
-    /// The responder's state as its reply tells it, for a responder that
-    /// keeps none between the two round trips (the initiator sends the reply's
-    /// `missing` and `push_taken` back with its fill).
-    pub fn from_reply(missing: Vec<EventId>, push_taken: bool) -> Responder {
+    /// A responder that remembers no offer (it restarted, or the fill
+    /// answers an offer it never saw): the fill's events are merged, but no
+    /// cursor moves.
+    pub fn unknown() -> Responder {
         Responder {
-            missing,
-            push_taken,
+            missing: Vec::new(),
+            push_taken: false,
+            push_to: Cursor {
+                incarnation: 0,
+                epoch: 0,
+                lc: 0,
+                us: 0,
+            },
+            cursor_stored: None,
         }
+    }
+
+    /// The same, taking the pushed page only if the cursor into the
+    /// initiator is still `stored_now`, as when the offer was checked (a
+    /// node that lost its data and came back in between must not move it).
+    pub fn against(mut self, stored_now: Option<Cursor>) -> Responder {
+        self.push_taken &= stored_now == self.cursor_stored;
+        self
     }
 }
 
@@ -777,8 +975,18 @@ pub fn reply(
     offer: Offer,
     recall: Recall<'_>,
     bounds: PageBounds,
-) -> StorageResult<(Reply, Responder, Effects)> {
+) -> StepResult<(Reply, Responder, Effects)> {
     let own = Summary::of(log);
+    check_summary(&offer.summary)?;
+    check_page(
+        &offer.push,
+        &PageCheck {
+            what: "pushed page",
+            sender: Some(&offer.summary),
+            asked: None,
+            receiver: &own,
+        },
+    )?;
     let from = resume(&own, offer.pull);
     // Only runs of the initiator's current epoch are certain to be there.
     let held: Vec<Held> = recall
@@ -804,6 +1012,7 @@ pub fn reply(
         peer_cursor_into_local: Some(from),
         ..Effects::default()
     };
+    let push_to = offer.push.to;
     let missing = match offer.push.entries {
         Entries::Events(events) => {
             effects.merge = events;
@@ -838,6 +1047,8 @@ pub fn reply(
         Responder {
             missing,
             push_taken,
+            push_to,
+            cursor_stored: cursor_into_initiator,
         },
         effects,
     ))
@@ -852,7 +1063,22 @@ pub fn fill(
     reply: Reply,
     recall: Recall<'_>,
     bounds: PageBounds,
-) -> StorageResult<(Fill, Initiator, Effects)> {
+) -> StepResult<(Fill, Initiator, Effects)> {
+    let own = Summary::of(log);
+    check_page(
+        &reply.page,
+        &PageCheck {
+            what: "replied page",
+            sender: None,
+            asked: Some(initiator.pull),
+            receiver: &own,
+        },
+    )?;
+    check_cursor_into(
+        &own,
+        reply.cursor_at_initiator,
+        "the cursor the reply says it keeps into this log",
+    )?;
     initiator.push_taken = takes(initiator.push.0, reply.cursor_at_initiator);
     let moved_now = initiator.push_taken && reply.missing.is_empty();
     let mut effects = Effects {
@@ -863,7 +1089,7 @@ pub fn fill(
         }),
         ..Effects::default()
     };
-    let holds = page_holds(&Summary::of(log), &reply.page);
+    let holds = page_holds(&own, &reply.page);
     let more = reply.page.more;
     let page_to = holds.then_some(reply.page.to);
     initiator.page_origin = Some(Origin::of(reply.page.to));
@@ -944,7 +1170,10 @@ pub fn deliver(
     let mut effects = Effects {
         merge: fill.events,
         merge_origin: Some(Origin::of(fill.push_to)),
-        cursor_into_peer: (all_came && responder.push_taken).then_some(fill.push_to),
+        // Only to the end of the page checked with the offer, whatever the
+        // fill says.
+        cursor_into_peer: (all_came && responder.push_taken && fill.push_to == responder.push_to)
+            .then_some(responder.push_to),
         ..Effects::default()
     };
     take_losers(recall.losers, fill.losers, &mut effects);

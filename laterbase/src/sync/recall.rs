@@ -1,13 +1,16 @@
 //! What a database remembers of each peer between sync rounds, in memory
 //! only: the runs of its own log that hold events which came from the peer
 //! (so that pages to the peer name them instead of offering their ids back),
-//! and how far it has read the peer's list of losers. Losing it (a restart)
-//! costs one more offer of those ids and one more read of the list, never an
-//! event: a run is only named to the epoch of the peer's log it came from.
+//! how far it has read the peer's list of losers, and what it checked of the
+//! peer's last offer (so that the fill which follows is held to it rather
+//! than believed). Losing it (a restart) costs one more offer of those ids,
+//! one more read of the list and one more round before a cursor moves, never
+//! an event: a run is only named to the epoch of the peer's log it came
+//! from, and a fill with no offer remembered moves no cursor.
 
 use std::collections::BTreeMap;
 
-use super::protocol::{Cursor, Held, LoserScan, Origin, Recall};
+use super::protocol::{Cursor, Held, LoserScan, Origin, Recall, Responder};
 use crate::event::EventId;
 use crate::limits::{
     EVENT_BYTES_MAX, SYNC_BULK_PULL_HOLD_MS, SYNC_HELD_RUNS_MAX, SYNC_PEERS_RECALLED_MAX,
@@ -29,6 +32,9 @@ pub struct PeerRecall {
     /// events. Bounded in time, so that a peer that stops pulling is
     /// pushed to again.
     pulling_until: Option<tokio::time::Instant>,
+    /// What this node checked of the peer's last offer and asked for in its
+    /// reply, until the fill that answers it (a page of ids at most).
+    answered: Option<Responder>,
 }
 
 impl PeerRecall {
@@ -102,6 +108,17 @@ impl PeerRecall {
     /// The read of the peer's list of losers moved.
     pub fn read_losers(&mut self, scan: LoserScan) {
         self.losers = scan;
+    }
+
+    /// This node replied to the peer's offer, as `responder` remembers.
+    pub fn answered(&mut self, responder: Responder) {
+        self.answered = Some(responder);
+    }
+
+    /// What the fill that follows the last reply is held to, once: a fill
+    /// that answers no remembered reply moves no cursor.
+    pub fn take_answered(&mut self) -> Responder {
+        self.answered.take().unwrap_or_else(Responder::unknown)
     }
 }
 

@@ -5,6 +5,11 @@
 //! union of what the nodes held, and lists the same losers of conflicts.
 //! Nodes remember runs of their logs that a peer holds (and name them
 //! rather than offering their ids back), as a node does in memory.
+//!
+//! Liars interleave with the honest rounds: messages that claim another
+//! node's id with forged cursors, page bounds, heads, held runs and fills.
+//! Each must be refused or move nothing it should not: the final rounds
+//! still bring every node every event.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -415,6 +420,32 @@ enum Op {
     Restore {
         node: usize,
     },
+    /// A message forged in the name of `claimed`, sent to `target`.
+    Lie {
+        claimed: usize,
+        target: usize,
+        lie: Lie,
+        /// How far a forged bound reaches past the truth.
+        by: u64,
+    },
+}
+
+/// What a liar forges.
+#[derive(Clone, Copy, Debug)]
+enum Lie {
+    /// An offer whose summary and empty push page claim a head far ahead.
+    Head,
+    /// An offer whose push page ends past what it carries.
+    PushEnd,
+    /// An offer whose push page names a held run of the target's events
+    /// longer than its log.
+    HeldRun,
+    /// A fill whose push ends past the page the offer before it pushed.
+    FillEnd,
+    /// A reply whose page ends past what it carries.
+    ReplyEnd,
+    /// A reply that says the target's cursor stands past its head.
+    ReplyCursor,
 }
 
 const NODES: usize = 3;
@@ -429,8 +460,162 @@ fn op() -> impl Strategy<Value = Op> {
         1 => node.clone().prop_map(|node| Op::Reopen { node }),
         1 => node.clone().prop_map(|node| Op::Wipe { node }),
         1 => node.clone().prop_map(|node| Op::Backup { node }),
-        1 => node.prop_map(|node| Op::Restore { node }),
+        1 => node.clone().prop_map(|node| Op::Restore { node }),
+        3 => (node, 1..NODES, lie(), prop_oneof![1_u64..4, Just(1_u64 << 62)])
+            .prop_map(|(claimed, offset, lie, by)| Op::Lie { claimed, target: (claimed + offset) % NODES, lie, by }),
     ]
+}
+
+fn lie() -> impl Strategy<Value = Lie> {
+    prop_oneof![
+        Just(Lie::Head),
+        Just(Lie::PushEnd),
+        Just(Lie::HeldRun),
+        Just(Lie::FillEnd),
+        Just(Lie::ReplyEnd),
+        Just(Lie::ReplyCursor),
+    ]
+}
+
+/// A message forged in the name of `claimed` to `target`, from what
+/// `claimed` would honestly send, bent by `lie`. Whether it was refused.
+fn forge(
+    nodes: &mut [ModelNode],
+    claimed: usize,
+    target: usize,
+    lie: Lie,
+    by: u64,
+    bounds: PageBounds,
+) -> bool {
+    let (into_target, target_into, bulk) = nodes[claimed]
+        .links
+        .get(&target)
+        .copied()
+        .unwrap_or_default();
+    let recall = nodes[claimed]
+        .recalls
+        .get(&target)
+        .cloned()
+        .unwrap_or_default();
+    let (mut offer, initiator) = protocol::offer(
+        &nodes[claimed],
+        into_target,
+        target_into,
+        bulk,
+        recall.view(true),
+        bounds,
+    )
+    .expect("offer");
+    let target_cursor = nodes[target]
+        .links
+        .get(&claimed)
+        .copied()
+        .unwrap_or_default()
+        .0;
+    match lie {
+        Lie::Head => {
+            offer.summary.head_lc += by;
+            offer.push.to.lc = offer.summary.head_lc;
+            offer.push.entries = Entries::Ids(Vec::new());
+            offer.push.held.clear();
+        }
+        Lie::PushEnd => offer.push.to.lc += by,
+        Lie::HeldRun => {
+            let to_lc = offer.push.to.lc + nodes[target].head_lc() + by;
+            let origin = nodes[target].history.last().expect("an epoch").epoch;
+            offer.summary.head_lc = offer.summary.head_lc.max(to_lc);
+            offer.push.held.push(protocol::Held {
+                after_lc: offer.push.to.lc,
+                to_lc,
+                incarnation: nodes[target].incarnation,
+                epoch: origin,
+            });
+            offer.push.to.lc = to_lc;
+        }
+        Lie::FillEnd | Lie::ReplyEnd | Lie::ReplyCursor => {}
+    }
+    let recall = nodes[target]
+        .recalls
+        .get(&claimed)
+        .cloned()
+        .unwrap_or_default();
+    let replied = protocol::reply(
+        &nodes[target],
+        target_cursor,
+        offer,
+        recall.view(true),
+        bounds,
+    );
+    let (mut reply, responder, effects) = match replied {
+        Ok(replied) => replied,
+        Err(protocol::StepError::Refused(_)) => return true,
+        Err(error) => panic!("reply: {error}"),
+    };
+    apply(&mut nodes[target], claimed, effects);
+    match lie {
+        Lie::FillEnd => {
+            let recall = nodes[claimed]
+                .recalls
+                .get(&target)
+                .cloned()
+                .unwrap_or_default();
+            let Ok((mut fill, _, _)) =
+                protocol::fill(&nodes[claimed], initiator, reply, recall.view(true), bounds)
+            else {
+                return true;
+            };
+            fill.push_to.lc += by;
+            fill.complete = true;
+            let recall = nodes[target]
+                .recalls
+                .get(&claimed)
+                .cloned()
+                .unwrap_or_default();
+            let (_, effects) =
+                protocol::deliver(&nodes[target], responder, fill, recall.view(true), bounds)
+                    .expect("deliver");
+            apply(&mut nodes[target], claimed, effects);
+            false
+        }
+        Lie::ReplyEnd | Lie::ReplyCursor => {
+            // The other way round: `target` dialled `claimed` and a liar
+            // answers in its name.
+            let (into, into_me, bulk) = nodes[target]
+                .links
+                .get(&claimed)
+                .copied()
+                .unwrap_or_default();
+            let recall = nodes[target]
+                .recalls
+                .get(&claimed)
+                .cloned()
+                .unwrap_or_default();
+            let (_, initiator) = protocol::offer(
+                &nodes[target],
+                into,
+                into_me,
+                bulk,
+                recall.view(true),
+                bounds,
+            )
+            .expect("offer");
+            if matches!(lie, Lie::ReplyEnd) {
+                reply.page.to.lc += by;
+            } else {
+                reply.cursor_at_initiator.lc = nodes[target].head_lc() + by;
+            }
+            let fill = protocol::fill(&nodes[target], initiator, reply, recall.view(true), bounds);
+            match fill {
+                Ok((_, _, effects)) => {
+                    apply(&mut nodes[target], claimed, effects);
+                    false
+                }
+                Err(protocol::StepError::Refused(_)) => true,
+                Err(error) => panic!("fill: {error}"),
+            }
+        }
+        Lie::Head | Lie::PushEnd | Lie::HeldRun => false,
+    }
 }
 
 fn run(ops: Vec<Op>, page_events: usize) {
@@ -466,6 +651,28 @@ fn run(ops: Vec<Op>, page_events: usize) {
                 repeat_fill,
             } => {
                 round(&mut nodes, a, b, Faults { lost, repeat_fill }, bounds);
+            }
+            Op::Lie {
+                claimed,
+                target,
+                lie,
+                by,
+            } => {
+                let before = nodes[target].links.get(&claimed).and_then(|link| link.0);
+                let refused = forge(&mut nodes, claimed, target, lie, by, bounds);
+                let after = nodes[target].links.get(&claimed).and_then(|link| link.0);
+                match lie {
+                    // Held to the offer it follows, not refused.
+                    Lie::FillEnd => {}
+                    // A run that names this node's current epoch is checked
+                    // against its log; a page with a run of another epoch
+                    // is not taken.
+                    Lie::HeldRun => assert!(
+                        refused || after == before,
+                        "{lie:?} by {by} was refused or moved no cursor"
+                    ),
+                    _ => assert!(refused, "{lie:?} by {by} was refused"),
+                }
             }
             Op::Reopen { node } => nodes[node].reopen(),
             Op::Wipe { node } => nodes[node].wipe(),

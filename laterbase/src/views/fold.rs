@@ -194,6 +194,9 @@ struct RowState<S> {
     /// `state` as stored (JSON), kept from the last event that folded, so
     /// that a failed fold can go back to it; empty for the default state.
     stored: Vec<u8>,
+    /// Whether `state` moved on from `stored` (an order-insensitive view's
+    /// row, encoded once per batch).
+    dirty: bool,
 }
 
 impl<S: serde::Serialize + serde::de::DeserializeOwned + Default> RowState<S> {
@@ -204,6 +207,7 @@ impl<S: serde::Serialize + serde::de::DeserializeOwned + Default> RowState<S> {
             since_checkpoint: 0,
             state: S::default(),
             stored: Vec::new(),
+            dirty: false,
         }
     }
 
@@ -237,6 +241,7 @@ impl<S: serde::Serialize + serde::de::DeserializeOwned + Default> RowState<S> {
             since_checkpoint,
             state,
             stored,
+            dirty: false,
         })
     }
 }
@@ -352,7 +357,17 @@ impl<V: View> Engine for Typed<V> {
                 refold::<V>(view, log, &key, event, position)?;
                 continue;
             }
-            let folded = fold_one::<V>(&mut row.state, &mut row.stored, event.id, &decoded)?;
+            let folded = if V::ORDERED {
+                fold_one::<V>(&mut row.state, &mut row.stored, event.id, &decoded)?
+            } else {
+                // An order-insensitive fold that fails changes nothing (the
+                // macro checks every input first; the trait asks it of any
+                // fold), so its state is encoded once, when the batch is
+                // written, not once per event.
+                let folded = V::fold(&mut row.state, event.id, &decoded);
+                row.dirty |= folded.is_ok();
+                folded
+            };
             if folded.is_ok() || V::ORDERED {
                 // An ordered view indexes an event that failed too, so that
                 // a refold tries it again at its place in id order.
@@ -377,6 +392,7 @@ impl<V: View> Engine for Typed<V> {
                 Err(error) => failed_event::<V>(event, &error, position),
             }
         }
+        encode_deferred::<V>(view, &mut pending, events, position)?;
         pending.write(view, position)
     }
 
@@ -449,6 +465,59 @@ impl<V: View> Engine for Typed<V> {
         let row = RowState::<V::State>::decode(stored)?;
         Ok((!row.stored.is_empty()).then(|| V::value(&row.state)))
     }
+}
+
+/// Encodes the rows an order-insensitive batch moved. A state that cannot be
+/// stored (a hand-written fold made a non-finite number, say) is folded
+/// again from its stored row over the batch's events of its key, one event
+/// at a time, so that only the events that made it so are left out.
+fn encode_deferred<V: View>(
+    view: &dyn ViewStore,
+    pending: &mut Pending<V::State>,
+    events: &[Event],
+    position: &mut Position,
+) -> StorageResult<()> {
+    let mut unstorable = Vec::new();
+    for (key, row) in &mut pending.rows {
+        if !row.dirty {
+            continue;
+        }
+        match encode_state(&row.state) {
+            Ok(stored) => {
+                row.stored = stored;
+                row.dirty = false;
+            }
+            Err(_) => unstorable.push(key.clone()),
+        }
+    }
+    for key in unstorable {
+        let mut row = load_row::<V::State>(view, &key)?;
+        for event in events {
+            let Ok(decoded) = serde_json::from_slice::<V::Event>(&event.data) else {
+                continue;
+            };
+            if V::key(&decoded).to_bytes() != key
+                || V::fold(&mut row.state, event.id, &decoded).is_err()
+            {
+                // Not of this row, or refused and counted already.
+                continue;
+            }
+            match encode_state(&row.state) {
+                Ok(stored) => {
+                    row.stored = stored;
+                    row.last_id = row.last_id.max(Some(event.id));
+                }
+                Err(error) => {
+                    // Counted as folded in the batch; it is not.
+                    row.state = decode_state(&row.stored)?;
+                    position.folded = position.folded.saturating_sub(1);
+                    failed_event::<V>(event, &error, position);
+                }
+            }
+        }
+        pending.rows.insert(key, row);
+    }
+    Ok(())
 }
 
 /// Counts `event`, which did not fold, as skipped, and says why.
@@ -563,6 +632,7 @@ fn refold_key<V: View>(
         since_checkpoint,
         state,
         stored,
+        dirty: false,
     };
     changes.push((row_key(key), row.last_id.is_some().then(|| row.encode())));
     Ok(failed)
@@ -789,5 +859,83 @@ fn corrupt(what: &'static str, detail: &str) -> StorageError {
     StorageError::Corrupt {
         what,
         detail: detail.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::memory::MemoryStorage;
+    use crate::storage::{DatabaseRecord, Storage};
+    use crate::views::Key;
+
+    #[derive(serde::Deserialize)]
+    struct Amount {
+        x: f64,
+    }
+
+    /// A hand-written order-insensitive view whose fold can make a state
+    /// that cannot be stored: a total that overflows to infinity.
+    struct Total;
+
+    impl View for Total {
+        const DB: &'static str = "d";
+        const NAME: &'static str = "total";
+        const FINGERPRINT: u64 = 1;
+        const ORDERED: bool = false;
+        type Event = Amount;
+        type State = f64;
+
+        fn key_kind() -> KeyKind {
+            KeyKind::Null
+        }
+
+        fn key(_event: &Amount) -> Key {
+            Key::Null
+        }
+
+        fn fold(state: &mut f64, _id: EventId, event: &Amount) -> Result<(), FoldError> {
+            *state += event.x;
+            Ok(())
+        }
+
+        fn value(state: &f64) -> serde_json::Value {
+            serde_json::json!(state)
+        }
+    }
+
+    #[test]
+    fn a_batch_state_that_cannot_be_stored_leaves_out_only_the_events_that_made_it() {
+        let storage = MemoryStorage::new();
+        let record = DatabaseRecord {
+            name: "d".to_owned(),
+            incarnation: 1,
+            created_at: crate::event::Timestamp(0),
+        };
+        let log = storage.create_database(&record).expect("database");
+        let view = storage.open_view("d", "total").expect("view");
+        let events: Vec<Event> = ["1e308", "1e308", "1.0", "-1e308"]
+            .iter()
+            .zip(1..)
+            .map(|(x, lc)| Event {
+                id: EventId::from_parts(1_000 + lc, 0),
+                lc,
+                recorded_at: crate::event::Timestamp(0),
+                data: bytes::Bytes::from(format!(r#"{{"x":{x}}}"#)),
+            })
+            .collect();
+        let mut position = Position::default();
+        engine::<Total>()
+            .fold(view.as_ref(), log.as_ref(), &events, &mut position)
+            .expect("fold");
+        // 1e308 + 1e308 is infinite: that event is left out, and the others
+        // fold on from 1e308 (1.0 is lost in its rounding) back to 0.
+        assert_eq!((position.folded, position.skipped, position.lc), (3, 1, 4));
+        let stored = view
+            .get(&row_key(&Key::Null.to_bytes()))
+            .expect("read")
+            .expect("a row");
+        let value = engine::<Total>().value(&stored).expect("decodes");
+        assert_eq!(value, Some(serde_json::json!(0.0)));
     }
 }
