@@ -72,6 +72,42 @@ async fn a_refused_offer_for_an_unknown_database_creates_nothing() {
         assert_eq!(answer.0, StatusCode::BAD_REQUEST, "{}", answer.1);
         assert_eq!(answer.1["error"], "invalid_event", "{}", answer.1);
     }
+    // An offer that decodes but says what no log can be: its summary names
+    // no epoch, and its page ends past its head.
+    let cursor = laterbase::sync::Cursor {
+        incarnation: 7,
+        epoch: 9,
+        lc: 0,
+        us: 0,
+    };
+    let forged = laterbase::sync::Offer {
+        pull: None,
+        bulk: false,
+        summary: laterbase::sync::Summary {
+            incarnation: 7,
+            history: Vec::new(),
+            head_lc: 0,
+            head_us: 0,
+        },
+        push: laterbase::sync::Page {
+            from: cursor,
+            to: laterbase::sync::Cursor { lc: 5, ..cursor },
+            more: false,
+            entries: laterbase::sync::Entries::Ids(Vec::new()),
+            held: Vec::new(),
+        },
+        losers_listed: 0,
+    };
+    let body = laterbase::sync::wire::encode_offer(&forged, laterbase::sync::wire::VERSION);
+    let answer = post_sync(&api, peer, "/sync/fresh/offer", body.to_vec()).await;
+    assert_eq!(answer.0, StatusCode::BAD_REQUEST, "{}", answer.1);
+    assert!(
+        answer.1["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("offer refused")),
+        "{}",
+        answer.1
+    );
     let oversized = vec![3; laterbase::limits::SYNC_BODY_BYTES_MAX + 1];
     let answer = post_sync(&api, peer, "/sync/fresh/offer", oversized).await;
     assert_eq!(answer.0, StatusCode::PAYLOAD_TOO_LARGE, "{}", answer.1);

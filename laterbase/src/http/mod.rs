@@ -386,8 +386,8 @@ async fn name_node(State(state): State<HttpState>, request: Request, next: Next)
 
 /// `POST /sync/{db}/offer`: message 1 in, message 2 out. A database the
 /// peer has and this node lacks is created: the set of databases syncs too,
-/// but only once the offer is read and decoded, so that a refused offer
-/// creates nothing.
+/// but only once the offer is read, decoded and checked as far as it can be
+/// without the database, so that a refused offer creates nothing.
 async fn sync_offer(
     State(state): State<HttpState>,
     path: Result<Path<String>, PathRejection>,
@@ -396,7 +396,7 @@ async fn sync_offer(
 ) -> Result<Response, ApiError> {
     let (name, peer) = (database_name(path)?, peer_node(&headers)?);
     let body = read_sync_body(body).await?;
-    let offer = crate::sync::driver::OfferRequest::decode(&body)?;
+    let offer = crate::sync::driver::OfferRequest::decode(&body, &name, peer)?;
     let (database, _) = state.node().ensure_database(&name).await?;
     let reply = crate::sync::driver::answer_offer(&database, peer, offer).await?;
     Ok(sync_response(reply))

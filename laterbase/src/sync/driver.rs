@@ -244,9 +244,11 @@ pub struct OfferRequest {
 }
 
 impl OfferRequest {
-    /// Decodes message 1, in any version this node speaks, and checks that
-    /// its page holds no more events than a page may.
-    pub fn decode(body: &Bytes) -> Result<OfferRequest> {
+    /// Decodes message 1 from `peer` for `database`, in any version this
+    /// node speaks, and checks what needs nothing of the database: that its
+    /// page holds no more events than a page may, and
+    /// [`protocol::check_offer`].
+    pub fn decode(body: &Bytes, database: &str, peer: EventId) -> Result<OfferRequest> {
         let version = wire::version_of(body).map_err(|error| protocol_error(&error))?;
         let offer = wire::decode_offer(body).map_err(|error| protocol_error(&error))?;
         if let Entries::Events(events) = &offer.push.entries
@@ -257,6 +259,8 @@ impl OfferRequest {
                 events.len()
             )));
         }
+        let checked_early = protocol::check_offer(&offer).map_err(StepError::from);
+        refused_as_error(database, peer, "offer", checked_early)?;
         Ok(OfferRequest { version, offer })
     }
 }
@@ -345,12 +349,22 @@ fn checked<T>(
     message: &'static str,
     stepped: StepResult<T>,
 ) -> Result<T> {
+    refused_as_error(database.name(), peer, message, stepped)
+}
+
+/// [`checked`] for a database named `database`, which may not exist yet.
+fn refused_as_error<T>(
+    database: &str,
+    peer: EventId,
+    message: &'static str,
+    stepped: StepResult<T>,
+) -> Result<T> {
     match stepped {
         Ok(done) => Ok(done),
         Err(StepError::Storage(error)) => Err(error.into()),
         Err(StepError::Refused(refusal)) => {
             tracing::warn!(
-                database = database.name(),
+                database,
                 %peer,
                 message,
                 reason = %refusal,

@@ -455,6 +455,23 @@ pub fn resume(log: &Summary, cursor: Option<Cursor>) -> Cursor {
     }
 }
 
+/// The checks of an offer that need nothing of the responder's log: its
+/// summary, and its pushed page against that summary. A responder runs them
+/// before it creates the database an offer is for, so that an offer it
+/// refuses creates nothing; [`reply`] runs them again with the rest.
+pub fn check_offer(offer: &Offer) -> Result<(), Refusal> {
+    check_summary(&offer.summary)?;
+    check_page(
+        &offer.push,
+        &PageCheck {
+            what: "pushed page",
+            sender: Some(&offer.summary),
+            asked: None,
+            receiver: None,
+        },
+    )
+}
+
 /// Checks a summary of its sender's log: epochs that start in order, at or
 /// below its head.
 pub fn check_summary(summary: &Summary) -> Result<(), Refusal> {
@@ -484,8 +501,9 @@ struct PageCheck<'a> {
     /// or before (cut back to what the sender's log holds), never after.
     asked: Option<Option<Cursor>>,
     /// The receiver's log: runs a page names as held by it, in its current
-    /// epoch, cannot add up to more events than it has.
-    receiver: &'a Summary,
+    /// epoch, cannot add up to more events than it has. `None` before the
+    /// receiver is known (a responder about to create the database).
+    receiver: Option<&'a Summary>,
 }
 
 /// Checks a page before anything it says is believed: it starts and ends in
@@ -556,10 +574,13 @@ fn check_page(page: &Page, check: &PageCheck<'_>) -> Result<(), Refusal> {
     }
     // Runs that name another epoch of the receiver move no cursor (see
     // `page_holds`); those that name this one must fit in its log.
-    if held > check.receiver.head_lc && page_holds(check.receiver, page) {
+    if let Some(receiver) = check.receiver
+        && held > receiver.head_lc
+        && page_holds(receiver, page)
+    {
         return refuse(format!(
             "the {what} names {held} events as held by this node, which has {}",
-            check.receiver.head_lc
+            receiver.head_lc
         ));
     }
     let (carried, rewritten) = match &page.entries {
@@ -984,7 +1005,7 @@ pub fn reply(
             what: "pushed page",
             sender: Some(&offer.summary),
             asked: None,
-            receiver: &own,
+            receiver: Some(&own),
         },
     )?;
     let from = resume(&own, offer.pull);
@@ -1071,7 +1092,7 @@ pub fn fill(
             what: "replied page",
             sender: None,
             asked: Some(initiator.pull),
-            receiver: &own,
+            receiver: Some(&own),
         },
     )?;
     check_cursor_into(
