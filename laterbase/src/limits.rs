@@ -55,6 +55,13 @@ pub const APPEND_KIB_IN_FLIGHT_MAX: u32 = 64 * 1024;
 /// The most events one page of a read returns.
 pub const PAGE_EVENTS_MAX: usize = 10_000;
 
+/// The most bytes of event data one page of a read holds (the changes
+/// feed, a read by ids or by id range, a page of view rows): a page ends
+/// before the event that would pass it, so it may hold fewer than its
+/// `limit`, but it always holds the first event, whatever its size. Reads
+/// stop there, so a read holds at most this plus one event.
+pub const PAGE_BYTES_MAX: usize = 4 * 1024 * 1024;
+
 /// The most ids one `get` may ask for.
 pub const GET_IDS_MAX: usize = 10_000;
 
@@ -191,7 +198,9 @@ pub const VIEW_REWRITES_REFOLD_MAX: usize = 1_024;
 /// so that queries are answered between steps of a long catch-up.
 pub const VIEW_FOLD_EVENTS_MAX: usize = 10_000;
 
-/// About the most bytes of events a view folds in one step.
+/// The most bytes of events a view reads from the log at once: one step of
+/// its fold, or one page of a refold by scan (at least one event, whatever
+/// its size).
 pub const VIEW_FOLD_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 /// The longest key a view groups by, in bytes: an event whose key is longer
@@ -278,5 +287,9 @@ const _: () = assert!(BATCH_BYTES_MAX / 1024 <= APPEND_KIB_IN_FLIGHT_MAX as usiz
 const _: () = assert!(PAGE_EVENTS_MAX >= BATCH_EVENTS_MAX);
 const _: () = assert!(DISK_FULL_FREE_BYTES_MAX >= INDEX_MEMTABLE_BYTES_MAX);
 const _: () = assert!(PAGE_EVENTS_DEFAULT <= PAGE_EVENTS_MAX);
+const _: () = assert!(
+    PAGE_BYTES_MAX >= 2 * 1024 * 1024,
+    "the contract promises pages of at least a few MiB"
+);
 const _: () = assert!(BODY_BYTES_MAX >= BATCH_BYTES_MAX);
 const _: () = assert!(ID_COUNTER_BITS > 0 && ID_COUNTER_BITS < 80);

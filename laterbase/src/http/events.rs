@@ -365,7 +365,7 @@ async fn keys(database: &Database, ids: &[EventId], binary: bool) -> Result<Resp
     if binary {
         return Ok(binary_response(binary::encode_page(
             0,
-            false,
+            page.more,
             &page.events,
             &page.missing,
         )));
@@ -378,7 +378,12 @@ async fn keys(database: &Database, ids: &[EventId], binary: bool) -> Result<Resp
         }
         let _ = write!(out, "\"{id}\"");
     }
-    out.push_str("]}");
+    out.push(']');
+    // The contract's answer, unless the page was cut at its byte bound.
+    if page.more {
+        out.push_str(",\"more\":true");
+    }
+    out.push('}');
     Ok(json_response(out.into_bytes()))
 }
 

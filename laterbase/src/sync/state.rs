@@ -172,18 +172,11 @@ impl Log for DatabaseLog {
     }
 
     fn events_after(&self, after_lc: u64, bounds: PageBounds) -> StorageResult<(Vec<Event>, bool)> {
-        let mut events = self.store.scan_log(after_lc, self.head_lc, bounds.events)?;
-        let mut bytes = 0;
-        let keep = events
-            .iter()
-            .take_while(|event| {
-                bytes += event.data.len();
-                bytes <= bounds.bytes
-            })
-            .count()
-            .max(1)
-            .min(events.len());
-        events.truncate(keep);
+        // The scan stops at the page's bytes: a log of large events is read
+        // a page at a time, not up to the page's count of events.
+        let events = self
+            .store
+            .scan_log(after_lc, self.head_lc, bounds.events, bounds.bytes)?;
         let last = events.last().map_or(after_lc, |event| event.lc);
         Ok((events, last < self.head_lc))
     }
@@ -238,6 +231,90 @@ impl Log for DatabaseLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Timestamp;
+    use crate::storage::memory::MemoryStorage;
+    use crate::storage::{DatabaseRecord, Storage, StoredEvent, WriteBatch};
+
+    /// A log of `count` events of `bytes` each, on a store that counts what
+    /// its reads return.
+    fn log_of(count: u64, bytes: usize) -> (MemoryStorage, DatabaseLog) {
+        let storage = MemoryStorage::new();
+        let record = DatabaseRecord {
+            name: "large".to_owned(),
+            incarnation: 1,
+            created_at: Timestamp(0),
+        };
+        let store: Arc<dyn DatabaseStore> =
+            Arc::from(storage.create_database(&record).expect("create"));
+        let events = (0..count)
+            .map(|n| StoredEvent {
+                id: EventId::from_parts(1_700_000_000_000 + n, 0),
+                recorded_at: Timestamp(0),
+                data: Bytes::from(vec![b'7'; bytes]),
+            })
+            .collect();
+        let batch = WriteBatch {
+            first_lc: 1,
+            events,
+            ..WriteBatch::default()
+        };
+        store.write(&batch).expect("write");
+        let log = DatabaseLog {
+            store,
+            incarnation: 1,
+            history: vec![EpochStart {
+                epoch: 1,
+                start_lc: 0,
+                start_us: 0,
+            }],
+            head_lc: count,
+            head_us: 0,
+            losers_listed: 0,
+        };
+        (storage, log)
+    }
+
+    #[test]
+    fn a_page_of_large_events_reads_no_more_than_its_bytes() {
+        let event_bytes = 64 * 1024;
+        let (storage, log) = log_of(300, event_bytes);
+        let bounds = PageBounds {
+            events: 10_000,
+            bytes: 1024 * 1024,
+        };
+        let mut after_lc = 0;
+        let mut pages = 0;
+        loop {
+            let before = storage.event_bytes_read();
+            let (page, more) = log.events_after(after_lc, bounds).expect("page");
+            let read = storage.event_bytes_read() - before;
+            assert!(
+                read <= (bounds.bytes + event_bytes) as u64,
+                "a page read {read} bytes of events, past its bound of {}",
+                bounds.bytes
+            );
+            assert_eq!(page.len(), (300 - after_lc as usize).min(16));
+            assert_eq!(page[0].lc, after_lc + 1, "pages chain");
+            after_lc = page.last().expect("never empty").lc;
+            pages += 1;
+            if !more {
+                break;
+            }
+        }
+        assert_eq!((after_lc, pages), (300, 19));
+    }
+
+    #[test]
+    fn an_event_larger_than_a_page_still_comes_alone() {
+        let (_, log) = log_of(3, 3 * 1024 * 1024);
+        let bounds = PageBounds {
+            events: 10_000,
+            bytes: 1024 * 1024,
+        };
+        let (page, more) = log.events_after(0, bounds).expect("page");
+        assert_eq!(page.iter().map(|event| event.lc).collect::<Vec<_>>(), [1]);
+        assert!(more);
+    }
 
     #[test]
     fn links_and_epochs_round_trip() {

@@ -1,0 +1,330 @@
+//! Answers stay bounded in memory, whoever reads them: every paged read
+//! stops at a byte budget (and reads no further than it), an answer's
+//! reader that takes nothing is cut off, and the bytes held for answers not
+//! yet written are bounded in total.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use bytes::Bytes;
+use laterbase::http::binary;
+use laterbase::limits::{CONFLICTS_PAGE_BYTES_MAX, PAGE_BYTES_MAX};
+use laterbase::{Config, Database, Event, EventId, MemoryStorage, NewEvent, Timestamp, view};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::http::Api;
+
+const MIB: usize = 1024 * 1024;
+
+fn id(n: u64) -> EventId {
+    EventId::from_parts(1_700_000_000_000 + n, 0)
+}
+
+/// A JSON string of `bytes` bytes in all, quotes included.
+fn text(fill: char, bytes: usize) -> String {
+    format!("\"{}\"", fill.to_string().repeat(bytes - 2))
+}
+
+/// `count` events of `bytes` of data each, ids in order.
+async fn large_events(db: &Database, count: u64, bytes: usize) -> Vec<EventId> {
+    let events = (0..count)
+        .map(|n| NewEvent::with_id(id(n), text('e', bytes)))
+        .collect();
+    db.append(events).await.expect("append").ids
+}
+
+/// The ids of a JSON page's events, and the bytes of their data.
+fn page_events(page: &Value) -> (Vec<EventId>, usize) {
+    let events = page["events"].as_array().expect("events");
+    let ids = events
+        .iter()
+        .map(|event| event["id"].as_str().expect("id").parse().expect("an id"))
+        .collect();
+    let bytes = events
+        .iter()
+        .map(|event| event["data"].as_str().expect("a string").len() + 2)
+        .sum();
+    (ids, bytes)
+}
+
+/// Reads one page through `api` and checks it against the budget: never
+/// empty, within the bytes (one event may pass them alone), and read from
+/// the store within the budget and one event.
+async fn bounded_page(
+    api: &Api,
+    storage: &MemoryStorage,
+    uri: &str,
+    event_bytes: usize,
+) -> (Value, Vec<EventId>) {
+    let before = storage.event_bytes_read();
+    let (status, page) = api.get(uri).await;
+    let read = storage.event_bytes_read() - before;
+    assert_eq!(status, StatusCode::OK, "{uri}");
+    let (ids, bytes) = page_events(&page);
+    assert!(!ids.is_empty(), "{uri}: a page is never empty");
+    assert!(
+        ids.len() == 1 || bytes <= PAGE_BYTES_MAX,
+        "{uri}: {bytes} bytes of events, past the page's budget"
+    );
+    assert!(
+        read <= (PAGE_BYTES_MAX + event_bytes) as u64,
+        "{uri}: the read took {read} bytes of events from the store"
+    );
+    (page, ids)
+}
+
+#[tokio::test]
+async fn pages_of_large_events_stop_at_their_byte_budget() {
+    let storage = MemoryStorage::new();
+    let api = Api::on(Config::memory(storage.clone()), None).await;
+    let db = api.node.create_database("large").await.expect("create");
+    let event_bytes = MIB;
+    let ids = large_events(&db, 12, event_bytes).await;
+    let per_page = PAGE_BYTES_MAX / event_bytes;
+    assert!(per_page < ids.len(), "the events fill several pages");
+
+    // The changes feed, with the default limit and the largest one.
+    for limit in ["", "&limit=10000"] {
+        let mut seen = Vec::new();
+        let mut lc = 0;
+        loop {
+            let uri = format!("/db/large/e?lc={lc}{limit}");
+            let (page, page_ids) = bounded_page(&api, &storage, &uri, event_bytes).await;
+            assert_eq!(page_ids.len(), per_page.min(ids.len() - seen.len()));
+            seen.extend(page_ids);
+            lc = page["lc"].as_u64().expect("lc");
+            if page["more"] == false {
+                break;
+            }
+        }
+        assert_eq!(seen, ids, "every event once, in order");
+    }
+
+    // The id range.
+    let mut seen: Vec<EventId> = Vec::new();
+    loop {
+        let after = seen
+            .last()
+            .map_or(String::new(), |id| format!("&after={id}"));
+        let uri = format!("/db/large/e?before={}{after}", id(100));
+        let (page, page_ids) = bounded_page(&api, &storage, &uri, event_bytes).await;
+        seen.extend(page_ids);
+        if page["more"] == false {
+            break;
+        }
+    }
+    assert_eq!(seen, ids, "every event once, in id order");
+
+    // By ids: a cut page answers a prefix of the ids asked and says so.
+    let absent = id(100);
+    let mut asked: Vec<EventId> = ids.iter().copied().chain([absent]).collect();
+    let (mut found, mut missing) = (Vec::new(), Vec::new());
+    loop {
+        let keys: Vec<String> = asked.iter().map(ToString::to_string).collect();
+        let uri = format!("/db/large/e?keys={}", keys.join(","));
+        let (page, page_ids) = bounded_page(&api, &storage, &uri, event_bytes).await;
+        let page_missing: Vec<EventId> = page["missing"]
+            .as_array()
+            .expect("missing")
+            .iter()
+            .map(|id| id.as_str().expect("id").parse().expect("an id"))
+            .collect();
+        let answered = page_ids.len() + page_missing.len();
+        found.extend(page_ids);
+        missing.extend(page_missing);
+        asked.drain(..answered);
+        if page.get("more").is_none() {
+            assert!(
+                asked.is_empty(),
+                "an answer that is not cut answers every id"
+            );
+            break;
+        }
+        assert_eq!(page["more"], true);
+    }
+    assert_eq!((found, missing), (ids.clone(), vec![absent]));
+
+    // The binary page is cut the same way.
+    let request = Request::builder()
+        .uri("/db/large/e?limit=10000")
+        .header("accept", binary::CONTENT_TYPE)
+        .body(Body::empty())
+        .expect("request");
+    let (status, body) = api.send(request).await;
+    assert_eq!(status, StatusCode::OK);
+    let page = binary::decode_page(&body).expect("a binary page");
+    assert_eq!((page.events.len(), page.more), (per_page, true));
+}
+
+#[tokio::test]
+async fn the_disk_engine_stops_its_scans_at_the_budget_too() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let node = laterbase::Node::open(Config::new(dir.path()))
+        .await
+        .expect("open");
+    let db = node.create_database("large").await.expect("create");
+    let ids = large_events(&db, 12, MIB).await;
+    let mut seen = Vec::new();
+    let mut lc = 0;
+    loop {
+        let page = db.changes(lc, 10_000).await.expect("changes");
+        let bytes: usize = page.events.iter().map(|event| event.data.len()).sum();
+        assert_eq!(
+            page.events.len(),
+            (PAGE_BYTES_MAX / MIB).min(12 - seen.len())
+        );
+        assert!(bytes <= PAGE_BYTES_MAX, "{bytes} bytes in one page");
+        seen.extend(page.events.iter().map(|event| event.id));
+        lc = page.lc;
+        if !page.more {
+            break;
+        }
+    }
+    assert_eq!(seen, ids);
+    node.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn an_event_larger_than_the_budget_comes_alone() {
+    let storage = MemoryStorage::new();
+    let api = Api::on(Config::memory(storage.clone()), None).await;
+    let db = api.node.create_database("huge").await.expect("create");
+    let event_bytes = PAGE_BYTES_MAX + MIB;
+    let ids = large_events(&db, 2, event_bytes).await;
+    let (page, first) = bounded_page(&api, &storage, "/db/huge/e", event_bytes).await;
+    assert_eq!(
+        (first, page["more"].clone()),
+        (vec![ids[0]], Value::Bool(true))
+    );
+    let (page, second) = bounded_page(&api, &storage, "/db/huge/e?lc=1", event_bytes).await;
+    assert_eq!(
+        (second, page["more"].clone()),
+        (vec![ids[1]], Value::Bool(false))
+    );
+}
+
+#[tokio::test]
+async fn pages_of_conflicts_count_kept_values_in_their_bytes() {
+    let api = Api::new().await;
+    let db = api.node.create_database("disputed").await.expect("create");
+    // Each id holds a value here and a smaller one from a peer, which wins:
+    // each entry shows both.
+    let value_bytes = 200 * 1024;
+    let count = 8;
+    let local = (0..count)
+        .map(|n| NewEvent::with_id(id(n), text('b', value_bytes)))
+        .collect();
+    db.append(local).await.expect("append");
+    let peer = (0..count)
+        .map(|n| Event {
+            id: id(n),
+            data: Bytes::from(text('a', value_bytes)),
+            recorded_at: Timestamp(1),
+            lc: 0,
+        })
+        .collect();
+    assert_eq!(db.merge(peer).await.expect("merge").conflicts, count);
+
+    let mut seen: Vec<String> = Vec::new();
+    let mut pages = 0;
+    loop {
+        let after = seen
+            .last()
+            .map_or(String::new(), |id| format!("?after={id}"));
+        let (status, page) = api.get(&format!("/db/disputed/conflicts{after}")).await;
+        assert_eq!(status, StatusCode::OK);
+        let entries = page["conflicts"].as_array().expect("conflicts");
+        assert!(!entries.is_empty(), "a page is never empty");
+        let bytes: usize = entries
+            .iter()
+            .map(|entry| {
+                entry["kept"].as_str().expect("kept").len()
+                    + entry["lost"].as_str().expect("lost").len()
+                    + 4
+            })
+            .sum();
+        assert!(
+            entries.len() == 1 || bytes <= CONFLICTS_PAGE_BYTES_MAX,
+            "{bytes} bytes of values in one page"
+        );
+        seen.extend(
+            entries
+                .iter()
+                .map(|entry| entry["id"].as_str().expect("id").to_owned()),
+        );
+        pages += 1;
+        if page["more"] == false {
+            break;
+        }
+    }
+    let all: Vec<String> = (0..count).map(|n| id(n).to_string()).collect();
+    assert_eq!(seen, all, "every conflict once, in id order");
+    assert!(pages > 1, "the values fill several pages");
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Note {
+    page: u32,
+    text: String,
+}
+
+/// A view whose rows are as large as the notes written.
+#[view(db = "notebook", event = Note, key = page, fold = Sheet::apply)]
+#[derive(Default, Serialize, Deserialize)]
+struct Sheet {
+    text: String,
+}
+
+impl Sheet {
+    fn apply(&mut self, _id: EventId, note: &Note) {
+        self.text.clone_from(&note.text);
+    }
+}
+
+#[tokio::test]
+async fn pages_of_view_rows_stop_at_their_byte_budget() {
+    let api = Api::new().await;
+    let db = api.node.create_database("notebook").await.expect("create");
+    let rows = 12;
+    let notes = (0..rows)
+        .map(|page| {
+            let note = Note {
+                page,
+                text: "n".repeat(MIB),
+            };
+            NewEvent::new(serde_json::to_vec(&note).expect("json"))
+        })
+        .collect();
+    db.append(notes).await.expect("append");
+
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let (status, page) = api.get(&format!("/notebook/sheet?limit=100{after}")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let keys: Vec<u64> = page["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|row| row["key"].as_u64().expect("a number key"))
+            .collect();
+        assert!(!keys.is_empty(), "a page is never empty");
+        assert!(
+            keys.len() <= PAGE_BYTES_MAX / MIB + 1,
+            "{} rows of a MiB in one page",
+            keys.len()
+        );
+        after = format!("&after={}", keys.last().expect("a key"));
+        seen.extend(keys);
+        if page["more"] == false {
+            break;
+        }
+    }
+    assert_eq!(seen, (0..u64::from(rows)).collect::<Vec<_>>());
+    let (_, streamed) = api.get("/notebook/sheet").await;
+    assert_eq!(
+        streamed["rows"].as_array().map(Vec::len),
+        Some(rows as usize),
+        "a streamed read still answers every row"
+    );
+}
