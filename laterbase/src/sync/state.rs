@@ -136,6 +136,16 @@ pub struct DatabaseLog {
     pub(crate) losers_listed: u64,
 }
 
+impl DatabaseLog {
+    /// The durable event `id`, if stored.
+    fn event(&self, id: EventId) -> StorageResult<Option<Event>> {
+        match self.store.lc_of(id)? {
+            Some(lc) if lc <= self.head_lc => self.store.event_at(lc),
+            _ => Ok(None),
+        }
+    }
+}
+
 impl Log for DatabaseLog {
     fn incarnation(&self) -> u128 {
         self.incarnation
@@ -208,23 +218,18 @@ impl Log for DatabaseLog {
     }
 
     fn digests(&self, ids: &[EventId]) -> StorageResult<Vec<Option<Digest>>> {
-        Ok(self
-            .events(ids)?
-            .into_iter()
-            .map(|event| event.map(|event| digest(&event.data, event.recorded_at)))
-            .collect())
+        // One event at a time: a page of ids over large events is digested
+        // without holding the events.
+        ids.iter()
+            .map(|id| {
+                let event = self.event(*id)?;
+                Ok(event.map(|event| digest(&event.data, event.recorded_at)))
+            })
+            .collect()
     }
 
     fn events(&self, ids: &[EventId]) -> StorageResult<Vec<Option<Event>>> {
-        let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            let event = match self.store.lc_of(*id)? {
-                Some(lc) if lc <= self.head_lc => self.store.event_at(lc)?,
-                _ => None,
-            };
-            found.push(event);
-        }
-        Ok(found)
+        ids.iter().map(|id| self.event(*id)).collect()
     }
 }
 
@@ -302,6 +307,136 @@ mod tests {
             }
         }
         assert_eq!((after_lc, pages), (300, 19));
+    }
+
+    /// How many events read through a [`Tracked`] store are alive, and the
+    /// most that were at once.
+    #[derive(Default)]
+    struct Alive {
+        now: std::sync::atomic::AtomicUsize,
+        peak: std::sync::atomic::AtomicUsize,
+    }
+
+    /// An event's data that counts itself alive until dropped.
+    struct Counted {
+        data: Bytes,
+        alive: Arc<Alive>,
+    }
+
+    impl AsRef<[u8]> for Counted {
+        fn as_ref(&self) -> &[u8] {
+            &self.data
+        }
+    }
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.alive
+                .now
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// A store whose events read by `lc` count how many are alive at once.
+    struct Tracked {
+        inner: Arc<dyn DatabaseStore>,
+        alive: Arc<Alive>,
+    }
+
+    impl DatabaseStore for Tracked {
+        fn last_lc(&self) -> StorageResult<u64> {
+            self.inner.last_lc()
+        }
+        fn last_id(&self) -> StorageResult<Option<EventId>> {
+            self.inner.last_id()
+        }
+        fn last_us(&self) -> StorageResult<u64> {
+            self.inner.last_us()
+        }
+        fn updates_after(
+            &self,
+            after_us: u64,
+            up_to_us: u64,
+            limit: usize,
+        ) -> StorageResult<Vec<(u64, EventId)>> {
+            self.inner.updates_after(after_us, up_to_us, limit)
+        }
+        fn meta(&self, key: &[u8]) -> StorageResult<Option<Bytes>> {
+            self.inner.meta(key)
+        }
+        fn hlc_floor(&self) -> StorageResult<Option<EventId>> {
+            self.inner.hlc_floor()
+        }
+        fn lc_of(&self, id: EventId) -> StorageResult<Option<u64>> {
+            self.inner.lc_of(id)
+        }
+        fn event_at(&self, lc: u64) -> StorageResult<Option<Event>> {
+            use std::sync::atomic::Ordering::SeqCst;
+            Ok(self.inner.event_at(lc)?.map(|mut event| {
+                let now = self.alive.now.fetch_add(1, SeqCst) + 1;
+                self.alive.peak.fetch_max(now, SeqCst);
+                event.data = Bytes::from_owner(Counted {
+                    data: event.data,
+                    alive: self.alive.clone(),
+                });
+                event
+            }))
+        }
+        fn scan_log(
+            &self,
+            after_lc: u64,
+            up_to_lc: u64,
+            limit: usize,
+            bytes_max: usize,
+        ) -> StorageResult<Vec<Event>> {
+            self.inner.scan_log(after_lc, up_to_lc, limit, bytes_max)
+        }
+        fn scan_ids(
+            &self,
+            after: Option<EventId>,
+            before: Option<EventId>,
+            up_to_lc: u64,
+            limit: usize,
+        ) -> StorageResult<Vec<u64>> {
+            self.inner.scan_ids(after, before, up_to_lc, limit)
+        }
+        fn write(&self, batch: &WriteBatch) -> StorageResult<()> {
+            self.inner.write(batch)
+        }
+        fn losers_after(
+            &self,
+            after: Option<EventId>,
+            rows: usize,
+            bytes: usize,
+        ) -> StorageResult<(crate::storage::LosersById, bool)> {
+            self.inner.losers_after(after, rows, bytes)
+        }
+        fn losers_count(&self) -> StorageResult<u64> {
+            self.inner.losers_count()
+        }
+        fn losers(&self, id: EventId) -> StorageResult<Vec<Bytes>> {
+            self.inner.losers(id)
+        }
+    }
+
+    #[test]
+    fn digests_of_a_page_of_ids_hold_one_event_at_a_time() {
+        let (_, mut log) = log_of(100, 64 * 1024);
+        let alive = Arc::new(Alive::default());
+        log.store = Arc::new(Tracked {
+            inner: log.store.clone(),
+            alive: alive.clone(),
+        });
+        let ids: Vec<EventId> = (0..100)
+            .map(|n| EventId::from_parts(1_700_000_000_000 + n, 0))
+            .collect();
+        let digests = log.digests(&ids).expect("digests");
+        assert!(digests.iter().all(Option::is_some), "every id is stored");
+        assert_eq!(
+            alive.peak.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "each event is dropped once digested"
+        );
     }
 
     #[test]
