@@ -31,6 +31,35 @@ pub const DRAIN_TIMEOUT_MS: u64 = 10_000;
 /// The most connections served at once; more wait to be accepted.
 pub const CONNECTIONS_MAX: usize = 1_024;
 
+/// The default time the reader of an answer may take none of its bytes
+/// before `server::serve` closes its connection: a reader that stalls
+/// does not keep its answer in memory.
+pub const ANSWER_WRITE_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+
+/// The most bytes a node holds, over every connection, for answers built
+/// in memory and not yet written. A read reserves room for the most its
+/// answer can take before it reads, and holds the room its answer takes
+/// until the answer's last byte is written (or its reader is cut off).
+pub const ANSWER_BYTES_HELD_MAX: usize = 256 * 1024 * 1024;
+
+/// How long a read waits for room among the answers held before it
+/// answers `503 unavailable`.
+pub const ANSWER_HOLD_WAIT_MS: u64 = 5_000;
+
+/// Answers no larger than this that did not reserve room before they were
+/// built (small ones: health, receipts, errors) hold none: at most one per
+/// connection is held, so `CONNECTIONS_MAX` bounds them.
+pub const ANSWER_UNCOUNTED_BYTES_MAX: usize = 64 * 1024;
+
+/// The bytes of an answer that holds room handed to hyper at a time, each
+/// a copy: what hyper buffers of an answer stays this small, and the
+/// answer's memory is freed once its last piece is out.
+pub const ANSWER_CHUNK_BYTES: usize = 64 * 1024;
+
+/// The largest data one event can carry: a write, and a sync message,
+/// brings it in one body.
+pub const EVENT_BYTES_MAX: usize = BODY_BYTES_MAX;
+
 /// How deep a JSON body may nest arrays and objects (a batch's own array
 /// and event objects included).
 pub const JSON_DEPTH_MAX: usize = 128;
@@ -223,6 +252,15 @@ pub const VIEW_STREAM_PAGE_ROWS: usize = 256;
 /// holds.
 pub const VIEW_STREAM_PAGE_BYTES: usize = 1024 * 1024;
 
+/// Pages of rows (as JSON) a streamed view read keeps ready for a slow
+/// reader.
+pub const VIEW_STREAM_PAGES_BUFFERED: usize = 2;
+
+/// The room among the answers held that a streamed view read holds while
+/// it lasts: the pages it keeps ready, the one it reads and the one being
+/// written, about [`VIEW_STREAM_PAGE_BYTES`] each.
+pub const VIEW_STREAM_BYTES_HELD: usize = (VIEW_STREAM_PAGES_BUFFERED + 2) * VIEW_STREAM_PAGE_BYTES;
+
 /// The most rows one page of a view read returns when `limit` is given.
 pub const VIEW_PAGE_ROWS_MAX: usize = 10_000;
 
@@ -293,3 +331,11 @@ const _: () = assert!(
 );
 const _: () = assert!(BODY_BYTES_MAX >= BATCH_BYTES_MAX);
 const _: () = assert!(ID_COUNTER_BITS > 0 && ID_COUNTER_BITS < 80);
+const _: () = assert!(EVENT_BYTES_MAX >= BATCH_BYTES_MAX);
+const _: () = assert!(
+    ANSWER_BYTES_HELD_MAX <= u32::MAX as usize,
+    "room among the answers held is taken in one semaphore call"
+);
+const _: () = assert!(ANSWER_BYTES_HELD_MAX >= 8 * (EVENT_BYTES_MAX + EVENT_BYTES_MAX / 3));
+const _: () = assert!(ANSWER_BYTES_HELD_MAX >= 16 * VIEW_STREAM_BYTES_HELD);
+const _: () = assert!(ANSWER_CHUNK_BYTES <= ANSWER_UNCOUNTED_BYTES_MAX);

@@ -3,14 +3,21 @@
 //! reader that takes nothing is cut off, and the bytes held for answers not
 //! yet written are bounded in total.
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use bytes::Bytes;
-use laterbase::http::binary;
-use laterbase::limits::{CONFLICTS_PAGE_BYTES_MAX, PAGE_BYTES_MAX};
-use laterbase::{Config, Database, Event, EventId, MemoryStorage, NewEvent, Timestamp, view};
+use laterbase::http::{HttpState, binary, router};
+use laterbase::limits::{ANSWER_HOLD_WAIT_MS, CONFLICTS_PAGE_BYTES_MAX, PAGE_BYTES_MAX};
+use laterbase::server::{Listener, ServeOptions, serve_with};
+use laterbase::{Config, Database, Event, EventId, MemoryStorage, NewEvent, Node, Timestamp, view};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::sync::{Mutex, mpsc};
+use tokio::time::Instant;
 
 use crate::http::Api;
 
@@ -327,4 +334,152 @@ async fn pages_of_view_rows_stop_at_their_byte_budget() {
         Some(rows as usize),
         "a streamed read still answers every row"
     );
+}
+
+/// Connections over in-memory pipes, handed to a server one at a time: a
+/// reader that does not read fills its pipe, as a stalled socket would.
+struct Pipes(Mutex<mpsc::Receiver<DuplexStream>>);
+
+impl Listener for Pipes {
+    type Io = DuplexStream;
+
+    async fn accept(&self) -> std::io::Result<(DuplexStream, SocketAddr)> {
+        match self.0.lock().await.recv().await {
+            Some(pipe) => Ok((pipe, SocketAddr::from(([127, 0, 0, 1], 1)))),
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// What a pipe holds between the server and its reader.
+const PIPE_BYTES: usize = 64 * 1024;
+
+/// A server over pipes.
+struct Served {
+    connect: mpsc::Sender<DuplexStream>,
+}
+
+impl Served {
+    fn start(state: HttpState, write_timeout: Duration) -> Served {
+        let (connect, accepted) = mpsc::channel(4);
+        let listener = Pipes(Mutex::new(accepted));
+        let options = ServeOptions { write_timeout };
+        tokio::spawn(serve_with(
+            listener,
+            router(state),
+            std::future::pending(),
+            options,
+        ));
+        Served { connect }
+    }
+
+    /// A new connection that has sent `GET uri`.
+    async fn get(&self, uri: &str) -> DuplexStream {
+        let (mut client, server) = tokio::io::duplex(PIPE_BYTES);
+        self.connect.send(server).await.expect("the server accepts");
+        let request = format!("GET {uri} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
+        client
+            .write_all(request.as_bytes())
+            .await
+            .expect("the request is sent");
+        client
+    }
+}
+
+/// Reads an answer to its end: its status, its `content-length` and the
+/// body bytes that came.
+async fn read_answer(client: &mut DuplexStream, already: &[u8]) -> (u16, usize, Vec<u8>) {
+    let mut raw = already.to_vec();
+    client.read_to_end(&mut raw).await.expect("the answer");
+    let split = raw
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .expect("a head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("a status");
+    let length = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length: "))
+        .and_then(|length| length.trim().parse().ok())
+        .expect("a content length");
+    (status, length, raw[split + 4..].to_vec())
+}
+
+/// A node with a database `stalled` of large events, served with room for
+/// one page's answer (about four events) and a little more.
+async fn stalled_reads(write_timeout: Duration) -> Served {
+    let node = Node::open(Config::in_memory()).await.expect("open");
+    let db = node.create_database("stalled").await.expect("create");
+    large_events(&db, 12, MIB).await;
+    let state = HttpState::new(node).answer_bytes_held_max(PAGE_BYTES_MAX + 2 * MIB);
+    Served::start(state, write_timeout)
+}
+
+/// The first bytes of an answer: once they came, its page was read and
+/// its room is held, and the reader stops reading.
+async fn start_reading(client: &mut DuplexStream) -> Vec<u8> {
+    let mut first = vec![0; 1024];
+    let read = client.read(&mut first).await.expect("the answer begins");
+    first.truncate(read);
+    first
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_that_takes_nothing_is_cut_off_and_its_room_given_back() {
+    let write_timeout = Duration::from_secs(1);
+    let served = stalled_reads(write_timeout).await;
+    let mut stalled = served.get("/db/stalled/e").await;
+    let first = start_reading(&mut stalled).await;
+
+    // A second read needs room the stalled answer holds: it waits, and is
+    // answered once the stalled reader is cut off.
+    let started = Instant::now();
+    let mut second = served.get("/db/stalled/e").await;
+    let (status, length, body) = read_answer(&mut second, &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body.len(),
+        length,
+        "a reader that reads gets its whole answer"
+    );
+    assert!(
+        started.elapsed() >= write_timeout,
+        "the second read was answered only once the first reader was cut off"
+    );
+    assert!(started.elapsed() < Duration::from_millis(ANSWER_HOLD_WAIT_MS));
+
+    let (status, length, body) = read_answer(&mut stalled, &first).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.len() < length,
+        "the stalled reader's answer ended early: {} of {length} bytes",
+        body.len()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn reads_past_the_room_for_answers_wait_then_answer_unavailable() {
+    // Readers that stall are cut off only long after a read gives up.
+    let served = stalled_reads(Duration::from_secs(600)).await;
+    let mut stalled = served.get("/db/stalled/e").await;
+    start_reading(&mut stalled).await;
+
+    let started = Instant::now();
+    let mut refused = served.get("/db/stalled/e").await;
+    let (status, length, body) = read_answer(&mut refused, &[]).await;
+    assert_eq!((status, body.len()), (503, length));
+    let error: Value = serde_json::from_slice(&body).expect("a JSON error");
+    assert_eq!(error["error"], "unavailable", "{error}");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(ANSWER_HOLD_WAIT_MS),
+        "the read waited for room, then gave up"
+    );
+    // A small answer needs no room and is answered at once.
+    let mut healthy = served.get("/healthz").await;
+    assert_eq!(read_answer(&mut healthy, &[]).await.0, 200);
 }

@@ -17,9 +17,11 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde_json::value::RawValue;
 
-use super::{ApiError, HttpState, binary, database_name};
+use super::{ApiError, HttpState, binary, database_name, held};
 use crate::event::{Event, EventId, NewEvent};
-use crate::limits::{GET_IDS_MAX, JSON_DEPTH_MAX, Limits};
+use crate::limits::{
+    CONFLICTS_PAGE_BYTES_MAX, GET_IDS_MAX, JSON_DEPTH_MAX, Limits, PAGE_EVENTS_MAX,
+};
 use crate::{Database, Receipt};
 
 /// `POST /db/{db}/e`: checks in the contract's order (name, database, size,
@@ -242,15 +244,26 @@ pub(super) async fn read(
     let name = database_name(path)?;
     let database = state.node().database(&name)?;
     let binary = wants_binary(&headers);
-    match parse_read(query.as_deref().unwrap_or_default(), &state.node().limits())? {
-        Read::Changes { lc, limit } => changes(&database, lc, limit, binary).await,
-        Read::Keys(ids) => keys(&database, &ids, binary).await,
+    let read = parse_read(query.as_deref().unwrap_or_default(), &state.node().limits())?;
+    // Room for the most the page can take, before it is read.
+    let events_max = match &read {
+        Read::Changes { limit, .. } | Read::Range { limit, .. } => *limit,
+        Read::Keys(ids) => ids.len(),
+    };
+    let held = state
+        .answers()
+        .reserve(held::page_bytes_max(events_max))
+        .await?;
+    let answer = match read {
+        Read::Changes { lc, limit } => changes(&database, lc, limit, binary).await?,
+        Read::Keys(ids) => keys(&database, &ids, binary).await?,
         Read::Range {
             after,
             before,
             limit,
-        } => range(&database, after, before, limit, binary).await,
-    }
+        } => range(&database, after, before, limit, binary).await?,
+    };
+    held.hold(answer).await
 }
 
 fn wants_binary(headers: &HeaderMap) -> bool {
@@ -436,6 +449,15 @@ pub(super) fn parse_conflicts_query(
             .min(limits.page_events_max)
     });
     Ok((after, limit))
+}
+
+/// The room a page of conflicts of at most `limit` entries takes within
+/// its bytes (a first id larger than them takes more once built): the
+/// values as base64 at worst, and each entry's fields.
+pub(super) fn conflicts_bytes_max(limit: usize) -> usize {
+    held::base64_bytes(CONFLICTS_PAGE_BYTES_MAX)
+        .saturating_add(limit.min(PAGE_EVENTS_MAX).saturating_mul(64))
+        .saturating_add(64)
 }
 
 /// `{"conflicts": [{"id", "kept", "lost"}, ...], "more": bool}`: one entry

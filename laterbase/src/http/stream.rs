@@ -18,10 +18,7 @@ use hyper::body::Frame;
 use tokio::sync::mpsc;
 
 use crate::actors::RowPages;
-
-/// Chunks (a page of rows each) that wait for a slow client: the bound on
-/// what one streamed answer holds in memory.
-const STREAM_PAGES_BUFFERED: usize = 2;
+use crate::limits::VIEW_STREAM_PAGES_BUFFERED;
 
 /// A body fed by a task through a bounded channel; an error aborts it.
 struct ChannelBody(mpsc::Receiver<Result<Bytes, std::io::Error>>);
@@ -43,7 +40,7 @@ impl hyper::body::Body for ChannelBody {
 /// `{"db": db, "view": view, "rows": [...]}`, the rows streamed from
 /// `pages`.
 pub(super) fn view_rows(db: &str, view: &str, pages: RowPages) -> Response {
-    let (sender, receiver) = mpsc::channel(STREAM_PAGES_BUFFERED);
+    let (sender, receiver) = mpsc::channel(VIEW_STREAM_PAGES_BUFFERED);
     let head = format!(
         r#"{{"db":{},"view":{},"rows":["#,
         serde_json::Value::from(db),
