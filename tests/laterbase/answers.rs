@@ -375,9 +375,18 @@ impl Served {
 
     /// A new connection that has sent `GET uri`.
     async fn get(&self, uri: &str) -> DuplexStream {
+        self.request(&format!("GET {uri}"), "").await
+    }
+
+    /// A new connection that has sent `line` (a method and a path) with
+    /// `body`.
+    async fn request(&self, line: &str, body: &str) -> DuplexStream {
         let (mut client, server) = tokio::io::duplex(PIPE_BYTES);
         self.connect.send(server).await.expect("the server accepts");
-        let request = format!("GET {uri} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
+        let request = format!(
+            "{line} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
         client
             .write_all(request.as_bytes())
             .await
@@ -409,14 +418,14 @@ async fn read_answer(client: &mut DuplexStream, already: &[u8]) -> (u16, usize, 
     (status, length, raw[split + 4..].to_vec())
 }
 
-/// A node with a database `stalled` of large events, served with room for
-/// one page's answer (about four events) and a little more.
-async fn stalled_reads(write_timeout: Duration) -> Served {
+/// A node with a database `stalled` of large events (a page's answer is
+/// about `PAGE_BYTES_MAX`), served with `room` for answers held.
+async fn stalled_reads(room: usize, write_timeout: Duration) -> (Database, Served) {
     let node = Node::open(Config::in_memory()).await.expect("open");
     let db = node.create_database("stalled").await.expect("create");
     large_events(&db, 12, MIB).await;
-    let state = HttpState::new(node).answer_bytes_held_max(PAGE_BYTES_MAX + 2 * MIB);
-    Served::start(state, write_timeout)
+    let state = HttpState::new(node).answer_bytes_held_max(room);
+    (db, Served::start(state, write_timeout))
 }
 
 /// The first bytes of an answer: once they came, its page was read and
@@ -431,7 +440,8 @@ async fn start_reading(client: &mut DuplexStream) -> Vec<u8> {
 #[tokio::test(start_paused = true)]
 async fn a_reader_that_takes_nothing_is_cut_off_and_its_room_given_back() {
     let write_timeout = Duration::from_secs(1);
-    let served = stalled_reads(write_timeout).await;
+    // Room for one page's answer and a little more.
+    let (_, served) = stalled_reads(PAGE_BYTES_MAX + 2 * MIB, write_timeout).await;
     let mut stalled = served.get("/db/stalled/e").await;
     let first = start_reading(&mut stalled).await;
 
@@ -463,8 +473,9 @@ async fn a_reader_that_takes_nothing_is_cut_off_and_its_room_given_back() {
 
 #[tokio::test(start_paused = true)]
 async fn reads_past_the_room_for_answers_wait_then_answer_unavailable() {
-    // Readers that stall are cut off only long after a read gives up.
-    let served = stalled_reads(Duration::from_secs(600)).await;
+    // Room for one page's answer, which the stalled one takes whole; its
+    // reader is cut off only long after a read gives up.
+    let (db, served) = stalled_reads(PAGE_BYTES_MAX, Duration::from_secs(600)).await;
     let mut stalled = served.get("/db/stalled/e").await;
     start_reading(&mut stalled).await;
 
@@ -474,12 +485,24 @@ async fn reads_past_the_room_for_answers_wait_then_answer_unavailable() {
     assert_eq!((status, body.len()), (503, length));
     let error: Value = serde_json::from_slice(&body).expect("a JSON error");
     assert_eq!(error["error"], "unavailable", "{error}");
-    assert_eq!(
-        started.elapsed(),
-        Duration::from_millis(ANSWER_HOLD_WAIT_MS),
-        "the read waited for room, then gave up"
+    let waited = started.elapsed();
+    let wait = Duration::from_millis(ANSWER_HOLD_WAIT_MS);
+    assert!(
+        waited >= wait && waited < 2 * wait,
+        "the read waited for room, then gave up: {waited:?}"
     );
+    // A write is refused before it stores anything: its receipt finds no
+    // room either.
+    let lc = db.lc();
+    let mut write = served
+        .request("POST /db/stalled/e", r#"[{"data":1}]"#)
+        .await;
+    let (status, _, body) = read_answer(&mut write, &[]).await;
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(db.lc(), lc, "the refused write stored nothing");
     // A small answer needs no room and is answered at once.
+    let started = Instant::now();
     let mut healthy = served.get("/healthz").await;
     assert_eq!(read_answer(&mut healthy, &[]).await.0, 200);
+    assert!(started.elapsed() < wait, "it did not wait for room");
 }

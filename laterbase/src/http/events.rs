@@ -46,8 +46,14 @@ pub(super) async fn write(
         Encoding::Json => parse_batch(&body, &limits)?,
         Encoding::Binary => binary::decode_batch(&body, limits.batch_events_max)?,
     };
+    // Room for the receipt before the batch is stored: a node short of
+    // room refuses the write while it changes nothing.
+    let held = state
+        .answers()
+        .reserve(held::receipt_bytes_max(events.len()))
+        .await?;
     let receipt = database.append(events).await?;
-    Ok(receipt_json(&receipt).into_response())
+    held.hold(receipt_json(&receipt)).await
 }
 
 /// Reads a body up to the body limit.

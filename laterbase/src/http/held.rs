@@ -8,9 +8,11 @@
 //! for its own size (giving back the rest, or taking more if a page's first
 //! item alone was larger) and its body holds it until the last byte is out,
 //! or until the body is dropped: its reader went away, or `server::serve`
-//! cut off a reader that took nothing for its write timeout. Other answers
-//! (sync messages, anything larger than [`ANSWER_UNCOUNTED_BYTES_MAX`])
-//! take room once built, in the middleware.
+//! cut off a reader that took nothing for its write timeout. Writes and
+//! sync messages reserve theirs before their work too, so that a node short
+//! of room refuses them before they change anything; other answers larger
+//! than [`ANSWER_UNCOUNTED_BYTES_MAX`] (the node's own state: metrics, the
+//! list of databases) take room once built, in the middleware.
 //!
 //! ```text
 //! reserve(bound) ─▶ read, build ─▶ hold(answer): room = the body's size
@@ -37,7 +39,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::ApiError;
 use crate::limits::{
     ANSWER_BYTES_HELD_MAX, ANSWER_CHUNK_BYTES, ANSWER_HOLD_WAIT_MS, ANSWER_UNCOUNTED_BYTES_MAX,
-    EVENT_BYTES_MAX, PAGE_BYTES_MAX,
+    CONFLICTS_PAGE_BYTES_MAX, EVENT_BYTES_MAX, PAGE_BYTES_MAX, SYNC_PAGE_BYTES_MAX,
+    SYNC_PAGE_EVENTS_MAX,
 };
 
 /// The most bytes one event's fields take in a page beside its data, in
@@ -54,6 +57,19 @@ pub(super) fn page_bytes_max(events: usize) -> usize {
         .saturating_add(events.saturating_mul(EVENT_FIELDS_BYTES_MAX))
         .saturating_add(64)
 }
+
+/// The room a write's receipt of `events` ids takes:
+/// `{"ids":["<26>",...],"lc":<20>}`.
+pub(super) fn receipt_bytes_max(events: usize) -> usize {
+    events.saturating_mul(29).saturating_add(64)
+}
+
+/// The room a sync answer reserves before its work: a page of events
+/// within its bytes, a page of losers and a page of ids with their
+/// digests. A larger one (a page's first event alone, the events a fill
+/// asked for) takes more once built.
+pub(super) const SYNC_ANSWER_BYTES: usize =
+    SYNC_PAGE_BYTES_MAX + CONFLICTS_PAGE_BYTES_MAX + SYNC_PAGE_EVENTS_MAX * 64;
 
 /// The length of `bytes` in padded base64.
 pub(super) fn base64_bytes(bytes: usize) -> usize {
@@ -337,7 +353,10 @@ mod tests {
                 .is_err_and(|error| error.code == "unavailable"),
             "a read that finds no room in time is refused"
         );
-        assert_eq!(start.elapsed(), Duration::from_millis(ANSWER_HOLD_WAIT_MS));
+        assert!(
+            start.elapsed() >= Duration::from_millis(ANSWER_HOLD_WAIT_MS),
+            "it waited for room first"
+        );
         drop(first);
         assert!(room.reserve(100).await.is_ok(), "room given back is taken");
     }

@@ -295,6 +295,14 @@ async fn view(
             None => Err(ApiError::key_not_found(&view, &key)),
         };
     }
+    if !db.view_names().contains(&view.as_str()) {
+        // Before any room is reserved: an unknown view is a 404 whatever
+        // the node holds.
+        return Err(ApiError::from(crate::Error::ViewNotFound {
+            db: database,
+            view,
+        }));
+    }
     if query.limit.is_none() {
         // Every row (after `after`), as the contract answers it: streamed
         // from one snapshot, holding the room of a few pages while it lasts.
@@ -395,10 +403,11 @@ async fn sync_offer(
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let (name, peer) = (database_name(path)?, peer_node(&headers)?);
+    let held = state.answers().reserve(held::SYNC_ANSWER_BYTES).await?;
     let (database, _) = state.node().ensure_database(&name).await?;
     let body = read_sync_body(body).await?;
     let reply = crate::sync::driver::answer_offer(&database, peer, &body).await?;
-    Ok(sync_response(reply))
+    held.hold(sync_response(reply)).await
 }
 
 /// `POST /sync/{db}/fill`: message 3 in, message 4 out.
@@ -410,9 +419,10 @@ async fn sync_fill(
 ) -> Result<Response, ApiError> {
     let (name, peer) = (database_name(path)?, peer_node(&headers)?);
     let database = state.node().database(&name)?;
+    let held = state.answers().reserve(held::SYNC_ANSWER_BYTES).await?;
     let body = read_sync_body(body).await?;
     let deliver = crate::sync::driver::answer_fill(&database, peer, &body).await?;
-    Ok(sync_response(deliver))
+    held.hold(sync_response(deliver)).await
 }
 
 /// A sync message, read up to the compiled body limit: an operator's lower
@@ -442,8 +452,9 @@ fn sync_response(body: bytes::Bytes) -> Response {
 }
 
 /// Makes every large answer hold room among the answers not yet written:
-/// those that reserved theirs before they read hold it already; others
-/// take it once built, or answer 503 if none comes within the wait.
+/// those that reserved theirs before their work (reads, writes, sync) hold
+/// it already; others (reads of the node's own state) take it once built,
+/// or answer 503 if none comes within the wait.
 async fn hold_answers(State(state): State<HttpState>, request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     state.answers().hold_built(response).await

@@ -1,6 +1,9 @@
 //! Answers that stream: `GET /{db}/{view}` without `limit` sends every row
 //! of the view, read from one snapshot a page at a time, so that the node
-//! never holds the whole answer in memory.
+//! never holds the whole answer in memory: the next page is read only once
+//! the reader has taken enough of the ones before that one of the
+//! [`VIEW_STREAM_PAGES_BUFFERED`] places is free (its room among the
+//! answers held is the handler's, `http::held`).
 //!
 //! ```text
 //! RowPages ─ page ─ JSON ─▶ bounded channel ─▶ body ─▶ client
