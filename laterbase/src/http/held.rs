@@ -113,6 +113,8 @@ impl AnswerRoom {
         if response.extensions().get::<Counted>().is_some() {
             return response;
         }
+        // A body of unknown size is a stream, and each stream this router
+        // answers reserves its room before it starts.
         let small = response
             .body()
             .size_hint()
