@@ -222,6 +222,10 @@ pub struct KeysPage {
     pub events: Vec<Event>,
     /// The ids not stored.
     pub missing: Vec<EventId>,
+    /// Whether the page was cut at its byte bound: it answers only the
+    /// first `events.len() + missing.len()` ids asked, and the others are
+    /// asked again.
+    pub more: bool,
 }
 
 /// A page of a read by id range.

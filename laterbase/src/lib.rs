@@ -43,7 +43,8 @@
 //! - the actors behind [`Node`] and [`Database`], and [`Config`] to open a node.
 //! - `http` (feature `server`): the axum router of the HTTP API, to serve or
 //!   to mount in an application's own router.
-//! - `server` (feature `server`): `serve(listener, router, shutdown)`.
+//! - `server` (feature `server`): `serve(listener, router, shutdown)`, and
+//!   `serve_with` for a write timeout of one's own.
 //! - `cli` (feature `cli`): the `laterbase` command line, `cli::run()`.
 //!
 //! # Features

@@ -12,8 +12,10 @@ pub const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// The largest request body the HTTP API reads.
 pub const BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
 
-/// The most data bytes one event holds: the most one append may carry. A
-/// merge refuses a larger value from a peer (no write could have made it).
+/// The most data bytes one event holds: the most one append may carry, and
+/// no more than a write's body brings. A merge refuses a larger value from
+/// a peer (no write could have made it); a sync message carries the
+/// largest.
 pub const EVENT_BYTES_MAX: usize = BATCH_BYTES_MAX;
 
 /// The latest `recorded_at` a node stores, in milliseconds since the Unix
@@ -40,6 +42,31 @@ pub const DRAIN_TIMEOUT_MS: u64 = 10_000;
 /// The most connections served at once; more wait to be accepted.
 pub const CONNECTIONS_MAX: usize = 1_024;
 
+/// The default time the reader of an answer may take none of its bytes
+/// before `server::serve` closes its connection: a reader that stalls
+/// does not keep its answer in memory.
+pub const ANSWER_WRITE_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+
+/// The most bytes a node holds, over every connection, for answers built
+/// in memory and not yet written. A read reserves room for the most its
+/// answer can take before it reads, and holds the room its answer takes
+/// until the answer's last byte is written (or its reader is cut off).
+pub const ANSWER_BYTES_HELD_MAX: usize = 256 * 1024 * 1024;
+
+/// How long a read waits for room among the answers held before it
+/// answers `503 unavailable`.
+pub const ANSWER_HOLD_WAIT_MS: u64 = 5_000;
+
+/// Answers no larger than this that did not reserve room before they were
+/// built (small ones: health, receipts, errors) hold none: at most one per
+/// connection is held, so `CONNECTIONS_MAX` bounds them.
+pub const ANSWER_UNCOUNTED_BYTES_MAX: usize = 64 * 1024;
+
+/// The bytes of an answer that holds room handed to hyper at a time, each
+/// a copy: what hyper buffers of an answer stays this small, and the
+/// answer's memory is freed once its last piece is out.
+pub const ANSWER_CHUNK_BYTES: usize = 64 * 1024;
+
 /// How deep a JSON body may nest arrays and objects (a batch's own array
 /// and event objects included).
 pub const JSON_DEPTH_MAX: usize = 128;
@@ -63,6 +90,13 @@ pub const APPEND_KIB_IN_FLIGHT_MAX: u32 = 64 * 1024;
 
 /// The most events one page of a read returns.
 pub const PAGE_EVENTS_MAX: usize = 10_000;
+
+/// The most bytes of event data one page of a read holds (the changes
+/// feed, a read by ids or by id range, a page of view rows): a page ends
+/// before the event that would pass it, so it may hold fewer than its
+/// `limit`, but it always holds the first event, whatever its size. Reads
+/// stop there, so a read holds at most this plus one event.
+pub const PAGE_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 /// The most ids one `get` may ask for.
 pub const GET_IDS_MAX: usize = 10_000;
@@ -230,7 +264,9 @@ pub const VIEW_REWRITES_REFOLD_MAX: usize = 1_024;
 /// so that queries are answered between steps of a long catch-up.
 pub const VIEW_FOLD_EVENTS_MAX: usize = 10_000;
 
-/// About the most bytes of events a view folds in one step.
+/// The most bytes of events a view reads from the log at once: one step of
+/// its fold, or one page of a refold by scan (at least one event, whatever
+/// its size).
 pub const VIEW_FOLD_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 /// The longest key a view groups by, in bytes: an event whose key is longer
@@ -252,6 +288,15 @@ pub const VIEW_STREAM_PAGE_ROWS: usize = 256;
 /// About the most bytes of stored rows one page of a streamed view read
 /// holds.
 pub const VIEW_STREAM_PAGE_BYTES: usize = 1024 * 1024;
+
+/// Pages of rows (as JSON) a streamed view read keeps ready for a slow
+/// reader.
+pub const VIEW_STREAM_PAGES_BUFFERED: usize = 2;
+
+/// The room among the answers held that a streamed view read holds while
+/// it lasts: the pages it keeps ready, the one it reads and the one being
+/// written, about [`VIEW_STREAM_PAGE_BYTES`] each.
+pub const VIEW_STREAM_BYTES_HELD: usize = (VIEW_STREAM_PAGES_BUFFERED + 2) * VIEW_STREAM_PAGE_BYTES;
 
 /// The most rows one page of a view read returns when `limit` is given.
 pub const VIEW_PAGE_ROWS_MAX: usize = 10_000;
@@ -426,5 +471,17 @@ const _: () = assert!(BATCH_BYTES_MAX / 1024 <= APPEND_KIB_IN_FLIGHT_MAX as usiz
 const _: () = assert!(PAGE_EVENTS_MAX >= BATCH_EVENTS_MAX);
 const _: () = assert!(DISK_FULL_FREE_BYTES_MAX >= INDEX_MEMTABLE_BYTES_MAX);
 const _: () = assert!(PAGE_EVENTS_DEFAULT <= PAGE_EVENTS_MAX);
+const _: () = assert!(
+    PAGE_BYTES_MAX >= 2 * 1024 * 1024,
+    "the contract promises pages of at least a few MiB"
+);
 const _: () = assert!(BODY_BYTES_MAX >= BATCH_BYTES_MAX);
 const _: () = assert!(ID_COUNTER_BITS > 0 && ID_COUNTER_BITS < 80);
+const _: () = assert!(EVENT_BYTES_MAX >= BATCH_BYTES_MAX);
+const _: () = assert!(
+    ANSWER_BYTES_HELD_MAX <= u32::MAX as usize,
+    "room among the answers held is taken in one semaphore call"
+);
+const _: () = assert!(ANSWER_BYTES_HELD_MAX >= 8 * (EVENT_BYTES_MAX + EVENT_BYTES_MAX / 3));
+const _: () = assert!(ANSWER_BYTES_HELD_MAX >= 16 * VIEW_STREAM_BYTES_HELD);
+const _: () = assert!(ANSWER_CHUNK_BYTES <= ANSWER_UNCOUNTED_BYTES_MAX);

@@ -5,6 +5,10 @@
 //! Connections are bounded ([`CONNECTIONS_MAX`]); a connection that does not
 //! send its headers within [`HEADER_READ_TIMEOUT_MS`] (slow, or idle between
 //! requests) is closed, so idle and slow clients cannot starve the others.
+//! A connection whose reader takes no byte of its answer for the write
+//! timeout ([`ANSWER_WRITE_TIMEOUT_MS_DEFAULT`], [`ServeOptions`]) is closed
+//! too: the answer it was sent, and the room it held among the answers not
+//! yet written (`http::held`), are let go.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,7 +23,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::limits::{CONNECTIONS_MAX, DRAIN_TIMEOUT_MS, HEADER_BYTES_MAX, HEADER_READ_TIMEOUT_MS};
+use crate::limits::{
+    ANSWER_WRITE_TIMEOUT_MS_DEFAULT, CONNECTIONS_MAX, DRAIN_TIMEOUT_MS, HEADER_BYTES_MAX,
+    HEADER_READ_TIMEOUT_MS,
+};
 
 /// Where a server takes its connections from: a TCP listener, or a
 /// simulated network's.
@@ -41,9 +48,36 @@ impl Listener for TcpListener {
     }
 }
 
+/// How [`serve_with`] treats its connections, beyond the fixed bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// How long the reader of an answer may take none of its bytes before
+    /// its connection is closed (default
+    /// [`ANSWER_WRITE_TIMEOUT_MS_DEFAULT`]).
+    pub write_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> ServeOptions {
+        ServeOptions {
+            write_timeout: Duration::from_millis(ANSWER_WRITE_TIMEOUT_MS_DEFAULT),
+        }
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` completes; then waits up
 /// to [`DRAIN_TIMEOUT_MS`] for the requests in flight.
 pub async fn serve(listener: impl Listener, router: Router, shutdown: impl Future<Output = ()>) {
+    serve_with(listener, router, shutdown, ServeOptions::default()).await;
+}
+
+/// [`serve`], with `options`.
+pub async fn serve_with(
+    listener: impl Listener,
+    router: Router,
+    shutdown: impl Future<Output = ()>,
+    options: ServeOptions,
+) {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     let mut shutdown = std::pin::pin!(shutdown);
@@ -67,15 +101,24 @@ pub async fn serve(listener: impl Listener, router: Router, shutdown: impl Futur
             }
         };
         let service = TowerToHyperService::new(router.clone());
+        // A write that makes no progress for the timeout fails, and hyper
+        // closes the connection: a write that makes some starts it over.
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(options.write_timeout));
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_millis(HEADER_READ_TIMEOUT_MS))
             .max_buf_size(HEADER_BYTES_MAX)
-            .serve_connection(TokioIo::new(stream), service);
+            .serve_connection(TokioIo::new(Box::pin(stream)), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
-                tracing::debug!(%remote, %error, "connection ended with an error");
+                if is_write_timeout(&error) {
+                    metrics::counter!("laterbase_http_write_timeouts_total").increment(1);
+                    tracing::info!(%remote, "closed a connection whose reader took nothing of its answer for the write timeout");
+                } else {
+                    tracing::debug!(%remote, %error, "connection ended with an error");
+                }
             }
             drop(slot);
         });
@@ -91,4 +134,17 @@ pub async fn serve(listener: impl Listener, router: Router, shutdown: impl Futur
             "requests still in flight after the drain timeout; closing them"
         );
     }
+}
+
+/// Whether a connection ended because its reader took nothing for the
+/// write timeout.
+fn is_write_timeout(error: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::TimedOut;
+        }
+        source = cause.source();
+    }
+    false
 }

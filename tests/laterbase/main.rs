@@ -1,5 +1,6 @@
 //! Integration tests of Laterbase through its public interfaces.
 
+mod answers;
 mod backup;
 mod clock;
 mod crash;

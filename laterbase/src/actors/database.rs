@@ -32,10 +32,10 @@ use crate::error::{Error, Result};
 use crate::event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Receipt};
 use crate::limits::{
     APPEND_KIB_IN_FLIGHT_MAX, BATCH_EVENTS_MAX, CONFLICTS_PAGE_BYTES_MAX, GET_IDS_MAX, Limits,
-    MERGE_ITEMS_MAX, PAGE_EVENTS_MAX, SYNC_PEERS_RECALLED_MAX, VIEW_PAGE_ROWS_MAX,
+    MERGE_ITEMS_MAX, PAGE_BYTES_MAX, PAGE_EVENTS_MAX, SYNC_PEERS_RECALLED_MAX, VIEW_PAGE_ROWS_MAX,
     VIEW_RESTARTS_MAX,
 };
-use crate::storage::{Conflict, ConflictsPage, DatabaseRecord, DatabaseStore, Storage};
+use crate::storage::{Conflict, ConflictsPage, DatabaseRecord, DatabaseStore, PageBytes, Storage};
 use crate::sync::protocol::Loser;
 use crate::sync::recall::{PeerRecall, Recalls};
 use crate::sync::refusals::{Refusal, RefusalLedger};
@@ -419,25 +419,44 @@ impl Database {
     /// the value kept, and each value that lost. A page holds whole ids, at
     /// most `limit` losing values (clamped to [`PAGE_EVENTS_MAX`]; one id
     /// with more still comes whole) and [`CONFLICTS_PAGE_BYTES_MAX`] of
-    /// their bytes.
+    /// their bytes, kept values included (its first id comes whatever its
+    /// size). A page that says `more` is never empty, so paging moves on.
     pub async fn conflicts(&self, after: Option<EventId>, limit: usize) -> Result<ConflictsPage> {
         let store = self.shared.store()?;
         let rows = limit.clamp(1, PAGE_EVENTS_MAX);
         self.read(move || {
-            let (losers, more) = store.losers_after(after, rows, CONFLICTS_PAGE_BYTES_MAX)?;
-            let mut conflicts = Vec::with_capacity(losers.len());
-            for (id, lost) in losers {
-                // A loser learnt from a peer can be listed before its event
-                // arrives, or name the value kept here until the winner
-                // arrives: neither is a conflict to show yet.
-                let Some(lc) = store.lc_of(id)? else { continue };
-                let kept = event_at(store.as_ref(), lc)?.data;
-                let lost: Vec<Bytes> = lost.into_iter().filter(|lost| *lost != kept).collect();
-                if !lost.is_empty() {
+            let mut conflicts = Vec::new();
+            let mut budget = PageBytes::new(CONFLICTS_PAGE_BYTES_MAX);
+            let mut after = after;
+            loop {
+                let (losers, more) = store.losers_after(after, rows, CONFLICTS_PAGE_BYTES_MAX)?;
+                for (id, lost) in losers {
+                    after = Some(id);
+                    // A loser learnt from a peer can be listed before its
+                    // event arrives, or name the value kept here until the
+                    // winner arrives: neither is a conflict to show yet.
+                    let Some(lc) = store.lc_of(id)? else { continue };
+                    let kept = event_at(store.as_ref(), lc)?.data;
+                    let lost: Vec<Bytes> = lost.into_iter().filter(|lost| *lost != kept).collect();
+                    if lost.is_empty() {
+                        continue;
+                    }
+                    // Each losing value is shown beside the kept one.
+                    let bytes = lost.iter().map(|lost| kept.len() + lost.len()).sum();
+                    if !budget.take(bytes) {
+                        return Ok(ConflictsPage {
+                            conflicts,
+                            more: true,
+                        });
+                    }
                     conflicts.push(Conflict { id, kept, lost });
                 }
+                // A page whose ids were all hidden goes on to the next:
+                // an empty page that says `more` names no id to go on after.
+                if !more || !conflicts.is_empty() {
+                    return Ok(ConflictsPage { conflicts, more });
+                }
             }
-            Ok(ConflictsPage { conflicts, more })
         })
         .await
     }
@@ -462,8 +481,10 @@ impl Database {
     }
 
     /// Rows of `view` in key order after the row keyed `after` (a key as a
-    /// query gives it), at most `limit` (or every row); and whether more
-    /// follow. Over every event durable when the call began.
+    /// query gives it), at most `limit` (clamped to [`VIEW_PAGE_ROWS_MAX`];
+    /// without one, as many as fit) and about [`PAGE_BYTES_MAX`] of stored
+    /// rows; and whether more follow. Over every event durable when the
+    /// call began. [`Database::view_pages`] reads every row.
     pub async fn view_rows(
         &self,
         view: &str,
@@ -685,13 +706,14 @@ impl Database {
     }
 
     /// The changes feed: durable events with a logical clock above `after_lc`,
-    /// in clock order, at most `limit` (clamped to 1 and the page maximum).
+    /// in clock order, at most `limit` (clamped to 1 and the page maximum)
+    /// and [`PAGE_BYTES_MAX`] of their data (at least one event).
     pub async fn changes(&self, after_lc: u64, limit: usize) -> Result<ChangesPage> {
         let limit = limit.clamp(1, self.shared.limits.page_events_max);
         let up_to_lc = self.lc();
         let store = self.shared.store()?;
         let events = self
-            .read(move || Ok(store.scan_log(after_lc, up_to_lc, limit)?))
+            .read(move || Ok(store.scan_log(after_lc, up_to_lc, limit, PAGE_BYTES_MAX)?))
             .await?;
         let lc = events.last().map_or(after_lc, |event| event.lc);
         Ok(ChangesPage {
@@ -701,7 +723,10 @@ impl Database {
         })
     }
 
-    /// The durable events with these ids, in the order asked, and the ids not stored.
+    /// The durable events with these ids, in the order asked, and the ids
+    /// not stored; within [`PAGE_BYTES_MAX`] of data (at least one event).
+    /// A page cut there answers a prefix of the ids asked (each found or
+    /// missing) and says `more`: the rest are asked again.
     pub async fn get(&self, ids: &[EventId]) -> Result<KeysPage> {
         if ids.len() > GET_IDS_MAX {
             return Err(Error::BatchTooLarge {
@@ -715,14 +740,22 @@ impl Database {
         let ids = ids.to_vec();
         self.read(move || {
             let mut page = KeysPage {
-                events: Vec::with_capacity(ids.len()),
+                events: Vec::new(),
                 missing: Vec::new(),
+                more: false,
             };
+            let mut budget = PageBytes::new(PAGE_BYTES_MAX);
             for id in ids {
-                match store.lc_of(id)?.filter(|lc| *lc <= up_to_lc) {
-                    Some(lc) => page.events.push(event_at(store.as_ref(), lc)?),
-                    None => page.missing.push(id),
+                let Some(lc) = store.lc_of(id)?.filter(|lc| *lc <= up_to_lc) else {
+                    page.missing.push(id);
+                    continue;
+                };
+                let event = event_at(store.as_ref(), lc)?;
+                if !budget.take(event.data.len()) {
+                    page.more = true;
+                    break;
                 }
+                page.events.push(event);
             }
             Ok(page)
         })
@@ -730,7 +763,8 @@ impl Database {
     }
 
     /// Durable events with ids strictly between `after` and `before` (each
-    /// bound optional), in id order, at most `limit` (clamped to 1 and the page maximum).
+    /// bound optional), in id order, at most `limit` (clamped to 1 and the
+    /// page maximum) and [`PAGE_BYTES_MAX`] of their data (at least one).
     pub async fn range(
         &self,
         after: Option<EventId>,
@@ -742,12 +776,18 @@ impl Database {
         let store = self.shared.store()?;
         self.read(move || {
             let mut lcs = store.scan_ids(after, before, up_to_lc, limit.saturating_add(1))?;
-            let more = lcs.len() > limit;
+            let mut more = lcs.len() > limit;
             lcs.truncate(limit);
-            let events = lcs
-                .into_iter()
-                .map(|lc| event_at(store.as_ref(), lc))
-                .collect::<Result<_>>()?;
+            let mut events = Vec::new();
+            let mut budget = PageBytes::new(PAGE_BYTES_MAX);
+            for lc in lcs {
+                let event = event_at(store.as_ref(), lc)?;
+                if !budget.take(event.data.len()) {
+                    more = true;
+                    break;
+                }
+                events.push(event);
+            }
             Ok(RangePage { events, more })
         })
         .await

@@ -32,8 +32,8 @@ use super::database::DatabaseShared;
 use super::run_storage;
 use crate::error::{Error, Result};
 use crate::limits::{
-    VIEW_FOLD_BYTES_MAX, VIEW_FOLD_EVENTS_MAX, VIEW_QUERIES_WAITING_MAX, VIEW_QUERY_WAIT_MS,
-    VIEW_REWRITES_REFOLD_MAX, VIEW_STREAM_PAGE_BYTES, VIEW_STREAM_PAGE_ROWS,
+    PAGE_BYTES_MAX, VIEW_FOLD_BYTES_MAX, VIEW_FOLD_EVENTS_MAX, VIEW_QUERIES_WAITING_MAX,
+    VIEW_QUERY_WAIT_MS, VIEW_REWRITES_REFOLD_MAX, VIEW_STREAM_PAGE_BYTES, VIEW_STREAM_PAGE_ROWS,
 };
 use crate::storage::{Storage, ViewSnapshot, ViewStore};
 use crate::views::fold::{self, Engine, Position};
@@ -511,28 +511,20 @@ async fn refold_rewritten(
 }
 
 /// The durable events after `after_lc`, up to [`VIEW_FOLD_EVENTS_MAX`] of
-/// them and about [`VIEW_FOLD_BYTES_MAX`] of their bytes.
+/// them and [`VIEW_FOLD_BYTES_MAX`] of their bytes (at least one), in one
+/// scan that stops there.
 fn read_events(
     log: &dyn crate::storage::DatabaseStore,
     after_lc: u64,
     durable_lc: u64,
 ) -> Result<Vec<crate::event::Event>> {
-    let mut events: Vec<crate::event::Event> = Vec::new();
-    let mut bytes = 0;
-    while events.len() < VIEW_FOLD_EVENTS_MAX && bytes < VIEW_FOLD_BYTES_MAX {
-        let from = events.last().map_or(after_lc, |event| event.lc);
-        let page = log.scan_log(from, durable_lc, VIEW_READ_EVENTS)?;
-        if page.is_empty() {
-            break;
-        }
-        bytes += page.iter().map(|event| event.data.len()).sum::<usize>();
-        events.extend(page);
-    }
-    Ok(events)
+    Ok(log.scan_log(
+        after_lc,
+        durable_lc,
+        VIEW_FOLD_EVENTS_MAX,
+        VIEW_FOLD_BYTES_MAX,
+    )?)
 }
-
-/// Events read from the log at a time while a step gathers its events.
-const VIEW_READ_EVENTS: usize = 256;
 
 /// Answers `query` from the store as it stands.
 async fn answer(state: &ViewState, query: ViewQuery) -> Result<ViewAnswer> {
@@ -581,9 +573,22 @@ async fn answer(state: &ViewState, query: ViewQuery) -> Result<ViewAnswer> {
                     }
                     None => start,
                 };
-                let mut entries = store.range(&start, &end, limit.saturating_add(1))?;
-                let more = entries.len() > limit;
+                // Read from a snapshot, which stops at a page's bytes too.
+                let snapshot = store.snapshot()?;
+                let mut entries =
+                    snapshot.range(&start, &end, limit.saturating_add(1), PAGE_BYTES_MAX)?;
+                let mut more = entries.len() > limit;
                 entries.truncate(limit);
+                let bytes: usize = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+                if let Some((last, _)) = entries.last()
+                    && !more
+                    && bytes >= PAGE_BYTES_MAX
+                {
+                    // Cut at its bytes: whether rows follow is one more read.
+                    let mut next = last.to_vec();
+                    next.push(0);
+                    more = !snapshot.range(&next, &end, 1, usize::MAX)?.is_empty();
+                }
                 let rows = rows_of(engine.as_ref(), &entries)?;
                 Ok(ViewAnswer::Rows { rows, more })
             })

@@ -17,10 +17,12 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde_json::value::RawValue;
 
-use super::{ApiError, HttpState, binary, database_name};
+use super::{ApiError, HttpState, binary, database_name, held};
 use crate::clock::Horizon;
 use crate::event::{Event, EventId, NewEvent};
-use crate::limits::{GET_IDS_MAX, JSON_DEPTH_MAX, Limits};
+use crate::limits::{
+    CONFLICTS_PAGE_BYTES_MAX, GET_IDS_MAX, JSON_DEPTH_MAX, Limits, PAGE_EVENTS_MAX,
+};
 use crate::{Database, Receipt};
 
 /// `POST /db/{db}/e`: checks in the contract's order (name, database, size,
@@ -50,8 +52,14 @@ pub(super) async fn write(
         Encoding::Json => parse_batch(&body, &limits, horizon)?,
         Encoding::Binary => binary::decode_batch(&body, limits.batch_events_max, horizon)?,
     };
+    // Room for the receipt before the batch is stored: a node short of
+    // room refuses the write while it changes nothing.
+    let held = state
+        .answers()
+        .reserve(held::receipt_bytes_max(events.len()))
+        .await?;
     let receipt = database.append(events).await?;
-    receipt_json(&receipt)
+    held.hold(receipt_json(&receipt)?).await
 }
 
 /// Reads a body up to the body limit.
@@ -273,15 +281,26 @@ pub(super) async fn read(
     let name = database_name(path)?;
     let database = state.node().database(&name)?;
     let binary = wants_binary(&headers);
-    match parse_read(query.as_deref().unwrap_or_default(), &state.node().limits())? {
-        Read::Changes { lc, limit } => changes(&database, lc, limit, binary).await,
-        Read::Keys(ids) => keys(&database, &ids, binary).await,
+    let read = parse_read(query.as_deref().unwrap_or_default(), &state.node().limits())?;
+    // Room for the most the page can take, before it is read.
+    let events_max = match &read {
+        Read::Changes { limit, .. } | Read::Range { limit, .. } => *limit,
+        Read::Keys(ids) => ids.len(),
+    };
+    let held = state
+        .answers()
+        .reserve(held::page_bytes_max(events_max))
+        .await?;
+    let answer = match read {
+        Read::Changes { lc, limit } => changes(&database, lc, limit, binary).await?,
+        Read::Keys(ids) => keys(&database, &ids, binary).await?,
         Read::Range {
             after,
             before,
             limit,
-        } => range(&database, after, before, limit, binary).await,
-    }
+        } => range(&database, after, before, limit, binary).await?,
+    };
+    held.hold(answer).await
 }
 
 fn wants_binary(headers: &HeaderMap) -> bool {
@@ -396,7 +415,7 @@ async fn keys(database: &Database, ids: &[EventId], binary: bool) -> Result<Resp
     if binary {
         return Ok(binary_response(binary::encode_page(
             0,
-            false,
+            page.more,
             &page.events,
             &page.missing,
         )));
@@ -409,7 +428,12 @@ async fn keys(database: &Database, ids: &[EventId], binary: bool) -> Result<Resp
         }
         write!(out, "\"{id}\"").map_err(unwritten)?;
     }
-    out.push_str("]}");
+    out.push(']');
+    // The contract's answer, unless the page was cut at its byte bound.
+    if page.more {
+        out.push_str(",\"more\":true");
+    }
+    out.push('}');
     Ok(json_response(out.into_bytes()))
 }
 
@@ -462,6 +486,15 @@ pub(super) fn parse_conflicts_query(
             .min(limits.page_events_max)
     });
     Ok((after, limit))
+}
+
+/// The room a page of conflicts of at most `limit` entries takes within
+/// its bytes (a first id larger than them takes more once built): the
+/// values as base64 at worst, and each entry's fields.
+pub(super) fn conflicts_bytes_max(limit: usize) -> usize {
+    held::base64_bytes(CONFLICTS_PAGE_BYTES_MAX)
+        .saturating_add(limit.min(PAGE_EVENTS_MAX).saturating_mul(64))
+        .saturating_add(64)
 }
 
 /// `{"conflicts": [{"id", "kept", "lost"}, ...], "more": bool}`: one entry

@@ -4,16 +4,19 @@
 //! [`Database`](crate::Database)). Every answer that is not a success is an
 //! [`ApiError`], extractor rejections included. Middleware, outermost first:
 //! metrics (requests by route and status, latency), the request timeout,
-//! then the bearer token.
+//! the bearer token, then the room among the answers held (`held`: reads
+//! reserve theirs before they read, other large answers take theirs once
+//! built).
 //!
 //! ```text
-//! request -> metrics -> timeout -> auth -> route -> handler -> Node / Database
+//! request -> metrics -> timeout -> auth -> held -> route -> handler -> Node / Database
 //! ```
 
 mod backup;
 pub mod binary;
 mod error;
 mod events;
+mod held;
 mod stream;
 
 use std::sync::Arc;
@@ -34,7 +37,11 @@ pub use backup::{BackupDir, BackupRefusal};
 pub use error::ApiError;
 
 use crate::Node;
-use crate::limits::REQUEST_TIMEOUT_MS_DEFAULT;
+use crate::limits::{
+    ANSWER_BYTES_HELD_MAX, PAGE_BYTES_MAX, REQUEST_TIMEOUT_MS_DEFAULT, VIEW_PAGE_ROWS_MAX,
+    VIEW_STREAM_BYTES_HELD,
+};
+use held::AnswerRoom;
 
 /// What the HTTP layer serves from.
 #[derive(Clone)]
@@ -51,6 +58,8 @@ struct Inner {
     request_timeout: Duration,
     /// Where `POST /admin/backup` may write; `None` turns the route off.
     backup_dir: Option<BackupDir>,
+    /// The room shared by the answers not yet written.
+    answers: Arc<AnswerRoom>,
 }
 
 impl HttpState {
@@ -63,6 +72,7 @@ impl HttpState {
                 metrics: None,
                 request_timeout: Duration::from_millis(REQUEST_TIMEOUT_MS_DEFAULT),
                 backup_dir: None,
+                answers: Arc::new(AnswerRoom::new(ANSWER_BYTES_HELD_MAX)),
             }),
         }
     }
@@ -74,6 +84,7 @@ impl HttpState {
             metrics: shared.metrics.clone(),
             request_timeout: shared.request_timeout,
             backup_dir: shared.backup_dir.clone(),
+            answers: shared.answers.clone(),
         });
         change(&mut inner);
         HttpState {
@@ -102,8 +113,19 @@ impl HttpState {
         self.with(|inner| inner.backup_dir = dir)
     }
 
+    /// Lowers the room for answers built and not yet written, over every
+    /// connection (default and ceiling: [`ANSWER_BYTES_HELD_MAX`]); a read
+    /// that finds none within `ANSWER_HOLD_WAIT_MS` answers 503.
+    pub fn answer_bytes_held_max(self, bytes: usize) -> HttpState {
+        self.with(|inner| inner.answers = Arc::new(AnswerRoom::new(bytes)))
+    }
+
     pub(crate) fn node(&self) -> &Node {
         &self.inner.node
+    }
+
+    pub(crate) fn answers(&self) -> &Arc<AnswerRoom> {
+        &self.inner.answers
     }
 }
 
@@ -129,6 +151,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/{db}/{view}", get(view))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), hold_answers))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(middleware::from_fn_with_state(state.clone(), time_out))
         .layer(middleware::from_fn(measure))
@@ -274,8 +297,14 @@ async fn conflicts(
         query.as_deref().unwrap_or_default(),
         &state.node().limits(),
     )?;
+    // Room for a page within its bytes; a first id larger than them takes
+    // more once built.
+    let held = state
+        .answers()
+        .reserve(events::conflicts_bytes_max(limit))
+        .await?;
     let page = database.conflicts(after, limit).await?;
-    events::conflicts_json(&page)
+    held.hold(events::conflicts_json(&page)?).await
 }
 
 /// `GET /{db}/{view}`: every row, or one with `?key=K`; `limit` and `after`
@@ -301,17 +330,33 @@ async fn view(
             None => Err(ApiError::key_not_found(&view, &key)),
         };
     }
+    if !db.view_names().contains(&view.as_str()) {
+        // Before any room is reserved: an unknown view is a 404 whatever
+        // the node holds.
+        return Err(ApiError::from(crate::Error::ViewNotFound {
+            db: database,
+            view,
+        }));
+    }
     if query.limit.is_none() {
         // Every row (after `after`), as the contract answers it: streamed
-        // from one snapshot.
+        // from one snapshot, holding the room of a few pages while it lasts.
+        let held = state.answers().reserve(VIEW_STREAM_BYTES_HELD).await?;
         let pages = db.view_pages(&view, query.after.as_deref()).await?;
-        return Ok(stream::view_rows(&database, &view, pages));
+        return held.hold(stream::view_rows(&database, &view, pages)).await;
     }
+    // Room for rows of about a page's bytes, and more once built if their
+    // JSON takes more.
+    let rows_max = query.limit.unwrap_or(1).min(VIEW_PAGE_ROWS_MAX);
+    let held = state
+        .answers()
+        .reserve(PAGE_BYTES_MAX + rows_max * 64)
+        .await?;
     let (rows, more) = db
         .view_rows(&view, query.after.as_deref(), query.limit)
         .await?;
     let answer = serde_json::json!({"db": database, "view": view, "rows": rows, "more": more});
-    Ok(Json(answer).into_response())
+    held.hold(Json(answer).into_response()).await
 }
 
 /// What a view query asks.
@@ -395,11 +440,12 @@ async fn sync_offer(
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let (name, peer) = (database_name(path)?, peer_node(&headers)?);
+    let held = state.answers().reserve(held::SYNC_ANSWER_BYTES).await?;
     let body = read_sync_body(body).await?;
     let offer = crate::sync::driver::OfferRequest::decode(&body, &name, peer)?;
     let (database, _) = state.node().ensure_database(&name).await?;
     let reply = crate::sync::driver::answer_offer(&database, peer, offer).await?;
-    Ok(sync_response(reply))
+    held.hold(sync_response(reply)).await
 }
 
 /// `POST /sync/{db}/fill`: message 3 in, message 4 out.
@@ -411,9 +457,10 @@ async fn sync_fill(
 ) -> Result<Response, ApiError> {
     let (name, peer) = (database_name(path)?, peer_node(&headers)?);
     let database = state.node().database(&name)?;
+    let held = state.answers().reserve(held::SYNC_ANSWER_BYTES).await?;
     let body = read_sync_body(body).await?;
     let deliver = crate::sync::driver::answer_fill(&database, peer, &body).await?;
-    Ok(sync_response(deliver))
+    held.hold(sync_response(deliver)).await
 }
 
 /// A sync message, read up to [`SYNC_BODY_BYTES_MAX`](crate::limits::SYNC_BODY_BYTES_MAX),
@@ -441,6 +488,15 @@ fn sync_response(body: bytes::Bytes) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Makes every large answer hold room among the answers not yet written:
+/// those that reserved theirs before their work (reads, writes, sync) hold
+/// it already; others (reads of the node's own state) take it once built,
+/// or answer 503 if none comes within the wait.
+async fn hold_answers(State(state): State<HttpState>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    state.answers().hold_built(response).await
 }
 
 /// Checks the bearer token in constant time; `/healthz` stays open.

@@ -1,6 +1,9 @@
 //! Answers that stream: `GET /{db}/{view}` without `limit` sends every row
 //! of the view, read from one snapshot a page at a time, so that the node
-//! never holds the whole answer in memory.
+//! never holds the whole answer in memory: the next page is read only once
+//! the reader has taken enough of the ones before that one of the
+//! [`VIEW_STREAM_PAGES_BUFFERED`] places is free (its room among the
+//! answers held is the handler's, `http::held`).
 //!
 //! ```text
 //! RowPages ─ page ─ JSON ─▶ bounded channel ─▶ body ─▶ client
@@ -18,10 +21,7 @@ use hyper::body::Frame;
 use tokio::sync::mpsc;
 
 use crate::actors::RowPages;
-
-/// Chunks (a page of rows each) that wait for a slow client: the bound on
-/// what one streamed answer holds in memory.
-const STREAM_PAGES_BUFFERED: usize = 2;
+use crate::limits::VIEW_STREAM_PAGES_BUFFERED;
 
 /// A body fed by a task through a bounded channel; an error aborts it.
 struct ChannelBody(mpsc::Receiver<Result<Bytes, std::io::Error>>);
@@ -43,7 +43,7 @@ impl hyper::body::Body for ChannelBody {
 /// `{"db": db, "view": view, "rows": [...]}`, the rows streamed from
 /// `pages`.
 pub(super) fn view_rows(db: &str, view: &str, pages: RowPages) -> Response {
-    let (sender, receiver) = mpsc::channel(STREAM_PAGES_BUFFERED);
+    let (sender, receiver) = mpsc::channel(VIEW_STREAM_PAGES_BUFFERED);
     let head = format!(
         r#"{{"db":{},"view":{},"rows":["#,
         serde_json::Value::from(db),

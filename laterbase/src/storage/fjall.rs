@@ -37,8 +37,8 @@ use std::sync::{Arc, OnceLock};
 use fjall::{Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use super::{
-    DatabaseRecord, DatabaseStore, NodeRecord, Storage, StorageResult, StoredEvent, ViewSnapshot,
-    ViewStore, WriteBatch,
+    DatabaseRecord, DatabaseStore, NodeRecord, PageBytes, Storage, StorageResult, StoredEvent,
+    ViewSnapshot, ViewStore, WriteBatch,
 };
 use crate::error::{EngineWrite, Poison, StorageError, io_kind};
 use bytes::Bytes;
@@ -531,7 +531,13 @@ impl DatabaseStore for FjallDatabase {
             .transpose()
     }
 
-    fn scan_log(&self, after_lc: u64, up_to_lc: u64, limit: usize) -> StorageResult<Vec<Event>> {
+    fn scan_log(
+        &self,
+        after_lc: u64,
+        up_to_lc: u64,
+        limit: usize,
+        bytes_max: usize,
+    ) -> StorageResult<Vec<Event>> {
         if after_lc >= up_to_lc || limit == 0 {
             return Ok(Vec::new());
         }
@@ -542,6 +548,7 @@ impl DatabaseStore for FjallDatabase {
         };
         let wanted = usize::try_from(up_to_lc - after_lc).unwrap_or(usize::MAX);
         let mut events = Vec::with_capacity(limit.min(wanted));
+        let mut budget = PageBytes::new(bytes_max);
         for guard in self.log.range(start.to_be_bytes()..=up_to_lc.to_be_bytes()) {
             let (key, value) = guard.into_inner()?;
             for event in Chunk::new(decode_lc(&key)?, value.into())? {
@@ -550,6 +557,11 @@ impl DatabaseStore for FjallDatabase {
                     return Ok(events);
                 }
                 if event.lc > after_lc {
+                    // The chunk that holds the event that does not fit is
+                    // the last one read.
+                    if !budget.take(event.data.len()) {
+                        return Ok(events);
+                    }
                     events.push(event);
                 }
             }

@@ -4,7 +4,8 @@
 //! [`MemoryStorage::crash_copy`] returns the persisted copy alone, which is
 //! what a power loss at that instant would leave on a disk: tests use it to
 //! prove that every acknowledged write had been persisted. It also counts
-//! persists and can be told to fail (a journal write, an fsync, a flush or
+//! persists and the bytes of events its reads return (what a read held),
+//! and can be told to fail (a journal write, an fsync, a flush or
 //! compaction in the background, a read), to exercise the error paths.
 
 use std::collections::BTreeMap;
@@ -13,8 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 
 use super::{
-    DatabaseRecord, DatabaseStore, NodeRecord, Storage, StorageResult, StoredEvent, ViewSnapshot,
-    ViewStore, WriteBatch,
+    DatabaseRecord, DatabaseStore, NodeRecord, PageBytes, Storage, StorageResult, StoredEvent,
+    ViewSnapshot, ViewStore, WriteBatch,
 };
 use crate::error::{EngineWrite, Poison, StorageError};
 use crate::event::{Event, EventId};
@@ -43,6 +44,8 @@ struct State {
     /// Writes since the last persist, in order, to apply to `durable`.
     unpersisted: Vec<(String, WriteBatch)>,
     persists: u64,
+    /// Bytes of event data that reads of the log returned, ever.
+    event_bytes_read: u64,
     /// The next write fails with this error, as a journal write would.
     fail_next_write: Option<std::io::ErrorKind>,
     /// The next persist fails with this error, as an fsync would.
@@ -120,6 +123,13 @@ impl MemoryStorage {
     /// How many persists (fsyncs) the store has done.
     pub fn persist_count(&self) -> u64 {
         self.lock().persists
+    }
+
+    /// How many bytes of event data reads of the log (scans and reads by
+    /// logical clock) have returned, over every database: what reads held
+    /// in memory, to check that a read stops at its bound.
+    pub fn event_bytes_read(&self) -> u64 {
+        self.lock().event_bytes_read
     }
 
     /// Makes the next persist fail, as an fsync that reports an I/O error.
@@ -459,6 +469,14 @@ impl MemoryDatabase {
     }
 }
 
+impl MemoryDatabase {
+    /// Counts what a read of the log returned.
+    fn count_read<'a>(&self, events: impl Iterator<Item = &'a Event>) {
+        let bytes: usize = events.map(|event| event.data.len()).sum();
+        self.storage.lock().event_bytes_read += bytes as u64;
+    }
+}
+
 fn to_event(lc: u64, stored: &StoredEvent) -> Event {
     Event {
         id: stored.id,
@@ -512,20 +530,32 @@ impl DatabaseStore for MemoryDatabase {
     }
 
     fn event_at(&self, lc: u64) -> StorageResult<Option<Event>> {
-        self.read(|db| db.log.get(&lc).map(|stored| to_event(lc, stored)))
+        let event = self.read(|db| db.log.get(&lc).map(|stored| to_event(lc, stored)))?;
+        self.count_read(event.iter());
+        Ok(event)
     }
 
-    fn scan_log(&self, after_lc: u64, up_to_lc: u64, limit: usize) -> StorageResult<Vec<Event>> {
+    fn scan_log(
+        &self,
+        after_lc: u64,
+        up_to_lc: u64,
+        limit: usize,
+        bytes_max: usize,
+    ) -> StorageResult<Vec<Event>> {
         if after_lc >= up_to_lc {
             return Ok(Vec::new());
         }
-        self.read(|db| {
+        let events: Vec<Event> = self.read(|db| {
+            let mut budget = PageBytes::new(bytes_max);
             db.log
                 .range(after_lc + 1..=up_to_lc)
                 .take(limit)
+                .take_while(|(_, stored)| budget.take(stored.data.len()))
                 .map(|(lc, stored)| to_event(*lc, stored))
                 .collect()
-        })
+        })?;
+        self.count_read(events.iter());
+        Ok(events)
     }
 
     fn scan_ids(

@@ -182,8 +182,18 @@ pub trait DatabaseStore: Send + Sync + 'static {
     /// The event at logical clock `lc`.
     fn event_at(&self, lc: u64) -> StorageResult<Option<Event>>;
 
-    /// Events with `after_lc < lc <= up_to_lc`, in order, at most `limit`.
-    fn scan_log(&self, after_lc: u64, up_to_lc: u64, limit: usize) -> StorageResult<Vec<Event>>;
+    /// Events with `after_lc < lc <= up_to_lc`, in order: at most `limit`,
+    /// and no more once the next one would take their data past
+    /// `bytes_max` (the first comes whatever its size, so that a reader
+    /// paging on always moves). The scan stops there: it reads no event
+    /// beyond the one that does not fit.
+    fn scan_log(
+        &self,
+        after_lc: u64,
+        up_to_lc: u64,
+        limit: usize,
+        bytes_max: usize,
+    ) -> StorageResult<Vec<Event>>;
 
     /// Logical clocks of the ids strictly between `after` and `before`, in id
     /// order, skipping those above `up_to_lc`, at most `limit`.
@@ -216,6 +226,39 @@ pub trait DatabaseStore: Send + Sync + 'static {
 
     /// The losing values listed for `id`.
     fn losers(&self, id: EventId) -> StorageResult<Vec<Bytes>>;
+}
+
+/// What a page of a read may still take, in bytes: its first item always
+/// fits, whatever its size (a page is never empty while items remain, so
+/// paging moves on); each later one fits while the page stays within the
+/// bound.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PageBytes {
+    bytes_max: usize,
+    taken: usize,
+    items: usize,
+}
+
+impl PageBytes {
+    pub(crate) fn new(bytes_max: usize) -> PageBytes {
+        PageBytes {
+            bytes_max,
+            taken: 0,
+            items: 0,
+        }
+    }
+
+    /// Counts an item of `bytes` into the page if it fits; `false` (and
+    /// nothing counted) if it does not, and the page ends before it.
+    pub(crate) fn take(&mut self, bytes: usize) -> bool {
+        let taken = self.taken.saturating_add(bytes);
+        if self.items > 0 && taken > self.bytes_max {
+            return false;
+        }
+        self.taken = taken;
+        self.items += 1;
+        true
+    }
 }
 
 /// Losing values grouped by id, in id order: a page of a list of losers.

@@ -136,6 +136,16 @@ pub struct DatabaseLog {
     pub(crate) losers_listed: u64,
 }
 
+impl DatabaseLog {
+    /// The durable event `id`, if stored.
+    fn event(&self, id: EventId) -> StorageResult<Option<Event>> {
+        match self.store.lc_of(id)? {
+            Some(lc) if lc <= self.head_lc => self.store.event_at(lc),
+            _ => Ok(None),
+        }
+    }
+}
+
 impl Log for DatabaseLog {
     fn incarnation(&self) -> u128 {
         self.incarnation
@@ -172,18 +182,11 @@ impl Log for DatabaseLog {
     }
 
     fn events_after(&self, after_lc: u64, bounds: PageBounds) -> StorageResult<(Vec<Event>, bool)> {
-        let mut events = self.store.scan_log(after_lc, self.head_lc, bounds.events)?;
-        let mut bytes = 0;
-        let keep = events
-            .iter()
-            .take_while(|event| {
-                bytes += event.data.len();
-                bytes <= bounds.bytes
-            })
-            .count()
-            .max(1)
-            .min(events.len());
-        events.truncate(keep);
+        // The scan stops at the page's bytes: a log of large events is read
+        // a page at a time, not up to the page's count of events.
+        let events = self
+            .store
+            .scan_log(after_lc, self.head_lc, bounds.events, bounds.bytes)?;
         let last = events.last().map_or(after_lc, |event| event.lc);
         Ok((events, last < self.head_lc))
     }
@@ -215,29 +218,238 @@ impl Log for DatabaseLog {
     }
 
     fn digests(&self, ids: &[EventId]) -> StorageResult<Vec<Option<Digest>>> {
-        Ok(self
-            .events(ids)?
-            .into_iter()
-            .map(|event| event.map(|event| digest(&event.data, event.recorded_at)))
-            .collect())
+        // One event at a time: a page of ids over large events is digested
+        // without holding the events.
+        ids.iter()
+            .map(|id| {
+                let event = self.event(*id)?;
+                Ok(event.map(|event| digest(&event.data, event.recorded_at)))
+            })
+            .collect()
     }
 
     fn events(&self, ids: &[EventId]) -> StorageResult<Vec<Option<Event>>> {
-        let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            let event = match self.store.lc_of(*id)? {
-                Some(lc) if lc <= self.head_lc => self.store.event_at(lc)?,
-                _ => None,
-            };
-            found.push(event);
-        }
-        Ok(found)
+        ids.iter().map(|id| self.event(*id)).collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Timestamp;
+    use crate::storage::memory::MemoryStorage;
+    use crate::storage::{DatabaseRecord, Storage, StoredEvent, WriteBatch};
+
+    /// A log of `count` events of `bytes` each, on a store that counts what
+    /// its reads return.
+    fn log_of(count: u64, bytes: usize) -> (MemoryStorage, DatabaseLog) {
+        let storage = MemoryStorage::new();
+        let record = DatabaseRecord {
+            name: "large".to_owned(),
+            incarnation: 1,
+            created_at: Timestamp(0),
+        };
+        let store: Arc<dyn DatabaseStore> =
+            Arc::from(storage.create_database(&record).expect("create"));
+        let events = (0..count)
+            .map(|n| StoredEvent {
+                id: EventId::from_parts(1_700_000_000_000 + n, 0),
+                recorded_at: Timestamp(0),
+                data: Bytes::from(vec![b'7'; bytes]),
+            })
+            .collect();
+        let batch = WriteBatch {
+            first_lc: 1,
+            events,
+            ..WriteBatch::default()
+        };
+        store.write(&batch).expect("write");
+        let log = DatabaseLog {
+            store,
+            incarnation: 1,
+            history: vec![EpochStart {
+                epoch: 1,
+                start_lc: 0,
+                start_us: 0,
+            }],
+            head_lc: count,
+            head_us: 0,
+            losers_listed: 0,
+        };
+        (storage, log)
+    }
+
+    #[test]
+    fn a_page_of_large_events_reads_no_more_than_its_bytes() {
+        let event_bytes = 64 * 1024;
+        let (storage, log) = log_of(300, event_bytes);
+        let bounds = PageBounds {
+            events: 10_000,
+            bytes: 1024 * 1024,
+        };
+        let mut after_lc = 0;
+        let mut pages = 0;
+        loop {
+            let before = storage.event_bytes_read();
+            let (page, more) = log.events_after(after_lc, bounds).expect("page");
+            let read = storage.event_bytes_read() - before;
+            assert!(
+                read <= (bounds.bytes + event_bytes) as u64,
+                "a page read {read} bytes of events, past its bound of {}",
+                bounds.bytes
+            );
+            assert_eq!(page.len(), (300 - after_lc as usize).min(16));
+            assert_eq!(page[0].lc, after_lc + 1, "pages chain");
+            after_lc = page.last().expect("never empty").lc;
+            pages += 1;
+            if !more {
+                break;
+            }
+        }
+        assert_eq!((after_lc, pages), (300, 19));
+    }
+
+    /// How many events read through a [`Tracked`] store are alive, and the
+    /// most that were at once.
+    #[derive(Default)]
+    struct Alive {
+        now: std::sync::atomic::AtomicUsize,
+        peak: std::sync::atomic::AtomicUsize,
+    }
+
+    /// An event's data that counts itself alive until dropped.
+    struct Counted {
+        data: Bytes,
+        alive: Arc<Alive>,
+    }
+
+    impl AsRef<[u8]> for Counted {
+        fn as_ref(&self) -> &[u8] {
+            &self.data
+        }
+    }
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.alive
+                .now
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// A store whose events read by `lc` count how many are alive at once.
+    struct Tracked {
+        inner: Arc<dyn DatabaseStore>,
+        alive: Arc<Alive>,
+    }
+
+    impl DatabaseStore for Tracked {
+        fn last_lc(&self) -> StorageResult<u64> {
+            self.inner.last_lc()
+        }
+        fn last_id(&self) -> StorageResult<Option<EventId>> {
+            self.inner.last_id()
+        }
+        fn last_us(&self) -> StorageResult<u64> {
+            self.inner.last_us()
+        }
+        fn updates_after(
+            &self,
+            after_us: u64,
+            up_to_us: u64,
+            limit: usize,
+        ) -> StorageResult<Vec<(u64, EventId)>> {
+            self.inner.updates_after(after_us, up_to_us, limit)
+        }
+        fn meta(&self, key: &[u8]) -> StorageResult<Option<Bytes>> {
+            self.inner.meta(key)
+        }
+        fn hlc_floor(&self) -> StorageResult<Option<EventId>> {
+            self.inner.hlc_floor()
+        }
+        fn lc_of(&self, id: EventId) -> StorageResult<Option<u64>> {
+            self.inner.lc_of(id)
+        }
+        fn event_at(&self, lc: u64) -> StorageResult<Option<Event>> {
+            use std::sync::atomic::Ordering::SeqCst;
+            Ok(self.inner.event_at(lc)?.map(|mut event| {
+                let now = self.alive.now.fetch_add(1, SeqCst) + 1;
+                self.alive.peak.fetch_max(now, SeqCst);
+                event.data = Bytes::from_owner(Counted {
+                    data: event.data,
+                    alive: self.alive.clone(),
+                });
+                event
+            }))
+        }
+        fn scan_log(
+            &self,
+            after_lc: u64,
+            up_to_lc: u64,
+            limit: usize,
+            bytes_max: usize,
+        ) -> StorageResult<Vec<Event>> {
+            self.inner.scan_log(after_lc, up_to_lc, limit, bytes_max)
+        }
+        fn scan_ids(
+            &self,
+            after: Option<EventId>,
+            before: Option<EventId>,
+            up_to_lc: u64,
+            limit: usize,
+        ) -> StorageResult<Vec<u64>> {
+            self.inner.scan_ids(after, before, up_to_lc, limit)
+        }
+        fn write(&self, batch: &WriteBatch) -> StorageResult<()> {
+            self.inner.write(batch)
+        }
+        fn losers_after(
+            &self,
+            after: Option<EventId>,
+            rows: usize,
+            bytes: usize,
+        ) -> StorageResult<(crate::storage::LosersById, bool)> {
+            self.inner.losers_after(after, rows, bytes)
+        }
+        fn losers_count(&self) -> StorageResult<u64> {
+            self.inner.losers_count()
+        }
+        fn losers(&self, id: EventId) -> StorageResult<Vec<Bytes>> {
+            self.inner.losers(id)
+        }
+    }
+
+    #[test]
+    fn digests_of_a_page_of_ids_hold_one_event_at_a_time() {
+        let (_, mut log) = log_of(100, 64 * 1024);
+        let alive = Arc::new(Alive::default());
+        log.store = Arc::new(Tracked {
+            inner: log.store.clone(),
+            alive: alive.clone(),
+        });
+        let ids: Vec<EventId> = (0..100)
+            .map(|n| EventId::from_parts(1_700_000_000_000 + n, 0))
+            .collect();
+        let digests = log.digests(&ids).expect("digests");
+        assert!(digests.iter().all(Option::is_some), "every id is stored");
+        assert_eq!(
+            alive.peak.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "each event is dropped once digested"
+        );
+    }
+
+    #[test]
+    fn an_event_larger_than_a_page_still_comes_alone() {
+        let (_, log) = log_of(3, 3 * 1024 * 1024);
+        let bounds = PageBounds {
+            events: 10_000,
+            bytes: 1024 * 1024,
+        };
+        let (page, more) = log.events_after(0, bounds).expect("page");
+        assert_eq!(page.iter().map(|event| event.lc).collect::<Vec<_>>(), [1]);
+        assert!(more);
+    }
 
     #[test]
     fn links_and_epochs_round_trip() {

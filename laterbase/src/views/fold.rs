@@ -43,7 +43,9 @@ use super::finite::{self, NotFinite};
 use super::{FoldError, Key, KeyKind, View};
 use crate::error::StorageError;
 use crate::event::{Event, EventId};
-use crate::limits::{VIEW_CHECKPOINT_EVENTS, VIEW_KEY_BYTES_MAX, VIEW_REFOLD_PAGE_ENTRIES};
+use crate::limits::{
+    VIEW_CHECKPOINT_EVENTS, VIEW_FOLD_BYTES_MAX, VIEW_KEY_BYTES_MAX, VIEW_REFOLD_PAGE_ENTRIES,
+};
 use crate::storage::{DatabaseStore, StorageResult, ViewStore};
 
 /// The format of the rows' state: 1 kept `#[sum]` as a running total in
@@ -712,7 +714,12 @@ fn refold_by_scan<V: View>(
         .collect();
     let mut after = 0;
     loop {
-        let page = log.scan_log(after, up_to_lc, VIEW_REFOLD_PAGE_ENTRIES)?;
+        let page = log.scan_log(
+            after,
+            up_to_lc,
+            VIEW_REFOLD_PAGE_ENTRIES,
+            VIEW_FOLD_BYTES_MAX,
+        )?;
         let Some(last) = page.last() else {
             break;
         };
