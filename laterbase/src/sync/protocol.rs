@@ -799,13 +799,20 @@ fn gather(
     bounds: PageBounds,
 ) -> StorageResult<(Vec<Event>, bool)> {
     let asked = &ids[..ids.len().min(bounds.events.max(1))];
-    let mut found: Vec<Event> = log.events(asked)?.into_iter().flatten().collect();
-    let fit = fitting(
-        found.iter().map(|event| event.data.len()),
-        bounds.bytes,
-        true,
-    );
-    found.truncate(fit);
+    // One at a time, so that whatever ids a peer asks for, no more than the
+    // page's bytes (and the one event that does not fit) are ever held.
+    let mut found: Vec<Event> = Vec::new();
+    let mut bytes = 0_usize;
+    for id in asked {
+        let Some(event) = log.events(std::slice::from_ref(id))?.pop().flatten() else {
+            continue;
+        };
+        bytes = bytes.saturating_add(event.data.len());
+        if bytes > bounds.bytes && !found.is_empty() {
+            return Ok((found, false));
+        }
+        found.push(event);
+    }
     let complete = found.len() == ids.len();
     Ok((found, complete))
 }

@@ -440,6 +440,54 @@ mod tests {
     }
 
     #[test]
+    fn the_events_a_peer_asks_for_are_read_only_up_to_a_page() {
+        use crate::sync::protocol;
+        let (_, mut log) = log_of(100, 64 * 1024);
+        let alive = Arc::new(Alive::default());
+        log.store = Arc::new(Tracked {
+            inner: log.store.clone(),
+            alive: alive.clone(),
+        });
+        let want: Vec<EventId> = (0..100)
+            .map(|n| EventId::from_parts(1_700_000_000_000 + n, 0))
+            .collect();
+        let nowhere = protocol::Cursor {
+            incarnation: 0,
+            epoch: 0,
+            lc: 0,
+            us: 0,
+        };
+        let fill = protocol::Fill {
+            events: Vec::new(),
+            complete: true,
+            push_to: nowhere,
+            want,
+            losers: None,
+            losers_wanted: None,
+        };
+        let recall = protocol::Recall {
+            held: &[],
+            losers: None,
+            push: true,
+            push_event_bytes: usize::MAX,
+        };
+        let bounds = PageBounds {
+            events: 10_000,
+            bytes: 256 * 1024,
+        };
+        let (deliver, _) =
+            protocol::deliver(&log, protocol::Responder::unknown(), fill, recall, bounds)
+                .expect("deliver");
+        assert_eq!((deliver.events.len(), deliver.complete), (4, false));
+        drop(deliver);
+        assert_eq!(
+            alive.peak.load(std::sync::atomic::Ordering::SeqCst),
+            5,
+            "a page's worth, and the one event that did not fit"
+        );
+    }
+
+    #[test]
     fn an_event_larger_than_a_page_still_comes_alone() {
         let (_, log) = log_of(3, 3 * 1024 * 1024);
         let bounds = PageBounds {
