@@ -29,6 +29,7 @@ use crate::limits::{
     BATCH_BYTES_MAX, LOSER_BYTES_PER_ID_MAX, LOSERS_PER_ID_MAX, Limits, MERGE_ITEMS_MAX,
 };
 use crate::storage::{DatabaseStore, Storage, StoredEvent, WriteBatch};
+use crate::sync::merge::settle;
 use crate::sync::protocol::Loser;
 
 /// A write waiting for its commit.
@@ -617,24 +618,6 @@ impl Answer {
                 let _ = reply.send(answer);
             }
         }
-    }
-}
-
-/// Settles two forms of one id: the kept form, and the value that lost a
-/// conflict, if the values differ. The same value keeps the earlier
-/// `recorded_at`; of two values, the smaller bytes win, with their own
-/// `recorded_at`. The result does not depend on which form came first.
-pub(crate) fn settle(present: &StoredEvent, incoming: StoredEvent) -> (StoredEvent, Option<Bytes>) {
-    if present.data == incoming.data {
-        let mut kept = present.clone();
-        kept.recorded_at = kept.recorded_at.min(incoming.recorded_at);
-        return (kept, None);
-    }
-    if incoming.data < present.data {
-        let lost = present.data.clone();
-        (incoming, Some(lost))
-    } else {
-        (present.clone(), Some(incoming.data))
     }
 }
 

@@ -36,11 +36,12 @@ use crate::limits::{
     VIEW_RESTARTS_MAX,
 };
 use crate::storage::{Conflict, ConflictsPage, DatabaseRecord, DatabaseStore, PageBytes, Storage};
+use crate::sync::merge::furthest;
 use crate::sync::protocol::Loser;
 use crate::sync::recall::{PeerRecall, Recalls};
 use crate::sync::refusals::{Refusal, RefusalLedger};
 use crate::sync::state::{DatabaseLog, Link, decode_link, encode_link, link_key};
-use crate::sync::{Cursor, Effects, EpochStart};
+use crate::sync::{Effects, EpochStart};
 use crate::views::{Registration, Row, ViewStatus};
 
 /// A handle to one database: append and read its events.
@@ -90,24 +91,6 @@ pub(crate) struct NodeContext {
     pub(crate) views: Arc<Vec<Registration>>,
     /// What the node's merges refused of each peer.
     pub(crate) refusals: Arc<RefusalLedger>,
-}
-
-/// The cursor to keep: the new one, except that within one incarnation and
-/// epoch a cursor never moves back (two rounds with one peer may finish out
-/// of order; each cursor is sound, the later-finishing one may be older).
-fn furthest(stored: Option<Cursor>, new: Option<Cursor>) -> Option<Cursor> {
-    match (stored, new) {
-        (Some(stored), Some(new))
-            if stored.incarnation == new.incarnation && stored.epoch == new.epoch =>
-        {
-            Some(Cursor {
-                lc: stored.lc.max(new.lc),
-                us: stored.us.max(new.us),
-                ..new
-            })
-        }
-        (stored, new) => new.or(stored),
-    }
 }
 
 /// Where a database's actor stands.

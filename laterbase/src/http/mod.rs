@@ -412,8 +412,7 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::method_not_allowed(method.as_str(), uri.path())
 }
 
-/// The header that names the node answering, and the node syncing.
-pub const NODE_HEADER: &str = "laterbase-node";
+pub use crate::sync::wire::NODE_HEADER;
 
 /// Names this node on every answer, and the newest sync wire version it
 /// speaks, so that a peer learns whom it syncs with and how.

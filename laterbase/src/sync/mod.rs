@@ -28,7 +28,10 @@
 //! back to where the backup ends; one into an unknown epoch or incarnation
 //! starts over. So nothing is ever skipped.
 
+mod checks;
 pub mod driver;
+pub mod merge;
+mod messages;
 pub mod protocol;
 pub mod recall;
 pub mod refusals;

@@ -17,9 +17,9 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 
+use super::merge::settle;
 use super::protocol::{self, Cursor, Digest, Entries, EpochStart, Log, Loser, PageBounds};
 use super::recall::PeerRecall;
-use crate::actors::commit::settle;
 use crate::event::{Event, EventId, Timestamp};
 use crate::storage::{StorageResult, StoredEvent};
 

@@ -8,9 +8,8 @@ use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::rt::TokioExecutor;
 
 use super::driver::{Sending, Transport, TransportError};
-use super::wire::{CONTENT_TYPE, VERSION_HEADER};
+use super::wire::{CONTENT_TYPE, NODE_HEADER, VERSION_HEADER};
 use crate::event::EventId;
-use crate::http::NODE_HEADER;
 use crate::limits::{SYNC_ANSWER_BYTES_MAX, SYNC_REQUEST_TIMEOUT_MS};
 
 /// A connection a [`PeerConnector`] opens.

@@ -25,6 +25,9 @@ pub const VERSION: u8 = 3;
 /// The oldest wire version this node still speaks: the first release's.
 pub const VERSION_OLDEST: u8 = 2;
 
+/// The header that names the node answering, and the node syncing.
+pub const NODE_HEADER: &str = "laterbase-node";
+
 /// The header in which a node names the newest wire version it speaks, on
 /// every answer (nodes of the first release send none).
 pub const VERSION_HEADER: &str = "laterbase-sync-version";
