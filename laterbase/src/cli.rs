@@ -348,12 +348,5 @@ fn init_logging(format: LogFormat) {
 
 /// An error with its sources, on one line.
 fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    crate::error::ErrorChain(error).to_string()
 }

@@ -253,19 +253,45 @@ impl StorageError {
     }
 }
 
+/// `error` and its sources, outermost first.
+pub(crate) fn sources<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |error| error.source())
+}
+
+/// The first I/O error in `error`'s chain of sources.
+pub(crate) fn io_source<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a std::io::Error> {
+    sources(error).find_map(|error| error.downcast_ref::<std::io::Error>())
+}
+
+/// Shows an error with its sources on one line (`outer: inner: root`), for
+/// logs and answers: the one printer of error chains.
+pub(crate) struct ErrorChain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut causes = sources(self.0);
+        if let Some(outer) = causes.next() {
+            write!(f, "{outer}")?;
+        }
+        causes.try_for_each(|cause| write!(f, ": {cause}"))
+    }
+}
+
 /// The kind of the I/O errors in `error`'s chain of sources: a full disk if
 /// any says so, else the first one's.
 pub(crate) fn io_kind(error: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
-    let mut first = None;
-    let mut source = Some(error);
-    while let Some(error) = source {
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::StorageFull {
-                return Some(io.kind());
-            }
-            first = first.or(Some(io.kind()));
-        }
-        source = error.source();
+    let mut kinds = sources(error)
+        .filter_map(|error| error.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind);
+    let first = kinds.next()?;
+    if first == std::io::ErrorKind::StorageFull
+        || kinds.any(|kind| kind == std::io::ErrorKind::StorageFull)
+    {
+        return Some(std::io::ErrorKind::StorageFull);
     }
-    first
+    Some(first)
 }

@@ -139,12 +139,5 @@ pub async fn serve_with(
 /// Whether a connection ended because its reader took nothing for the
 /// write timeout.
 fn is_write_timeout(error: &hyper::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            return io.kind() == std::io::ErrorKind::TimedOut;
-        }
-        source = cause.source();
-    }
-    false
+    crate::error::io_source(error).is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
 }

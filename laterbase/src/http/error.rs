@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::Error;
+use crate::error::ErrorChain;
 
 /// An error answered as `{"error": code, "message": text}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,21 +195,6 @@ impl From<Error> for ApiError {
             }
             other => ApiError::internal(&ErrorChain(&other)),
         }
-    }
-}
-
-/// Shows an error with its sources, for the log.
-struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(error) = source {
-            write!(f, ": {error}")?;
-            source = error.source();
-        }
-        Ok(())
     }
 }
 

@@ -175,14 +175,7 @@ fn free_bytes(_dir: &Path) -> Option<u64> {
 /// An fjall error in words: its I/O error's, when it has one (fjall shows
 /// itself in its `Debug` form).
 fn io_detail(error: &fjall::Error) -> String {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            return io.to_string();
-        }
-        source = cause.source();
-    }
-    error.to_string()
+    crate::error::io_source(error).map_or_else(|| error.to_string(), ToString::to_string)
 }
 
 fn keyspace_options(memtable_bytes: u64) -> KeyspaceCreateOptions {

@@ -529,8 +529,7 @@ fn failed_event<V: View>(event: &Event, error: &FoldError, position: &mut Positi
         database = V::DB,
         view = V::NAME,
         id = %event.id,
-        error = %error,
-        cause = %std::error::Error::source(error).map(ToString::to_string).unwrap_or_default(),
+        error = %crate::error::ErrorChain(error),
         "an event could not be folded; it is skipped and counted"
     );
 }
