@@ -22,6 +22,7 @@ use bytes::Bytes;
 use ractor::RpcReplyPort;
 
 use super::database::DatabaseShared;
+use super::watermarks::Marks;
 use crate::clock::{Hlc, Horizon};
 use crate::error::{Error, Result, StorageError};
 use crate::event::{Event, EventId, NewEvent, Receipt, Timestamp};
@@ -191,9 +192,11 @@ impl Writer {
         let written_us = store.last_us()?;
         let max_id = store.last_id()?;
         let losers_listed = store.losers_count()?;
-        shared.losers_listed.store(losers_listed, Ordering::Release);
-        shared.durable_lc.store(written_lc, Ordering::Release);
-        shared.durable_us.store(written_us, Ordering::Release);
+        shared.durable.publish(Marks {
+            lc: written_lc,
+            us: written_us,
+            losers_listed,
+        });
         let database = shared.record.name.clone();
         metrics::gauge!("laterbase_events_stored", "database" => database).set(written_lc as f64);
         Ok(Writer {
@@ -565,16 +568,14 @@ impl Writer {
         self.written_lc = last_lc;
         self.written_us += staged.batch.replaced.len() as u64;
         self.losers_listed += staged.new_losers;
-        self.shared
-            .losers_listed
-            .store(self.losers_listed, Ordering::Release);
-        self.shared
-            .durable_us
-            .store(self.written_us, Ordering::Release);
         self.max_id = self.max_id.max(staged.max_id);
         self.shared.events.fetch_add(count, Ordering::Relaxed);
         self.shared.persists.fetch_add(1, Ordering::Relaxed);
-        self.shared.durable_lc.store(last_lc, Ordering::Release);
+        self.shared.durable.publish(Marks {
+            lc: last_lc,
+            us: self.written_us,
+            losers_listed: self.losers_listed,
+        });
         let database = self.shared.record.name.clone();
         metrics::gauge!("laterbase_events_stored", "database" => database).set(last_lc as f64);
         if count > 0 || !staged.batch.replaced.is_empty() {

@@ -26,6 +26,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::commit::{MergeReceipt, PendingWrite, Write, Writer, check_batch_size, event_at};
 use super::view::{RowPages, ViewActor, ViewAnswer, ViewArgs, ViewHandle, ViewQuery};
+use super::watermarks::Watermarks;
 use super::{run_storage, stopped_child};
 use crate::clock::Hlc;
 use crate::error::{Error, Result};
@@ -132,13 +133,8 @@ pub(crate) struct DatabaseShared {
     pub(crate) view_steps: BTreeMap<&'static str, Arc<AtomicU64>>,
     /// The running actor; replaced when the supervisor restarts it.
     actor: tokio::sync::watch::Sender<ActorSlot>,
-    /// The highest logical clock that an fsync has covered.
-    pub(crate) durable_lc: AtomicU64,
-    /// The highest update number that an fsync has covered.
-    pub(crate) durable_us: AtomicU64,
-    /// Distinct losing values listed, durable: told to peers in sync
-    /// replies, so that they fetch the list when it grows.
-    pub(crate) losers_listed: AtomicU64,
+    /// How far the database is durable, as its writer publishes it.
+    pub(crate) durable: Watermarks,
     /// What sync remembers of each peer between rounds.
     pub(crate) recalls: std::sync::Mutex<Recalls>,
     /// What the node's merges refused of each peer (shared by the node's
@@ -191,9 +187,7 @@ impl DatabaseShared {
             view_actors: RwLock::default(),
             store: RwLock::new(Some(store)),
             actor: tokio::sync::watch::Sender::new(ActorSlot::Restarting),
-            durable_lc: AtomicU64::new(0),
-            durable_us: AtomicU64::new(0),
-            losers_listed: AtomicU64::new(0),
+            durable: Watermarks::default(),
             recalls: std::sync::Mutex::default(),
             refusals: context.refusals.clone(),
             link_locks: std::sync::Mutex::default(),
@@ -258,7 +252,7 @@ impl Database {
 
     /// The logical clock of the last durable event.
     pub fn lc(&self) -> u64 {
-        self.shared.durable_lc.load(Ordering::Acquire)
+        self.shared.durable.lc()
     }
 
     /// Name, event count, clock and node, as `GET /db/{db}` shows them.
@@ -543,9 +537,9 @@ impl Database {
             history: self.shared.history.clone(),
             // The update number first: a rewrite is durable only with its
             // commit, which the lc watermark also covers.
-            head_us: self.shared.durable_us.load(Ordering::Acquire),
-            head_lc: self.shared.durable_lc.load(Ordering::Acquire),
-            losers_listed: self.shared.losers_listed.load(Ordering::Acquire),
+            head_us: self.shared.durable.us(),
+            head_lc: self.shared.durable.lc(),
+            losers_listed: self.shared.durable.losers_listed(),
         })
     }
 

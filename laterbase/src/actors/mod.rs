@@ -23,6 +23,7 @@ pub(crate) mod node;
 #[cfg(feature = "server")]
 pub(crate) mod replication;
 pub(crate) mod view;
+pub(crate) mod watermarks;
 
 pub use commit::MergeReceipt;
 pub use database::{Database, DatabaseInfo, DatabaseStats};

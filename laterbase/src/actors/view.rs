@@ -249,7 +249,7 @@ impl Actor for ViewActor {
             None => return Err(format!("view {name} is not registered on database {db}").into()),
         };
         let fingerprint = engine.fingerprint();
-        let us = shared.durable_us.load(Ordering::Acquire);
+        let us = shared.durable.us();
         let (store, position, rebuilding) = run_storage(shared.may_block, move || {
             let store: Arc<dyn ViewStore> = Arc::from(storage.open_view(db, name)?);
             let (position, rebuilding) = match Position::load(store.as_ref())? {
@@ -350,12 +350,12 @@ fn ready(state: &ViewState, lc: u64) -> bool {
 
 /// Whether a stored event was rewritten since the view last refolded.
 fn rewritten(state: &ViewState) -> bool {
-    state.shared.durable_us.load(Ordering::Acquire) > state.position.us
+    state.shared.durable.us() > state.position.us
 }
 
 /// Whether durable events or rewrites wait for the view.
 fn behind(state: &ViewState) -> bool {
-    state.position.lc < state.shared.durable_lc.load(Ordering::Acquire) || rewritten(state)
+    state.position.lc < state.shared.durable.lc() || rewritten(state)
 }
 
 /// Sends a step after commits of the view's database, until the actor is
@@ -389,8 +389,8 @@ fn queue_step(
 async fn step(state: &mut ViewState) -> Result<(), ActorProcessingErr> {
     // Rewrites first: a rewrite made durable after this read is refolded
     // by the next step, whichever form the fold below reads.
-    let durable_us = state.shared.durable_us.load(Ordering::Acquire);
-    let durable_lc = state.shared.durable_lc.load(Ordering::Acquire);
+    let durable_us = state.shared.durable.us();
+    let durable_lc = state.shared.durable.lc();
     let (db, name) = (state.registration.db, state.registration.name);
     if durable_us > state.position.us {
         refold_rewritten(state, durable_us).await?;
