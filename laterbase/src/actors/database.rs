@@ -1,4 +1,7 @@
-//! The database actor, the only writer of one database, and its handle.
+//! The handle of one database, the messages it sends its actor
+//! (`database_actor.rs`, the only writer), and the state they share; what
+//! sync and views ask of a database are in `database/sync.rs` and
+//! `database/views.rs`.
 //!
 //! Appends travel through the actor's mailbox. The actor queues each one and
 //! sends itself a `Flush` behind whatever else waits in the mailbox, so that
@@ -15,35 +18,34 @@
 //! watermark (`durable_lc`), which moves only after an fsync, so nothing is
 //! shown that a power loss could take back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{ActorRef, RpcReplyPort};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::commit::{MergeReceipt, PendingWrite, Write, Writer, check_batch_size, event_at};
-use super::view::{RowPages, ViewActor, ViewAnswer, ViewArgs, ViewHandle, ViewQuery};
+use super::commit::{MergeReceipt, check_batch_size, event_at};
+use super::run_storage;
+use super::view::ViewHandle;
 use super::watermarks::Watermarks;
-use super::{run_storage, stopped_child};
-use crate::clock::Hlc;
 use crate::error::{Error, Result};
 use crate::event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Receipt};
 use crate::limits::{
-    APPEND_KIB_IN_FLIGHT_MAX, BATCH_EVENTS_MAX, CONFLICTS_PAGE_BYTES_MAX, GET_IDS_MAX, Limits,
-    MERGE_ITEMS_MAX, PAGE_BYTES_MAX, PAGE_EVENTS_MAX, SYNC_PEERS_RECALLED_MAX, VIEW_PAGE_ROWS_MAX,
-    VIEW_RESTARTS_MAX,
+    APPEND_KIB_IN_FLIGHT_MAX, CONFLICTS_PAGE_BYTES_MAX, GET_IDS_MAX, Limits, MERGE_ITEMS_MAX,
+    PAGE_BYTES_MAX, PAGE_EVENTS_MAX,
 };
-use crate::storage::{Conflict, ConflictsPage, DatabaseRecord, DatabaseStore, PageBytes, Storage};
-use crate::sync::merge::furthest;
+use crate::storage::{Conflict, ConflictsPage, DatabaseRecord, DatabaseStore, PageBytes};
+use crate::sync::EpochStart;
 use crate::sync::protocol::Loser;
-use crate::sync::recall::{PeerRecall, Recalls};
+use crate::sync::recall::Recalls;
 use crate::sync::refusals::{Refusal, RefusalLedger};
-use crate::sync::state::{DatabaseLog, Link, decode_link, encode_link, link_key};
-use crate::sync::{Effects, EpochStart};
-use crate::views::{Registration, Row, ViewStatus};
+use crate::views::Registration;
+
+mod sync;
+mod views;
 
 /// A handle to one database: append and read its events.
 ///
@@ -438,194 +440,6 @@ impl Database {
         .await
     }
 
-    /// The names of this database's views, sorted.
-    pub fn view_names(&self) -> Vec<&'static str> {
-        let mut names: Vec<&'static str> = self.shared.views.iter().map(|view| view.name).collect();
-        names.sort_unstable();
-        names
-    }
-
-    /// The row of `view` at `key`, over every event durable when the call
-    /// began (read-your-writes). `key` is the key as a query gives it (see
-    /// [`Key::parse`]).
-    pub async fn view_row(&self, view: &str, key: &str) -> Result<Option<Row>> {
-        let handle = self.view_handle(view)?;
-        let parsed = handle.parse_key(view, key)?;
-        match handle.ask(ViewQuery::Key(parsed), self.lc()).await? {
-            ViewAnswer::Row(row) => Ok(row),
-            _ => Err(Error::Unavailable("the view answered another question")),
-        }
-    }
-
-    /// Rows of `view` in key order after the row keyed `after` (a key as a
-    /// query gives it), at most `limit` (clamped to [`VIEW_PAGE_ROWS_MAX`];
-    /// without one, as many as fit) and about [`PAGE_BYTES_MAX`] of stored
-    /// rows; and whether more follow. Over every event durable when the
-    /// call began. [`Database::view_pages`] reads every row.
-    pub async fn view_rows(
-        &self,
-        view: &str,
-        after: Option<&str>,
-        limit: Option<usize>,
-    ) -> Result<(Vec<Row>, bool)> {
-        let handle = self.view_handle(view)?;
-        let after = after.map(|text| handle.parse_key(view, text)).transpose()?;
-        let limit = limit.map_or(usize::MAX, |limit| limit.clamp(1, VIEW_PAGE_ROWS_MAX));
-        match handle
-            .ask(ViewQuery::Rows { after, limit }, self.lc())
-            .await?
-        {
-            ViewAnswer::Rows { rows, more } => Ok((rows, more)),
-            _ => Err(Error::Unavailable("the view answered another question")),
-        }
-    }
-
-    /// Every row of `view` in key order after the row keyed `after`, as of
-    /// one snapshot taken once the view has folded every event durable when
-    /// the call began, to read a page at a time: the whole of a large view
-    /// without holding it in memory.
-    pub async fn view_pages(&self, view: &str, after: Option<&str>) -> Result<RowPages> {
-        let handle = self.view_handle(view)?;
-        let after = after.map(|text| handle.parse_key(view, text)).transpose()?;
-        match handle.ask(ViewQuery::Snapshot { after }, self.lc()).await? {
-            ViewAnswer::Snapshot(pages) => Ok(pages),
-            _ => Err(Error::Unavailable("the view answered another question")),
-        }
-    }
-
-    /// Where each of this database's views stands, once each has folded
-    /// every event durable now.
-    pub async fn view_statuses(&self) -> Result<Vec<ViewStatus>> {
-        let mut statuses = Vec::new();
-        for name in self.view_names() {
-            let handle = self.view_handle(name)?;
-            match handle.ask(ViewQuery::Status, self.lc()).await? {
-                ViewAnswer::Status(status) => statuses.push(status),
-                _ => return Err(Error::Unavailable("the view answered another question")),
-            }
-        }
-        Ok(statuses)
-    }
-
-    fn view_handle(&self, view: &str) -> Result<ViewHandle> {
-        let not_found = || Error::ViewNotFound {
-            db: self.name().to_owned(),
-            view: view.to_owned(),
-        };
-        if !self
-            .shared
-            .views
-            .iter()
-            .any(|registered| registered.name == view)
-        {
-            return Err(not_found());
-        }
-        self.shared
-            .view_actors
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(view)
-            .cloned()
-            .ok_or(Error::Unavailable("the view is starting"))
-    }
-
-    /// The durable log as the sync protocol reads it, as of now.
-    pub(crate) fn sync_log(&self) -> Result<DatabaseLog> {
-        Ok(DatabaseLog {
-            store: self.shared.store()?,
-            incarnation: self.shared.record.incarnation,
-            history: self.shared.history.clone(),
-            // The update number first: a rewrite is durable only with its
-            // commit, which the lc watermark also covers.
-            head_us: self.shared.durable.us(),
-            head_lc: self.shared.durable.lc(),
-            losers_listed: self.shared.durable.losers_listed(),
-        })
-    }
-
-    /// What this database keeps about `peer`.
-    pub(crate) async fn sync_link(&self, peer: EventId) -> Result<Link> {
-        let store = self.shared.store()?;
-        self.read(move || match store.meta(&link_key(peer))? {
-            Some(bytes) => Ok(decode_link(&bytes)?),
-            None => Ok(Link::default()),
-        })
-        .await
-    }
-
-    /// The lock under which sync steps with `peer` read and write its link.
-    fn link_lock(&self, peer: EventId) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self
-            .shared
-            .link_locks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if !locks.contains_key(&peer) && locks.len() >= SYNC_PEERS_RECALLED_MAX {
-            // Only a lock nobody holds or waits for may go.
-            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
-        }
-        locks.entry(peer).or_default().clone()
-    }
-
-    /// What sync remembers of `peer`.
-    pub(crate) fn recall(&self, peer: EventId) -> PeerRecall {
-        self.shared
-            .recalls
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .of(peer)
-    }
-
-    /// Changes what sync remembers of `peer`.
-    pub(crate) fn update_recall(&self, peer: EventId, change: impl FnOnce(&mut PeerRecall)) {
-        self.shared
-            .recalls
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .update(peer, change);
-    }
-
-    /// Applies what a sync step asks for: merges its events and lists its
-    /// losers and, in the same atomic write, stores the cursors it moved;
-    /// then remembers what the step taught of the peer. Returns the link as
-    /// stored. One step at a time per peer reads and writes its link: a node
-    /// is the initiator and the responder of rounds with the same peer at
-    /// once, and a write from a link read before the other's would move a
-    /// cursor back.
-    pub(crate) async fn apply_sync(&self, peer: EventId, effects: Effects) -> Result<Link> {
-        let lock = self.link_lock(peer);
-        let _only_step = lock.lock().await;
-        let link = self.sync_link(peer).await?;
-        let updated = Link {
-            into_peer: furthest(link.into_peer, effects.cursor_into_peer),
-            peer_into_local: effects.peer_cursor_into_local.or(link.peer_into_local),
-            bulk: effects.bulk.unwrap_or(link.bulk),
-        };
-        let mut held = None;
-        if !effects.merge.is_empty() || !effects.losers.is_empty() || updated != link {
-            // What no read could serve is skipped, and the rest stored with
-            // the cursors: refusing the whole page would stop this
-            // database's sync with the peer for good.
-            let (events, losers, refused) = self.screen(effects.merge, effects.losers, Some(peer));
-            let meta = vec![(link_key(peer), encode_link(&updated))];
-            let receipt = self.merge_with_meta(events, losers, meta).await?;
-            self.shared.refusals.record(peer, &refused);
-            held = effects.merge_origin.zip(receipt.held);
-        }
-        self.update_recall(peer, |recall| {
-            if let Some((origin, (after_lc, to_lc))) = held {
-                recall.remember(origin, after_lc, to_lc);
-            }
-            if let Some(cursor) = updated.peer_into_local {
-                recall.passed(cursor);
-            }
-            if let Some(scan) = effects.loser_scan {
-                recall.read_losers(scan);
-            }
-        });
-        Ok(updated)
-    }
-
     /// A share of the bytes in flight, waited for up to the call timeout (a
     /// timeout names `operation`, the write that waited).
     async fn permit(&self, operation: &'static str, bytes: usize) -> Result<OwnedSemaphorePermit> {
@@ -793,22 +607,6 @@ impl std::fmt::Debug for Database {
     }
 }
 
-/// The database actor's behaviour.
-pub(crate) struct DatabaseActor;
-
-/// What a database actor is started with.
-pub(crate) struct DatabaseArgs {
-    pub(crate) shared: Arc<DatabaseShared>,
-    pub(crate) storage: Arc<dyn Storage>,
-    pub(crate) hlc: Arc<Hlc>,
-    /// Whether this start follows a crash: then what the crashed actor wrote
-    /// but did not make durable is made durable before anything is shown.
-    pub(crate) restarted: bool,
-    /// How long the start waits for the writer lease
-    /// (`WRITER_LEASE_WAIT_MS_MAX`).
-    pub(crate) lease_wait: Duration,
-}
-
 /// Messages a database actor takes.
 pub(crate) enum DatabaseMsg {
     /// Append a batch; the reply comes once it is durable.
@@ -863,245 +661,6 @@ impl DatabaseMsg {
     }
 }
 
-pub(crate) struct DatabaseState {
-    shared: Arc<DatabaseShared>,
-    /// The only writer of the database; `None` only while a commit has
-    /// lent it to the blocking pool.
-    writer: Option<Writer>,
-    /// Appends waiting for the next commit.
-    queue: Vec<PendingWrite>,
-    /// Whether a `Flush` is in the mailbox.
-    flush_queued: bool,
-    /// The engine, for the views' stores.
-    storage: Arc<dyn Storage>,
-    /// The running view actors, to restart one that crashes.
-    views: HashMap<ractor::ActorId, Registration>,
-    /// Each view's restarts still allowed (`VIEW_RESTARTS_MAX` per window).
-    view_restarts: HashMap<&'static str, super::RestartBudget>,
-}
-
-impl Actor for DatabaseActor {
-    type Msg = DatabaseMsg;
-    type State = DatabaseState;
-    type Arguments = DatabaseArgs;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<DatabaseMsg>,
-        args: DatabaseArgs,
-    ) -> Result<DatabaseState, ActorProcessingErr> {
-        let DatabaseArgs {
-            shared,
-            storage,
-            hlc,
-            restarted,
-            lease_wait,
-        } = args;
-        // A writer left running by a killed predecessor finishes first, but
-        // a start does not wait for it forever.
-        let lease = tokio::time::timeout(lease_wait, shared.writer_lease.clone().lock_owned())
-            .await
-            .map_err(|_| Error::WriterLeaseTimeout {
-                database: shared.record.name.clone(),
-                waited_ms: u64::try_from(lease_wait.as_millis()).unwrap_or(u64::MAX),
-            })?;
-        let opening = shared.clone();
-        let views_storage = storage.clone();
-        let writer = run_storage(shared.may_block, move || {
-            Writer::open(opening, storage, hlc, restarted, lease)
-        })
-        .await?;
-        let mut state = DatabaseState {
-            shared,
-            writer: Some(writer),
-            queue: Vec::new(),
-            flush_queued: false,
-            storage: views_storage,
-            views: HashMap::new(),
-            view_restarts: HashMap::new(),
-        };
-        // A view that cannot start leaves its database serving.
-        for registration in state.shared.views.clone() {
-            if let Err(error) = spawn_view(&myself, &mut state, registration).await {
-                tracing::error!(database = registration.db, view = registration.name, %error, "view actor failed to start; the view stays unavailable");
-            }
-        }
-        Ok(state)
-    }
-
-    async fn handle_supervisor_evt(
-        &self,
-        myself: ActorRef<DatabaseMsg>,
-        event: ractor::SupervisionEvent,
-        state: &mut DatabaseState,
-    ) -> Result<(), ActorProcessingErr> {
-        let Some((cell, reason)) = stopped_child(event) else {
-            return Ok(());
-        };
-        let Some(registration) = state.views.remove(&cell.get_id()) else {
-            return Ok(());
-        };
-        let (db, view) = (registration.db, registration.name);
-        let restarts = state
-            .view_restarts
-            .entry(view)
-            .or_insert_with(|| super::RestartBudget::new(VIEW_RESTARTS_MAX));
-        if !restarts.spend(tokio::time::Instant::now()) {
-            tracing::error!(database = db, view, %reason, "view actor stopped; restart budget spent, the view stays unavailable");
-            return Ok(());
-        }
-        tracing::error!(database = db, view, %reason, "view actor stopped; restarting it");
-        if let Err(error) = spawn_view(&myself, state, registration).await {
-            tracing::error!(database = db, view, %error, "view actor failed to restart; the view stays unavailable");
-        }
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        myself: ActorRef<DatabaseMsg>,
-        message: DatabaseMsg,
-        state: &mut DatabaseState,
-    ) -> Result<(), ActorProcessingErr> {
-        match message {
-            DatabaseMsg::Append {
-                events,
-                permit,
-                reply: Some(reply),
-            } => {
-                state.queue.push(PendingWrite {
-                    write: Write::Append { events, reply },
-                    _permit: permit,
-                });
-                // Appends already in the mailbox (they queued up during the
-                // last commit) join this one's commit: the flush comes after.
-                if !state.flush_queued {
-                    state.flush_queued = true;
-                    myself.send_message(DatabaseMsg::Flush)?;
-                }
-            }
-            DatabaseMsg::Append { reply: None, .. } => {
-                unreachable!("appends are sent with a reply port")
-            }
-            DatabaseMsg::Merge { reply: None, .. } => {
-                unreachable!("merges are sent with a reply port")
-            }
-            DatabaseMsg::Merge {
-                events,
-                losers,
-                meta,
-                permit,
-                reply: Some(reply),
-            } => {
-                state.queue.push(PendingWrite {
-                    write: Write::Merge {
-                        events,
-                        losers,
-                        meta,
-                        reply,
-                    },
-                    _permit: permit,
-                });
-                if !state.flush_queued {
-                    state.flush_queued = true;
-                    myself.send_message(DatabaseMsg::Flush)?;
-                }
-            }
-            DatabaseMsg::Flush => {
-                state.flush_queued = false;
-                commit_queued(state).await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn post_stop(
-        &self,
-        myself: ActorRef<DatabaseMsg>,
-        state: &mut DatabaseState,
-    ) -> Result<(), ActorProcessingErr> {
-        // Views are not restarted from here on.
-        state.views.clear();
-        myself
-            .stop_children_and_wait(
-                None,
-                Some(Duration::from_millis(state.shared.call_timeout_ms)),
-            )
-            .await;
-        commit_queued(state).await
-    }
-}
-
-/// Starts the actor of one view, linked to its database's actor.
-async fn spawn_view(
-    myself: &ActorRef<DatabaseMsg>,
-    state: &mut DatabaseState,
-    registration: Registration,
-) -> Result<(), ActorProcessingErr> {
-    let args = ViewArgs {
-        registration,
-        shared: state.shared.clone(),
-        storage: state.storage.clone(),
-    };
-    let key_kind = (registration.engine)().key_kind();
-    let (actor, _) = Actor::spawn_linked(None, ViewActor, args, myself.get_cell()).await?;
-    state.views.insert(actor.get_id(), registration);
-    state
-        .shared
-        .view_actors
-        .write()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(registration.name, ViewHandle { key_kind, actor });
-    Ok(())
-}
-
-/// Commits every queued append, a batch's worth at a time.
-///
-/// The commit blocks this actor, not the runtime: on a multi-threaded
-/// runtime it runs in place (the worker hands its other tasks over), which
-/// spares a thread switch per commit; on a current-thread runtime it goes to
-/// the blocking pool; with the in-memory engine, which never blocks, it runs
-/// inline. Appends that arrive meanwhile wait in the mailbox and share the
-/// next commit, and so its fsync.
-async fn commit_queued(state: &mut DatabaseState) -> Result<(), ActorProcessingErr> {
-    while !state.queue.is_empty() {
-        let appends = take_commit(&mut state.queue);
-        let Some(mut writer) = state.writer.take() else {
-            return Err("the writer was lost by an earlier commit".into());
-        };
-        let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
-            == tokio::runtime::RuntimeFlavor::MultiThread;
-        if !state.shared.may_block {
-            writer.commit(appends);
-        } else if multi_thread {
-            tokio::task::block_in_place(|| writer.commit(appends));
-        } else {
-            writer = run_storage(true, move || {
-                writer.commit(appends);
-                Ok(writer)
-            })
-            .await?;
-        }
-        state.writer = Some(writer);
-    }
-    Ok(())
-}
-
-/// The queued appends for one commit: all of them, up to a batch's worth of
-/// events (always at least one append).
-fn take_commit(queue: &mut Vec<PendingWrite>) -> Vec<PendingWrite> {
-    let mut events = 0;
-    let count = queue
-        .iter()
-        .take_while(|pending| {
-            events += pending.write.len();
-            events <= BATCH_EVENTS_MAX
-        })
-        .count()
-        .max(1);
-    queue.drain(..count.min(queue.len())).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1139,43 +698,6 @@ mod tests {
         );
 
         db.shared.actor.send_replace(running);
-        node.shutdown().await.expect("shutdown");
-    }
-
-    /// A second actor for a database whose writer lease is held (by the
-    /// running actor, here; by a killed one's commit in production) gives
-    /// up after its bound, naming the database.
-    #[tokio::test]
-    async fn a_start_waits_for_the_writer_lease_boundedly() {
-        let node = crate::Node::open(crate::Config::in_memory())
-            .await
-            .expect("open");
-        let db = node.create_database("leased").await.expect("create");
-        let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
-        let random = Arc::new(crate::clock::Random::from_seed(7));
-        let args = DatabaseArgs {
-            shared: db.shared.clone(),
-            storage: Arc::new(crate::MemoryStorage::new()),
-            hlc: Arc::new(Hlc::new(clock, random, 0, EventId::default())),
-            restarted: true,
-            lease_wait: Duration::from_millis(20),
-        };
-        let started = Actor::spawn(None, DatabaseActor, args).await;
-        let Err(error) = started else {
-            panic!("a second writer started while the lease was held");
-        };
-        let ractor::SpawnErr::StartupFailed(cause) = error else {
-            panic!("not a failed start: {error:?}");
-        };
-        let message = cause.to_string();
-        assert!(
-            message
-                .starts_with("database \"leased\": its writer lease was not released within 20 ms"),
-            "{message}"
-        );
-        db.append(vec![NewEvent::new("1")])
-            .await
-            .expect("the running actor serves on");
         node.shutdown().await.expect("shutdown");
     }
 }

@@ -19,6 +19,7 @@
 
 pub(crate) mod commit;
 pub(crate) mod database;
+pub(crate) mod database_actor;
 pub(crate) mod node;
 #[cfg(feature = "server")]
 pub(crate) mod replication;

@@ -16,9 +16,8 @@ use ractor::{
 };
 use tokio::sync::watch;
 
-use super::database::{
-    ActorSlot, Database, DatabaseActor, DatabaseArgs, DatabaseShared, NodeContext,
-};
+use super::database::{ActorSlot, Database, DatabaseShared, NodeContext};
+use super::database_actor::{DatabaseActor, DatabaseArgs};
 #[cfg(feature = "server")]
 use super::replication::{
     PeerStatus, PeerStatuses, ReplicationConfig, ReplicationSupervisor, SupervisorArgs,

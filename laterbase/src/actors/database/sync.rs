@@ -1,0 +1,113 @@
+//! What sync asks of a database: its log as the protocol reads it, its link
+//! to each peer, what it remembers of each, and the applying of a step's
+//! effects, one step at a time per peer.
+
+use std::sync::{Arc, PoisonError};
+
+use super::Database;
+use crate::error::Result;
+use crate::event::EventId;
+use crate::limits::SYNC_PEERS_RECALLED_MAX;
+use crate::sync::Effects;
+use crate::sync::merge::furthest;
+use crate::sync::recall::PeerRecall;
+use crate::sync::state::{DatabaseLog, Link, decode_link, encode_link, link_key};
+
+impl Database {
+    /// The durable log as the sync protocol reads it, as of now.
+    pub(crate) fn sync_log(&self) -> Result<DatabaseLog> {
+        Ok(DatabaseLog {
+            store: self.shared.store()?,
+            incarnation: self.shared.record.incarnation,
+            history: self.shared.history.clone(),
+            // The update number first: a rewrite is durable only with its
+            // commit, which the lc watermark also covers.
+            head_us: self.shared.durable.us(),
+            head_lc: self.shared.durable.lc(),
+            losers_listed: self.shared.durable.losers_listed(),
+        })
+    }
+
+    /// What this database keeps about `peer`.
+    pub(crate) async fn sync_link(&self, peer: EventId) -> Result<Link> {
+        let store = self.shared.store()?;
+        self.read(move || match store.meta(&link_key(peer))? {
+            Some(bytes) => Ok(decode_link(&bytes)?),
+            None => Ok(Link::default()),
+        })
+        .await
+    }
+
+    /// The lock under which sync steps with `peer` read and write its link.
+    fn link_lock(&self, peer: EventId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .shared
+            .link_locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !locks.contains_key(&peer) && locks.len() >= SYNC_PEERS_RECALLED_MAX {
+            // Only a lock nobody holds or waits for may go.
+            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        }
+        locks.entry(peer).or_default().clone()
+    }
+
+    /// What sync remembers of `peer`.
+    pub(crate) fn recall(&self, peer: EventId) -> PeerRecall {
+        self.shared
+            .recalls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .of(peer)
+    }
+
+    /// Changes what sync remembers of `peer`.
+    pub(crate) fn update_recall(&self, peer: EventId, change: impl FnOnce(&mut PeerRecall)) {
+        self.shared
+            .recalls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .update(peer, change);
+    }
+
+    /// Applies what a sync step asks for: merges its events and lists its
+    /// losers and, in the same atomic write, stores the cursors it moved;
+    /// then remembers what the step taught of the peer. Returns the link as
+    /// stored. One step at a time per peer reads and writes its link: a node
+    /// is the initiator and the responder of rounds with the same peer at
+    /// once, and a write from a link read before the other's would move a
+    /// cursor back.
+    pub(crate) async fn apply_sync(&self, peer: EventId, effects: Effects) -> Result<Link> {
+        let lock = self.link_lock(peer);
+        let _only_step = lock.lock().await;
+        let link = self.sync_link(peer).await?;
+        let updated = Link {
+            into_peer: furthest(link.into_peer, effects.cursor_into_peer),
+            peer_into_local: effects.peer_cursor_into_local.or(link.peer_into_local),
+            bulk: effects.bulk.unwrap_or(link.bulk),
+        };
+        let mut held = None;
+        if !effects.merge.is_empty() || !effects.losers.is_empty() || updated != link {
+            // What no read could serve is skipped, and the rest stored with
+            // the cursors: refusing the whole page would stop this
+            // database's sync with the peer for good.
+            let (events, losers, refused) = self.screen(effects.merge, effects.losers, Some(peer));
+            let meta = vec![(link_key(peer), encode_link(&updated))];
+            let receipt = self.merge_with_meta(events, losers, meta).await?;
+            self.shared.refusals.record(peer, &refused);
+            held = effects.merge_origin.zip(receipt.held);
+        }
+        self.update_recall(peer, |recall| {
+            if let Some((origin, (after_lc, to_lc))) = held {
+                recall.remember(origin, after_lc, to_lc);
+            }
+            if let Some(cursor) = updated.peer_into_local {
+                recall.passed(cursor);
+            }
+            if let Some(scan) = effects.loser_scan {
+                recall.read_losers(scan);
+            }
+        });
+        Ok(updated)
+    }
+}
