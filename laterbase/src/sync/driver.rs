@@ -11,6 +11,7 @@ use std::pin::Pin;
 use bytes::Bytes;
 
 use super::protocol::{self, Deliver, Entries, LeftOut, Origin, PageBounds, StepError, StepResult};
+use super::recall::PeerRecall;
 use super::wire::{self, FillRequest};
 use crate::Database;
 use crate::actors::run_storage;
@@ -321,10 +322,8 @@ pub async fn answer_fill(database: &Database, peer: EventId, body: &Bytes) -> Re
     // The pushed page was checked against the cursor stored at the reply:
     // if the cursor changed since (this node lost its data and came back,
     // say), the page may start past it, and must not move it.
-    let mut responder = None;
-    database.update_recall(peer, |recall| responder = Some(recall.take_answered()));
-    let responder = responder
-        .unwrap_or_else(protocol::Responder::unknown)
+    let responder = database
+        .update_recall(peer, PeerRecall::take_answered)
         .against(link.into_peer);
     let recall = database.recall(peer);
     let current = version >= wire::VERSION;

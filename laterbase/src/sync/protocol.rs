@@ -9,7 +9,7 @@ use super::checks::{PageCheck, check_cursor_into, check_page};
 pub use super::checks::{Refusal, StepError, StepResult, check_offer, check_summary};
 pub use super::messages::*;
 use crate::event::{Event, EventId};
-use crate::storage::StorageResult;
+use crate::storage::{PageBytes, StorageResult};
 
 /// How many of `sizes`, from the start, fit in `bytes`; when `alone`
 /// (nothing precedes them), at least one, however large.
@@ -265,13 +265,12 @@ fn gather(
     // One at a time, so that whatever ids a peer asks for, no more than the
     // page's bytes (and the one event that does not fit) are ever held.
     let mut found: Vec<Event> = Vec::new();
-    let mut bytes = 0_usize;
+    let mut budget = PageBytes::new(bounds.bytes);
     for id in asked {
         let Some(event) = log.events(std::slice::from_ref(id))?.pop().flatten() else {
             continue;
         };
-        bytes = bytes.saturating_add(event.data.len());
-        if bytes > bounds.bytes && !found.is_empty() {
+        if !budget.take(event.data.len()) {
             return Ok((found, false));
         }
         found.push(event);

@@ -136,11 +136,11 @@ impl Recalls {
     }
 
     /// Changes what is remembered of `peer`.
-    pub fn update(&mut self, peer: EventId, change: impl FnOnce(&mut PeerRecall)) {
+    pub fn update<R>(&mut self, peer: EventId, change: impl FnOnce(&mut PeerRecall) -> R) -> R {
         if !self.peers.contains_key(&peer) && self.peers.len() >= SYNC_PEERS_RECALLED_MAX {
             self.peers.pop_first();
         }
-        change(self.peers.entry(peer).or_default());
+        change(self.peers.entry(peer).or_default())
     }
 }
 

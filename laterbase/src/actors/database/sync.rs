@@ -62,12 +62,16 @@ impl Database {
     }
 
     /// Changes what sync remembers of `peer`.
-    pub(crate) fn update_recall(&self, peer: EventId, change: impl FnOnce(&mut PeerRecall)) {
+    pub(crate) fn update_recall<R>(
+        &self,
+        peer: EventId,
+        change: impl FnOnce(&mut PeerRecall) -> R,
+    ) -> R {
         self.shared
             .recalls
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .update(peer, change);
+            .update(peer, change)
     }
 
     /// Applies what a sync step asks for: merges its events and lists its
