@@ -11,6 +11,8 @@ use std::pin::Pin;
 use bytes::Bytes;
 
 use super::protocol::{self, Deliver, Entries, LeftOut, Origin, PageBounds, StepError, StepResult};
+#[cfg(feature = "server")]
+use super::merge::{ListedConflict, listed_losers};
 use super::recall::PeerRecall;
 use super::wire::{self, FillRequest};
 use crate::Database;
@@ -401,7 +403,7 @@ fn protocol_error(error: &wire::WireError) -> Error {
 /// from the answer.
 #[cfg(feature = "server")]
 #[derive(serde::Deserialize)]
-struct ListedConflict<'a> {
+struct ListedConflictJson<'a> {
     id: EventId,
     #[serde(borrow)]
     kept: Option<&'a serde_json::value::RawValue>,
@@ -415,7 +417,7 @@ struct ListedConflict<'a> {
 #[derive(serde::Deserialize)]
 struct ListedConflicts<'a> {
     #[serde(borrow)]
-    conflicts: Vec<ListedConflict<'a>>,
+    conflicts: Vec<ListedConflictJson<'a>>,
 }
 
 /// The bytes of a value the conflicts route shows as JSON or as base64.
@@ -500,23 +502,18 @@ where
             }
         }
     }
-    let mut losers = Vec::new();
-    for conflict in &listed.conflicts {
-        let kept = listed_bytes(&body, conflict.kept, conflict.kept_b64.as_deref());
-        let lost = listed_bytes(&body, conflict.lost, conflict.lost_b64.as_deref());
-        let (Some(kept), Some(lost), Some(mine)) = (kept, lost, held.get(&conflict.id)) else {
-            continue;
-        };
-        // Only under the same kept value is the peer's loser a loser here.
-        if mine.data == kept && lost > kept {
-            losers.push(Event {
+    let listed: Vec<ListedConflict> = listed
+        .conflicts
+        .iter()
+        .filter_map(|conflict| {
+            Some(ListedConflict {
                 id: conflict.id,
-                lc: 0,
-                recorded_at: mine.recorded_at,
-                data: lost,
-            });
-        }
-    }
+                kept: listed_bytes(&body, conflict.kept, conflict.kept_b64.as_deref())?,
+                lost: listed_bytes(&body, conflict.lost, conflict.lost_b64.as_deref())?,
+            })
+        })
+        .collect();
+    let losers = listed_losers(&listed, |id| held.get(&id));
     let mut listed_anew = 0;
     for batch in losers.chunks(crate::limits::BATCH_EVENTS_MAX) {
         listed_anew += database.merge(batch.to_vec()).await?.conflicts;
