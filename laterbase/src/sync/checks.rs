@@ -4,6 +4,7 @@
 
 use super::messages::{Cursor, Entries, Offer, Page, Summary, page_holds};
 use crate::error::StorageError;
+use crate::limits::SYNC_PAGE_EVENTS_MAX;
 
 /// Why a sync message was refused: it claims what its sender cannot hold,
 /// or its parts do not add up. Nothing it carried is stored.
@@ -44,6 +45,18 @@ pub fn check_offer(offer: &Offer) -> Result<(), Refusal> {
             receiver: None,
         },
     )
+}
+
+/// Checks that an offer's pushed page holds no more events than a page
+/// may, as its decoder reads it; says why not.
+pub fn check_offer_events(offer: &Offer) -> Result<(), String> {
+    match &offer.push.entries {
+        Entries::Events(events) if events.len() > SYNC_PAGE_EVENTS_MAX => Err(format!(
+            "the offer's page holds {} events, more than the limit of {SYNC_PAGE_EVENTS_MAX}",
+            events.len()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Checks a summary of its sender's log: epochs that start in order, at or

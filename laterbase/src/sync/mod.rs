@@ -30,6 +30,7 @@
 
 mod checks;
 pub mod driver;
+pub mod fit;
 pub mod merge;
 mod messages;
 pub mod protocol;

@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 
 use super::checks::{PageCheck, check_cursor_into, check_page};
-pub use super::checks::{Refusal, StepError, StepResult, check_offer, check_summary};
+pub use super::checks::{
+    Refusal, StepError, StepResult, check_offer, check_offer_events, check_summary,
+};
 pub use super::messages::*;
 use crate::event::{Event, EventId};
 use crate::storage::{PageBytes, StorageResult};
