@@ -11,14 +11,16 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::actors::Node;
+use crate::config::Config;
 use crate::http::{BackupDir, HttpState, router};
 use crate::limits::{
     BATCH_EVENTS_MAX, BODY_BYTES_MAX, CLOCK_SKEW_MS_DEFAULT, Limits, PAGE_EVENTS_DEFAULT,
     PAGE_EVENTS_MAX, REQUEST_TIMEOUT_MS_DEFAULT, SYNC_BACKOFF_MS_MAX, SYNC_INTERVAL_MS_DEFAULT,
     SYNC_REQUEST_TIMEOUT_MS,
 };
-use crate::sync::transport::PeerConnector;
-use crate::{Config, Node, ReplicationConfig};
+use crate::replication::ReplicationConfig;
+use crate::replication::transport::{HttpTransport, PeerConnector};
 
 /// Laterbase: an offline-first event store that syncs.
 #[derive(Parser, Debug)]
@@ -196,11 +198,7 @@ pub fn backup(args: BackupArgs) -> ExitCode {
 }
 
 async fn backup_through(url: &str, args: &BackupArgs) -> Result<u64, String> {
-    let transport = crate::sync::transport::HttpTransport::new(
-        url,
-        crate::EventId::default(),
-        args.token.clone(),
-    );
+    let transport = HttpTransport::new(url, crate::event::EventId::default(), args.token.clone());
     let body = serde_json::json!({"to": args.to}).to_string();
     let answer = transport
         .post_json("/admin/backup", body.into())
@@ -260,7 +258,7 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
             "backups are on and no --token is set: anyone who reaches the node can fill the backup directory"
         );
     }
-    let state = HttpState::new(node.clone())
+    let mut state = HttpState::new(node.clone())
         .token(args.token.clone())
         .backup_dir(backup_dir.clone())
         .metrics(metrics)
@@ -285,9 +283,11 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
             backoff_max: Duration::from_millis(SYNC_BACKOFF_MS_MAX),
             request_timeout: Duration::from_millis(SYNC_REQUEST_TIMEOUT_MS),
         };
-        node.replicate(replication)
+        let replication = node
+            .replicate(replication)
             .await
             .map_err(|error| format!("cannot start replication: {}", chain(&error)))?;
+        state = state.replication(replication);
         tracing::info!(peers = ?args.peers, "replicating");
     }
     crate::server::serve(listener, router(state), shutdown).await;

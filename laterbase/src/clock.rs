@@ -103,9 +103,9 @@ pub struct Horizon {
 impl Horizon {
     /// Refuses `id`, the event at `index` of its batch, when its time is more
     /// than the skew ahead of the reading.
-    pub fn check(self, index: usize, id: EventId) -> crate::Result<()> {
+    pub fn check(self, index: usize, id: EventId) -> Result<(), FutureEvent> {
         if id.time_ms() > self.wall_ms.saturating_add(self.skew_ms) {
-            return Err(crate::Error::FutureEvent {
+            return Err(FutureEvent {
                 index,
                 id,
                 ahead_ms: id.time_ms() - self.wall_ms,
@@ -114,6 +114,20 @@ impl Horizon {
         }
         Ok(())
     }
+}
+
+/// An event whose id is further in the future than the allowed clock skew
+/// ([`Error::FutureEvent`](crate::Error::FutureEvent) says it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FutureEvent {
+    /// The event's index in its batch.
+    pub index: usize,
+    /// The refused id.
+    pub id: EventId,
+    /// How far ahead of the node's wall clock the id's time is.
+    pub ahead_ms: u64,
+    /// The allowed skew.
+    pub skew_ms: u64,
 }
 
 /// The hybrid logical clock of one node: it assigns event ids.

@@ -5,7 +5,8 @@
 //! and operating failures (a full disk, a poisoned store, a timeout) are
 //! distinct variants so that the HTTP layer can map each to its status.
 
-use crate::event::EventId;
+use crate::clock::FutureEvent;
+use crate::event::{EventId, InvalidName};
 
 /// The result of every fallible call of the embedding API.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -155,6 +156,29 @@ pub enum Error {
     /// The node or database is shutting down or restarting.
     #[error("unavailable: {0}")]
     Unavailable(&'static str),
+}
+
+impl From<InvalidName> for Error {
+    fn from(InvalidName { name, reason }: InvalidName) -> Error {
+        Error::InvalidName { name, reason }
+    }
+}
+
+impl From<FutureEvent> for Error {
+    fn from(event: FutureEvent) -> Error {
+        let FutureEvent {
+            index,
+            id,
+            ahead_ms,
+            skew_ms,
+        } = event;
+        Error::FutureEvent {
+            index,
+            id,
+            ahead_ms,
+            skew_ms,
+        }
+    }
 }
 
 /// A failure inside a storage engine.

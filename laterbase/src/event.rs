@@ -278,8 +278,18 @@ pub fn data_unservable(data: &[u8]) -> Option<Unservable> {
     (data.len() > crate::limits::EVENT_BYTES_MAX).then_some(Unservable::DataBytes(data.len()))
 }
 
+/// A name that breaks the rule of names
+/// ([`Error::InvalidName`](crate::Error::InvalidName) says it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidName {
+    /// The name as given.
+    pub name: String,
+    /// Which part of the rule it breaks.
+    pub reason: &'static str,
+}
+
 /// Checks a database name against `^[a-z][a-z0-9_-]{0,63}$` and the reserved names.
-pub fn validate_name(name: &str) -> crate::Result<()> {
+pub fn validate_name(name: &str) -> Result<(), InvalidName> {
     let reason = if name.is_empty() {
         Some("it is empty")
     } else if name.len() > crate::limits::NAME_LENGTH_MAX {
@@ -297,7 +307,7 @@ pub fn validate_name(name: &str) -> crate::Result<()> {
         None
     };
     match reason {
-        Some(reason) => Err(crate::Error::InvalidName {
+        Some(reason) => Err(InvalidName {
             name: name.to_owned(),
             reason,
         }),

@@ -37,8 +37,11 @@
 //! - [`limits`]: every bound, named.
 //! - [`views`]: the runtime behind [`view`]: the [`View`] trait, keys, rows
 //!   and the registry of the views compiled into the binary.
-//! - [`sync`]: replication as a pure state machine, its wire messages, and
-//!   the driver that runs a round over any [`sync::driver::Transport`].
+//! - [`sync`]: the sync protocol core, a pure state machine: its messages,
+//!   checks, merge rule and wire encoding.
+//! - [`replication`]: the protocol driven for real: a round over any
+//!   [`replication::driver::Transport`], and (feature `server`) the
+//!   supervisor with one worker per peer.
 //! - [`testing`]: folding a view without a node, for snapshot tests.
 //! - the actors behind [`Node`] and [`Database`], and [`Config`] to open a node.
 //! - `http` (feature `server`): the axum router of the HTTP API, to serve or
@@ -51,8 +54,8 @@
 //!
 //! - `server`: the HTTP API (the router, with `/metrics` rendered from a
 //!   Prometheus handle), `server::serve`, the sync transport over hyper's
-//!   client (`sync::transport`) and replication with peers
-//!   (`Node::replicate`, `Node::peers`, `ReplicationConfig`, `PeerStatus`).
+//!   client (`replication::transport`) and replication with peers
+//!   (`Node::replicate`, `Replication`, `ReplicationConfig`, `PeerStatus`).
 //! - `cli` (default; implies `server`): the command line with its logging
 //!   setup and Prometheus recorder, mimalloc, and the `laterbase` binary.
 //!
@@ -73,6 +76,7 @@ pub mod event;
 #[cfg(feature = "server")]
 pub mod http;
 pub mod limits;
+pub mod replication;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod storage;
@@ -88,12 +92,12 @@ extern crate self as laterbase;
 pub use views::private as __private;
 
 pub use actors::{Database, DatabaseInfo, DatabaseStats, MergeReceipt, Node, RowPages};
-#[cfg(feature = "server")]
-pub use actors::{PeerStatus, ReplicationConfig};
 pub use config::Config;
 pub use error::{EngineWrite, Error, Poison, Result, StorageError};
 pub use event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Receipt, Timestamp};
 pub use laterbase_macros::view;
+#[cfg(feature = "server")]
+pub use replication::{PeerStatus, Replication, ReplicationConfig};
 pub use storage::memory::MemoryStorage;
 pub use storage::{Conflict, ConflictsPage};
 pub use views::{FoldError, Key, KeyKind, Row, View, ViewStatus};

@@ -184,9 +184,9 @@ impl Cluster {
                 replication.backoff_max = SYNC_BACKOFF_MAX;
                 replication.request_timeout = SYNC_REQUEST_TIMEOUT;
                 replication.connector = net::connector();
-                node.replicate(replication).await?;
+                let replication = node.replicate(replication).await?;
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
-                let app = router(HttpState::new(node));
+                let app = router(HttpState::new(node).replication(replication));
                 let listener = SimListener {
                     listener,
                     node: index,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use laterbase::sync::transport::{BoxedIo, PeerConnector};
+use laterbase::replication::transport::{BoxedIo, PeerConnector};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The port every simulated node serves on.

@@ -3,8 +3,8 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use laterbase::replication::driver::{Sending, Transport, TransportError, round};
 use laterbase::storage::memory::ReadFault;
-use laterbase::sync::driver::{Sending, Transport, TransportError, round};
 use laterbase::{Config, MemoryStorage, NewEvent, Node, ReplicationConfig};
 use serde_json::{Value, json};
 use std::sync::Mutex;
@@ -200,12 +200,13 @@ async fn a_peer_whose_database_list_is_malformed_shows_on_peers() {
     }));
 
     let node = Node::open(Config::in_memory()).await.expect("open");
-    node.replicate(ReplicationConfig::new(vec![url]))
+    let replication = node
+        .replicate(ReplicationConfig::new(vec![url]))
         .await
         .expect("replicate");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let error = loop {
-        if let Some(error) = node.peers()[0].last_error.clone() {
+        if let Some(error) = replication.peers()[0].last_error.clone() {
             break error;
         }
         assert!(

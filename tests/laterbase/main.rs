@@ -9,6 +9,7 @@ mod durability;
 mod errors;
 mod full_disk;
 mod http;
+mod imports;
 mod merge;
 mod model;
 mod process;

@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 
 use laterbase::http::{HttpState, router};
-use laterbase::sync::driver::{Sending, Transport, TransportError, pull_conflicts, round};
+use laterbase::replication::conflicts::pull_conflicts;
+use laterbase::replication::driver::{Sending, Transport, TransportError, round};
+use laterbase::replication::transport::HttpTransport;
 use laterbase::sync::protocol::Entries;
-use laterbase::sync::transport::HttpTransport;
 use laterbase::sync::wire;
 use laterbase::{Config, Conflict, Database, EventId, NewEvent, Node, Timestamp};
 

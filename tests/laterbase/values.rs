@@ -237,12 +237,13 @@ async fn peers_until(api: &Api, ready: impl Fn(&Value) -> bool) -> Value {
 async fn a_refusal_shows_under_the_peer_that_sent_it() {
     let a = Served::start(Config::in_memory()).await;
     let b = Served::start(Config::in_memory()).await;
-    a.node
+    let replication = a
+        .node
         .replicate(ReplicationConfig::new(vec![b.url.clone()]))
         .await
         .expect("replicate");
-    // a's router, over the same node.
-    let api = Api::serving(a.node.clone(), |state| state);
+    // a's router, over the same node and its replication.
+    let api = Api::serving(a.node.clone(), |state| state.replication(replication));
     let b_id = b.node.id().to_string();
     peers_until(&api, |peers| peers["peers"][0]["node"] == b_id.as_str()).await;
     // b's node id pushes what no read could serve.

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use laterbase::http::{HttpState, router};
-use laterbase::sync::driver::round;
-use laterbase::sync::transport::HttpTransport;
+use laterbase::replication::driver::round;
+use laterbase::replication::transport::HttpTransport;
 use laterbase::{Config, Database, NewEvent, Node};
 use laterbase_bench::{fresh_dir, increasing, increasing_lazily, peak_rss_mib, thousands};
 

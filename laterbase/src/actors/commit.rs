@@ -21,15 +21,14 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use ractor::RpcReplyPort;
 
+use super::batch::{MergeReceipt, check_batch_size, check_future_ids, select_new};
 use super::database::DatabaseShared;
 use super::watermarks::Marks;
-use crate::clock::{Hlc, Horizon};
+use crate::clock::Hlc;
 use crate::error::{Error, Result, StorageError};
 use crate::event::{Event, EventId, NewEvent, Receipt, Timestamp};
-use crate::limits::{
-    BATCH_BYTES_MAX, LOSER_BYTES_PER_ID_MAX, LOSERS_PER_ID_MAX, Limits, MERGE_ITEMS_MAX,
-};
-use crate::storage::{DatabaseStore, Storage, StoredEvent, WriteBatch};
+use crate::limits::{LOSER_BYTES_PER_ID_MAX, LOSERS_PER_ID_MAX, MERGE_ITEMS_MAX};
+use crate::storage::{DatabaseStore, Storage, StoredEvent, WriteBatch, held_event_at};
 use crate::sync::merge::settle;
 use crate::sync::protocol::Loser;
 
@@ -66,27 +65,6 @@ impl Write {
             Write::Merge { events, .. } => events.len(),
         }
     }
-}
-
-/// What a merge of another node's events did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MergeReceipt {
-    /// Events stored here for the first time (each took a new `lc`).
-    pub stored: u64,
-    /// Stored events rewritten: an earlier `recorded_at`, or a conflict's
-    /// smaller value.
-    pub updated: u64,
-    /// Values that lost a conflict and were listed.
-    pub conflicts: u64,
-    /// Events (and losing values) refused and skipped: no read could serve
-    /// them (see [`Event::unservable`](crate::Event::unservable)).
-    pub refused: u64,
-    /// The database's logical clock right after the merge.
-    pub lc: u64,
-    /// The run of logical clocks `(after, to]` that the merge's new events
-    /// took, when each was stored exactly as given (no other write of the
-    /// commit changed it): the node they came from holds that run.
-    pub held: Option<(u64, u64)>,
 }
 
 /// The only writer of one database, owned by its actor.
@@ -477,7 +455,7 @@ impl Writer {
             lc <= self.written_lc,
             "the id index points past the written log"
         );
-        let event = event_at(self.store.as_ref(), lc)?;
+        let event = held_event_at(self.store.as_ref(), lc)?;
         Ok(Some((
             lc,
             StoredEvent {
@@ -515,7 +493,7 @@ impl Writer {
                     lc <= self.written_lc,
                     "the id index points past the written log"
                 );
-                known.insert(id, event_at(self.store.as_ref(), lc)?.data);
+                known.insert(id, held_event_at(self.store.as_ref(), lc)?.data);
             }
         }
         Ok(known)
@@ -647,75 +625,4 @@ impl Failure {
             Failure::Poisoned(reason) => Error::Poisoned(reason.clone()),
         }
     }
-}
-
-/// Refuses a batch over the limits of events or bytes.
-pub(crate) fn check_batch_size(events: &[NewEvent], limits: &Limits) -> Result<()> {
-    if events.len() > limits.batch_events_max {
-        return Err(Error::BatchTooLarge {
-            what: "events",
-            actual: events.len(),
-            limit: limits.batch_events_max,
-        });
-    }
-    let bytes: usize = events.iter().map(|event| event.data.len()).sum();
-    if bytes > BATCH_BYTES_MAX {
-        return Err(Error::BatchTooLarge {
-            what: "bytes",
-            actual: bytes,
-            limit: BATCH_BYTES_MAX,
-        });
-    }
-    Ok(())
-}
-
-fn check_future_ids(horizon: Horizon, events: &[NewEvent]) -> Result<()> {
-    for (index, event) in events.iter().enumerate() {
-        if let Some(id) = event.id {
-            horizon.check(index, id)?;
-        }
-    }
-    Ok(())
-}
-
-/// Which events of the batch are new; an error at the first conflict.
-fn select_new(events: &[NewEvent], known: &HashMap<EventId, Bytes>) -> Result<Vec<bool>> {
-    // Writer ids in increasing order (the common case) cannot repeat within
-    // the batch, so only a batch out of order needs to remember earlier ids.
-    let mut previous = None;
-    let ordered = events.iter().filter_map(|event| event.id).all(|id| {
-        let increasing = previous.is_none_or(|previous| id > previous);
-        previous = Some(id);
-        increasing
-    });
-    let mut earlier: HashMap<EventId, &Bytes> = HashMap::new();
-    let mut new = Vec::with_capacity(events.len());
-    for (index, event) in events.iter().enumerate() {
-        let Some(id) = event.id else {
-            new.push(true);
-            continue;
-        };
-        let stored = known.get(&id).or_else(|| earlier.get(&id).copied());
-        match stored {
-            Some(data) if *data == event.data => new.push(false),
-            Some(_) => return Err(Error::Conflict { index, id }),
-            None => {
-                if !ordered {
-                    earlier.insert(id, &event.data);
-                }
-                new.push(true);
-            }
-        }
-    }
-    Ok(new)
-}
-
-/// An event the log must hold: its absence below the watermark is corruption.
-pub(crate) fn event_at(store: &dyn DatabaseStore, lc: u64) -> Result<crate::event::Event> {
-    store.event_at(lc)?.ok_or_else(|| {
-        Error::Storage(StorageError::Corrupt {
-            what: "log",
-            detail: format!("the id index points at lc {lc}, which the log lacks"),
-        })
-    })
 }

@@ -27,8 +27,8 @@ use bytes::Bytes;
 use ractor::{ActorRef, RpcReplyPort};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::commit::{MergeReceipt, check_batch_size, event_at};
-use super::run_storage;
+use super::batch::{MergeReceipt, check_batch_size};
+use super::blocking::run_storage;
 use super::view::ViewHandle;
 use super::watermarks::Watermarks;
 use crate::error::{Error, Result};
@@ -37,7 +37,9 @@ use crate::limits::{
     APPEND_KIB_IN_FLIGHT_MAX, CONFLICTS_PAGE_BYTES_MAX, GET_IDS_MAX, Limits, MERGE_ITEMS_MAX,
     PAGE_BYTES_MAX, PAGE_EVENTS_MAX,
 };
-use crate::storage::{Conflict, ConflictsPage, DatabaseRecord, DatabaseStore, PageBytes};
+use crate::storage::{
+    Conflict, ConflictsPage, DatabaseRecord, DatabaseStore, PageBytes, held_event_at,
+};
 use crate::sync::EpochStart;
 use crate::sync::protocol::Loser;
 use crate::sync::recall::Recalls;
@@ -415,7 +417,7 @@ impl Database {
                     // event arrives, or name the value kept here until the
                     // winner arrives: neither is a conflict to show yet.
                     let Some(lc) = store.lc_of(id)? else { continue };
-                    let kept = event_at(store.as_ref(), lc)?.data;
+                    let kept = held_event_at(store.as_ref(), lc)?.data;
                     let lost: Vec<Bytes> = lost.into_iter().filter(|lost| *lost != kept).collect();
                     if lost.is_empty() {
                         continue;
@@ -541,7 +543,7 @@ impl Database {
                     page.missing.push(id);
                     continue;
                 };
-                let event = event_at(store.as_ref(), lc)?;
+                let event = held_event_at(store.as_ref(), lc)?;
                 if !budget.take(event.data.len()) {
                     page.more = true;
                     break;
@@ -572,7 +574,7 @@ impl Database {
             let mut events = Vec::new();
             let mut budget = PageBytes::new(PAGE_BYTES_MAX);
             for lc in lcs {
-                let event = event_at(store.as_ref(), lc)?;
+                let event = held_event_at(store.as_ref(), lc)?;
                 if !budget.take(event.data.len()) {
                     more = true;
                     break;

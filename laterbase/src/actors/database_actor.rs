@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use super::blocking::run_storage;
 use super::commit::{PendingWrite, Write, Writer};
 use super::database::{DatabaseMsg, DatabaseShared};
-use super::view::{ViewActor, ViewArgs, ViewHandle};
-use super::{run_storage, stopped_child};
+use super::supervision::{RestartBudget, stopped_child};
+use super::view::ViewHandle;
+use super::view_actor::{ViewActor, ViewArgs};
 use crate::clock::Hlc;
 use crate::error::{Error, Result};
 use crate::limits::{BATCH_EVENTS_MAX, VIEW_RESTARTS_MAX};
@@ -50,7 +52,7 @@ pub(crate) struct DatabaseState {
     /// The running view actors, to restart one that crashes.
     views: HashMap<ractor::ActorId, Registration>,
     /// Each view's restarts still allowed (`VIEW_RESTARTS_MAX` per window).
-    view_restarts: HashMap<&'static str, super::RestartBudget>,
+    view_restarts: HashMap<&'static str, RestartBudget>,
 }
 
 impl Actor for DatabaseActor {
@@ -118,7 +120,7 @@ impl Actor for DatabaseActor {
         let restarts = state
             .view_restarts
             .entry(view)
-            .or_insert_with(|| super::RestartBudget::new(VIEW_RESTARTS_MAX));
+            .or_insert_with(|| RestartBudget::new(VIEW_RESTARTS_MAX));
         if !restarts.spend(tokio::time::Instant::now()) {
             tracing::error!(database = db, view, %reason, "view actor stopped; restart budget spent, the view stays unavailable");
             return Ok(());

@@ -16,13 +16,10 @@ use ractor::{
 };
 use tokio::sync::watch;
 
+use super::blocking::run_storage;
 use super::database::{ActorSlot, Database, DatabaseShared, NodeContext};
 use super::database_actor::{DatabaseActor, DatabaseArgs};
-#[cfg(feature = "server")]
-use super::replication::{
-    PeerStatus, PeerStatuses, ReplicationConfig, ReplicationSupervisor, SupervisorArgs,
-};
-use super::{RestartBudget, run_storage};
+use super::supervision::{RestartBudget, stopped_child};
 #[cfg(feature = "server")]
 use crate::clock::Clock;
 use crate::clock::{Hlc, Random};
@@ -69,9 +66,6 @@ pub(crate) struct NodeShared {
     views: Arc<Vec<crate::views::Registration>>,
     /// What the node's merges refused of each peer.
     refusals: Arc<RefusalLedger>,
-    /// What `/peers` shows; filled by the sync workers.
-    #[cfg(feature = "server")]
-    peers: PeerStatuses,
     /// The engine; `None` once the node has shut down.
     storage: RwLock<Option<Arc<dyn Storage>>>,
     /// Every database by name. Only the node actor adds to it.
@@ -129,44 +123,6 @@ impl Node {
         self.shared.node_id
     }
 
-    /// Starts syncing every database with `config.peers`, in both
-    /// directions, for as long as the node runs: a replication supervisor
-    /// with one worker per peer, under the node's root actor.
-    #[cfg(feature = "server")]
-    pub async fn replicate(&self, config: ReplicationConfig) -> Result<()> {
-        {
-            let mut peers = self
-                .shared
-                .peers
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            *peers = config
-                .peers
-                .iter()
-                .map(|url| PeerStatus {
-                    url: url.clone(),
-                    node: None,
-                    last_sync: None,
-                    last_error: None,
-                    unsent: 0,
-                    last_unsent: None,
-                })
-                .collect();
-        }
-        let args = SupervisorArgs {
-            node: self.clone(),
-            config,
-            statuses: self.shared.peers.clone(),
-            commits: self.shared.commits.subscribe(),
-            clock: self.shared.clock.clone(),
-            random: self.shared.random.clone(),
-        };
-        Actor::spawn_linked(None, ReplicationSupervisor, args, self.actor.get_cell())
-            .await
-            .map_err(|error| Error::Start(error.to_string()))?;
-        Ok(())
-    }
-
     /// Copies a consistent snapshot of the node's data, durably, into a new
     /// data directory `to`, while the node goes on serving; returns the
     /// number of records copied. A node started on the copy is a restored
@@ -179,14 +135,29 @@ impl Node {
         Ok(copied)
     }
 
-    /// Every peer and how its last sync went.
+    /// The root actor, under which the replication layer links its
+    /// supervisor.
     #[cfg(feature = "server")]
-    pub fn peers(&self) -> Vec<PeerStatus> {
-        self.shared
-            .peers
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    pub(crate) fn root(&self) -> ActorCell {
+        self.actor.get_cell()
+    }
+
+    /// Counts the commits that changed something, as they happen.
+    #[cfg(feature = "server")]
+    pub(crate) fn commits(&self) -> watch::Receiver<u64> {
+        self.shared.commits.subscribe()
+    }
+
+    /// The node's wall clock.
+    #[cfg(feature = "server")]
+    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+        self.shared.clock.clone()
+    }
+
+    /// The node's source of randomness.
+    #[cfg(feature = "server")]
+    pub(crate) fn random(&self) -> Arc<Random> {
+        self.shared.random.clone()
     }
 
     /// The node's wall clock read now, with the skew it allows writers' ids.
@@ -449,8 +420,6 @@ async fn load(config: Config) -> Result<NodeShared> {
         commits,
         views,
         refusals,
-        #[cfg(feature = "server")]
-        peers: Arc::default(),
         storage: RwLock::new(Some(storage)),
         databases: RwLock::new(databases),
     })
@@ -568,7 +537,7 @@ impl Actor for NodeActor {
         event: SupervisionEvent,
         state: &mut NodeState,
     ) -> Result<(), ActorProcessingErr> {
-        let Some((cell, reason)) = super::stopped_child(event) else {
+        let Some((cell, reason)) = stopped_child(event) else {
             return Ok(());
         };
         let Some(name) = state.children.remove(&cell.get_id()) else {

@@ -1,5 +1,5 @@
-//! `POST /admin/backup`: a copy of the node, written only under the directory
-//! the operator configured for backups.
+//! Where `POST /admin/backup` may write: a copy of the node, written only
+//! under the directory the operator configured for backups.
 //!
 //! [`BackupDir`] owns the confinement: a request names a new directory,
 //! relative to the backup directory or absolute inside it, and it is resolved
@@ -10,12 +10,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use axum::Json;
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
-
-use super::{ApiError, HttpState, events};
+use super::error::ApiError;
 
 /// The directory backups may be written under, resolved once when the node
 /// starts (created if missing, symbolic links followed).
@@ -127,29 +122,4 @@ impl From<BackupRefusal> for ApiError {
             _ => ApiError::invalid_name(message),
         }
     }
-}
-
-/// `POST /admin/backup` with `{"to": "<new directory under the backup
-/// directory>"}`: a consistent copy of the node's data, taken while it
-/// serves; `{"to": <the directory written>, "records": n}`.
-pub(super) async fn backup(
-    State(state): State<HttpState>,
-    body: axum::body::Body,
-) -> Result<Response, ApiError> {
-    #[derive(serde::Deserialize)]
-    struct Backup {
-        to: PathBuf,
-    }
-    let Some(dir) = state.inner.backup_dir.as_ref() else {
-        return Err(ApiError::backups_off());
-    };
-    let body = events::read_body(body, &crate::limits::Limits::default()).await?;
-    let request: Backup = serde_json::from_slice(&body).map_err(|error| {
-        ApiError::invalid_json(format!(
-            "a backup request is {{\"to\": \"<directory>\"}}: {error}"
-        ))
-    })?;
-    let target = dir.resolve(&request.to)?;
-    let records = state.node().backup(&target).await?;
-    Ok(Json(json!({"to": target, "records": records})).into_response())
 }

@@ -122,15 +122,13 @@ impl ApiError {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
     }
 
-    /// 415: a body of a content type the route does not take.
-    pub fn unsupported_media_type(found: &str) -> ApiError {
+    /// 415: a body of a content type the route does not take; `accepted`
+    /// names the types it does.
+    pub fn unsupported_media_type(found: &str, accepted: &str) -> ApiError {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!(
-                "content type {found:?} is not accepted: send application/json or {}",
-                super::binary::CONTENT_TYPE
-            ),
+            format!("content type {found:?} is not accepted: send {accepted}"),
         )
     }
 
@@ -147,6 +145,18 @@ impl ApiError {
             "internal",
             "the node failed to answer; its log has the cause",
         )
+    }
+}
+
+impl From<crate::event::InvalidName> for ApiError {
+    fn from(invalid: crate::event::InvalidName) -> ApiError {
+        ApiError::from(Error::from(invalid))
+    }
+}
+
+impl From<crate::clock::FutureEvent> for ApiError {
+    fn from(event: crate::clock::FutureEvent) -> ApiError {
+        ApiError::from(Error::from(event))
     }
 }
 

@@ -17,13 +17,17 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde_json::value::RawValue;
 
-use super::{ApiError, HttpState, binary, database_name, held};
+use super::error::ApiError;
+use super::names::database_name;
+use super::state::HttpState;
+use super::{binary, held};
+use crate::actors::Database;
 use crate::clock::Horizon;
+use crate::event::Receipt;
 use crate::event::{Event, EventId, NewEvent};
 use crate::limits::{
     CONFLICTS_PAGE_BYTES_MAX, GET_IDS_MAX, JSON_DEPTH_MAX, Limits, PAGE_EVENTS_MAX,
 };
-use crate::{Database, Receipt};
 
 /// `POST /db/{db}/e`: checks in the contract's order (name, database, size,
 /// body, each event, conflicts), then appends and answers once durable.
@@ -112,7 +116,10 @@ fn content_type(headers: &HeaderMap) -> Result<Encoding, ApiError> {
     match essence.as_str() {
         "application/json" => Ok(Encoding::Json),
         binary::CONTENT_TYPE => Ok(Encoding::Binary),
-        _ => Err(ApiError::unsupported_media_type(text)),
+        _ => Err(ApiError::unsupported_media_type(
+            text,
+            &format!("application/json or {}", binary::CONTENT_TYPE),
+        )),
     }
 }
 
@@ -499,7 +506,7 @@ pub(super) fn conflicts_bytes_max(limit: usize) -> usize {
 
 /// `{"conflicts": [{"id", "kept", "lost"}, ...], "more": bool}`: one entry
 /// per losing value.
-pub(super) fn conflicts_json(page: &crate::ConflictsPage) -> Result<Response, ApiError> {
+pub(super) fn conflicts_json(page: &crate::storage::ConflictsPage) -> Result<Response, ApiError> {
     let mut out = String::from("{\"conflicts\":[");
     let mut first = true;
     for conflict in &page.conflicts {

@@ -36,7 +36,7 @@ use bytes::{Buf, Bytes};
 use hyper::body::{Body as _, Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::ApiError;
+use super::error::ApiError;
 use crate::limits::{
     ANSWER_BYTES_HELD_MAX, ANSWER_CHUNK_BYTES, ANSWER_HOLD_WAIT_MS, ANSWER_UNCOUNTED_BYTES_MAX,
     CONFLICTS_PAGE_BYTES_MAX, EVENT_BYTES_MAX, PAGE_BYTES_MAX, SYNC_PAGE_BYTES_MAX,

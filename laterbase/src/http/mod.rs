@@ -1,6 +1,6 @@
 //! The HTTP API that `docs/http.md` describes: `router(state) -> Router`.
 //!
-//! Handlers reach data only through the node's handles ([`Node`],
+//! Handlers reach data only through the node's handles ([`Node`](crate::Node),
 //! [`Database`](crate::Database)). Every answer that is not a success is an
 //! [`ApiError`], extractor rejections included. Middleware, outermost first:
 //! metrics (requests by route and status, latency), the request timeout,
@@ -17,10 +17,12 @@ pub mod binary;
 mod error;
 mod events;
 mod held;
+mod names;
+mod state;
 mod stream;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Instant;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
@@ -35,99 +37,11 @@ use subtle::ConstantTimeEq;
 
 pub use backup::{BackupDir, BackupRefusal};
 pub use error::ApiError;
+pub use state::HttpState;
 
-use crate::Node;
-use crate::limits::{
-    ANSWER_BYTES_HELD_MAX, PAGE_BYTES_MAX, REQUEST_TIMEOUT_MS_DEFAULT, VIEW_PAGE_ROWS_MAX,
-    VIEW_STREAM_BYTES_HELD,
-};
-use held::AnswerRoom;
-
-/// What the HTTP layer serves from.
-#[derive(Clone)]
-pub struct HttpState {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    node: Node,
-    /// The access token; `None` leaves every route open.
-    token: Option<Vec<u8>>,
-    /// Renders `/metrics`; `None` answers an empty exposition.
-    metrics: Option<PrometheusHandle>,
-    request_timeout: Duration,
-    /// Where `POST /admin/backup` may write; `None` turns the route off.
-    backup_dir: Option<BackupDir>,
-    /// The room shared by the answers not yet written.
-    answers: Arc<AnswerRoom>,
-}
-
-impl HttpState {
-    /// Serves `node`, open to everyone, with the default request timeout.
-    pub fn new(node: Node) -> HttpState {
-        HttpState {
-            inner: Arc::new(Inner {
-                node,
-                token: None,
-                metrics: None,
-                request_timeout: Duration::from_millis(REQUEST_TIMEOUT_MS_DEFAULT),
-                backup_dir: None,
-                answers: Arc::new(AnswerRoom::new(ANSWER_BYTES_HELD_MAX)),
-            }),
-        }
-    }
-
-    fn with(self, change: impl FnOnce(&mut Inner)) -> HttpState {
-        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
-            node: shared.node.clone(),
-            token: shared.token.clone(),
-            metrics: shared.metrics.clone(),
-            request_timeout: shared.request_timeout,
-            backup_dir: shared.backup_dir.clone(),
-            answers: shared.answers.clone(),
-        });
-        change(&mut inner);
-        HttpState {
-            inner: Arc::new(inner),
-        }
-    }
-
-    /// Requires `Authorization: Bearer <token>` on every route but `/healthz`.
-    pub fn token(self, token: Option<String>) -> HttpState {
-        self.with(|inner| inner.token = token.map(String::into_bytes))
-    }
-
-    /// Renders `/metrics` from this recorder's handle.
-    pub fn metrics(self, handle: PrometheusHandle) -> HttpState {
-        self.with(|inner| inner.metrics = Some(handle))
-    }
-
-    /// How long one request may take before it answers 503.
-    pub fn request_timeout(self, timeout: Duration) -> HttpState {
-        self.with(|inner| inner.request_timeout = timeout)
-    }
-
-    /// Lets `POST /admin/backup` write new directories under `dir` (default:
-    /// none, and the route answers `404 not_found`).
-    pub fn backup_dir(self, dir: Option<BackupDir>) -> HttpState {
-        self.with(|inner| inner.backup_dir = dir)
-    }
-
-    /// Lowers the room for answers built and not yet written, over every
-    /// connection (default and ceiling: [`ANSWER_BYTES_HELD_MAX`]); a read
-    /// that finds none within `ANSWER_HOLD_WAIT_MS` answers 503.
-    pub fn answer_bytes_held_max(self, bytes: usize) -> HttpState {
-        self.with(|inner| inner.answers = Arc::new(AnswerRoom::new(bytes)))
-    }
-
-    pub(crate) fn node(&self) -> &Node {
-        &self.inner.node
-    }
-
-    pub(crate) fn answers(&self) -> &Arc<AnswerRoom> {
-        &self.inner.answers
-    }
-}
+use crate::limits::{PAGE_BYTES_MAX, VIEW_PAGE_ROWS_MAX, VIEW_STREAM_BYTES_HELD};
+use crate::replication::Replication;
+use names::{database_name, undecodable_name};
 
 /// The router of the whole API over `state`.
 pub fn router(state: HttpState) -> Router {
@@ -145,7 +59,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/db/{db}/e", get(events::read).post(events::write))
         .route("/db/{db}/conflicts", get(conflicts))
         .route("/db/{db}/views", get(view_statuses))
-        .route("/admin/backup", axum::routing::post(backup::backup))
+        .route("/admin/backup", axum::routing::post(backup))
         .route("/sync/{db}/offer", axum::routing::post(sync_offer))
         .route("/sync/{db}/fill", axum::routing::post(sync_fill))
         .route("/{db}/{view}", get(view))
@@ -159,30 +73,13 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-/// The database name of a path, checked; a segment that does not decode is
-/// an invalid name too.
-fn database_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    let Path(name) = path.map_err(|_| undecodable_name())?;
-    crate::event::validate_name(&name)?;
-    Ok(name)
-}
-
-fn undecodable_name() -> ApiError {
-    ApiError::from(crate::Error::InvalidName {
-        name: String::new(),
-        reason: "the path segment is not valid percent-encoded UTF-8",
-    })
-}
-
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
 async fn metrics(State(state): State<HttpState>) -> Response {
     let body = state
-        .inner
-        .metrics
-        .as_ref()
+        .metrics_handle()
         .map(PrometheusHandle::render)
         .unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
@@ -194,7 +91,10 @@ async fn metrics(State(state): State<HttpState>) -> Response {
 /// theirs.
 async fn peers(State(state): State<HttpState>) -> Result<Json<serde_json::Value>, ApiError> {
     let refusals = state.node().refusals();
-    let statuses = state.node().peers();
+    let statuses = state
+        .replicating()
+        .map(Replication::peers)
+        .unwrap_or_default();
     let mut peers = Vec::with_capacity(statuses.len());
     for peer in &statuses {
         let last_sync = match peer.last_sync {
@@ -271,7 +171,7 @@ async fn database_info(
         name: String,
         events: u64,
         lc: u64,
-        node: crate::EventId,
+        node: crate::event::EventId,
     }
     let name = database_name(path)?;
     let info = state.node().database(&name)?.info();
@@ -333,7 +233,7 @@ async fn view(
     if !db.view_names().contains(&view.as_str()) {
         // Before any room is reserved: an unknown view is a 404 whatever
         // the node holds.
-        return Err(ApiError::from(crate::Error::ViewNotFound {
+        return Err(ApiError::from(crate::error::Error::ViewNotFound {
             db: database,
             view,
         }));
@@ -441,9 +341,9 @@ async fn sync_offer(
     let (name, peer) = (database_name(path)?, peer_node(&headers)?);
     let held = state.answers().reserve(held::SYNC_ANSWER_BYTES).await?;
     let body = read_sync_body(body).await?;
-    let offer = crate::sync::driver::OfferRequest::decode(&body, &name, peer)?;
+    let offer = crate::replication::driver::OfferRequest::decode(&body, &name, peer)?;
     let (database, _) = state.node().ensure_database(&name).await?;
-    let reply = crate::sync::driver::answer_offer(&database, peer, offer).await?;
+    let reply = crate::replication::driver::answer_offer(&database, peer, offer).await?;
     held.hold(sync_response(reply)).await
 }
 
@@ -458,7 +358,7 @@ async fn sync_fill(
     let database = state.node().database(&name)?;
     let held = state.answers().reserve(held::SYNC_ANSWER_BYTES).await?;
     let body = read_sync_body(body).await?;
-    let deliver = crate::sync::driver::answer_fill(&database, peer, &body).await?;
+    let deliver = crate::replication::driver::answer_fill(&database, peer, &body).await?;
     held.hold(sync_response(deliver)).await
 }
 
@@ -469,7 +369,7 @@ async fn read_sync_body(body: axum::body::Body) -> Result<bytes::Bytes, ApiError
     events::read_body_up_to(body, crate::limits::SYNC_BODY_BYTES_MAX).await
 }
 
-fn peer_node(headers: &HeaderMap) -> Result<crate::EventId, ApiError> {
+fn peer_node(headers: &HeaderMap) -> Result<crate::event::EventId, ApiError> {
     headers
         .get(NODE_HEADER)
         .and_then(|value| value.to_str().ok())
@@ -500,7 +400,7 @@ async fn hold_answers(State(state): State<HttpState>, request: Request, next: Ne
 
 /// Checks the bearer token in constant time; `/healthz` stays open.
 async fn authorize(State(state): State<HttpState>, request: Request, next: Next) -> Response {
-    let Some(token) = &state.inner.token else {
+    let Some(token) = state.required_token() else {
         return next.run(request).await;
     };
     if request.uri().path() == "/healthz" || bearer_matches(request.headers(), token) {
@@ -521,7 +421,7 @@ fn bearer_matches(headers: &HeaderMap, token: &[u8]) -> bool {
 
 /// Answers 503 when a request takes longer than the request timeout.
 async fn time_out(State(state): State<HttpState>, request: Request, next: Next) -> Response {
-    let timeout = state.inner.request_timeout;
+    let timeout = state.timeout();
     match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::unavailable(format!(
@@ -547,4 +447,29 @@ async fn measure(request: Request, next: Next) -> Response {
     metrics::histogram!("laterbase_http_request_duration_seconds", &labels[..2])
         .record(start.elapsed().as_secs_f64());
     response
+}
+
+/// `POST /admin/backup` with `{"to": "<new directory under the backup
+/// directory>"}`: a consistent copy of the node's data, taken while it
+/// serves; `{"to": <the directory written>, "records": n}`.
+async fn backup(
+    State(state): State<HttpState>,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Backup {
+        to: PathBuf,
+    }
+    let Some(dir) = state.backups() else {
+        return Err(ApiError::backups_off());
+    };
+    let body = events::read_body(body, &crate::limits::Limits::default()).await?;
+    let request: Backup = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::invalid_json(format!(
+            "a backup request is {{\"to\": \"<directory>\"}}: {error}"
+        ))
+    })?;
+    let target = dir.resolve(&request.to)?;
+    let records = state.node().backup(&target).await?;
+    Ok(Json(json!({"to": target, "records": records})).into_response())
 }

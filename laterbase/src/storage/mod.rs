@@ -228,6 +228,15 @@ pub trait DatabaseStore: Send + Sync + 'static {
     fn losers(&self, id: EventId) -> StorageResult<Vec<Bytes>>;
 }
 
+/// The event at `lc`, which the log must hold: an id index or a watermark
+/// points at it, so its absence is corruption.
+pub fn held_event_at(store: &dyn DatabaseStore, lc: u64) -> StorageResult<Event> {
+    store.event_at(lc)?.ok_or_else(|| StorageError::Corrupt {
+        what: "log",
+        detail: format!("the id index points at lc {lc}, which the log lacks"),
+    })
+}
+
 /// What a page of a read may still take, in bytes: its first item always
 /// fits, whatever its size (a page is never empty while items remain, so
 /// paging moves on); each later one fits while the page stays within the

@@ -29,7 +29,6 @@
 //! starts over. So nothing is ever skipped.
 
 mod checks;
-pub mod driver;
 pub mod fit;
 pub mod merge;
 mod messages;
@@ -37,8 +36,6 @@ pub mod protocol;
 pub mod recall;
 pub mod refusals;
 pub mod state;
-#[cfg(feature = "server")]
-pub mod transport;
 pub mod wire;
 
 #[cfg(test)]

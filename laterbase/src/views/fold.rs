@@ -40,7 +40,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
 
 use super::finite::{self, NotFinite};
-use super::{FoldError, Key, KeyKind, View};
+use super::key::{Key, KeyKind};
+use super::view::{FoldError, View};
 use crate::error::StorageError;
 use crate::event::{Event, EventId};
 use crate::limits::{

@@ -8,7 +8,9 @@ pub use serde;
 pub use serde_json;
 
 pub use super::exact::ExactSum;
-pub use super::{FoldError, Key, KeyKind, Registration, View};
+pub use super::key::{Key, KeyKind};
+pub use super::registry::Registration;
+pub use super::view::{FoldError, View};
 pub use crate::event::EventId;
 
 /// A field `#[sum]` can add up into an exact total, so that the sum does

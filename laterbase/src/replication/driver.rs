@@ -10,17 +10,15 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 
-use super::fit::{BOUNDS, deliver_within, fill_within, peer_body_bytes_max};
-#[cfg(feature = "server")]
-use super::merge::{ListedConflict, listed_losers};
-use super::protocol::{self, Entries, LeftOut, Origin, StepError, StepResult};
-use super::recall::PeerRecall;
-use super::wire::{self, FillRequest};
-use crate::Database;
-use crate::actors::run_storage;
+use crate::actors::Database;
+use crate::actors::blocking::run_storage;
 use crate::error::{Error, Result};
 use crate::event::EventId;
 use crate::limits::SYNC_ANSWER_BYTES_MAX;
+use crate::sync::fit::{BOUNDS, deliver_within, fill_within, peer_body_bytes_max};
+use crate::sync::protocol::{self, Entries, LeftOut, Origin, StepError, StepResult};
+use crate::sync::recall::PeerRecall;
+use crate::sync::wire::{self, FillRequest};
 
 /// A future a transport returns.
 pub type Sending<'a> = Pin<Box<dyn Future<Output = Result<Bytes, TransportError>> + Send + 'a>>;
@@ -61,7 +59,7 @@ pub struct RoundReport {
     /// How many distinct losing values of conflicts the peer lists.
     pub peer_losers_listed: u64,
     /// Events left out of the page pushed to the peer, which cannot take
-    /// them (see [`Recall::push_event_bytes`](super::Recall::push_event_bytes)).
+    /// them (see [`Recall::push_event_bytes`](crate::sync::Recall::push_event_bytes)).
     pub unsent: u64,
     /// The last of them.
     pub unsent_last: Option<LeftOut>,
@@ -316,126 +314,4 @@ async fn send(transport: &dyn Transport, path: String, body: Bytes) -> Result<By
 
 fn protocol_error(error: &wire::WireError) -> Error {
     Error::MalformedSync(error.to_string())
-}
-
-/// One entry of a peer's `GET /db/{db}/conflicts`, its values borrowed
-/// from the answer.
-#[cfg(feature = "server")]
-#[derive(serde::Deserialize)]
-struct ListedConflictJson<'a> {
-    id: EventId,
-    #[serde(borrow)]
-    kept: Option<&'a serde_json::value::RawValue>,
-    kept_b64: Option<String>,
-    #[serde(borrow)]
-    lost: Option<&'a serde_json::value::RawValue>,
-    lost_b64: Option<String>,
-}
-
-#[cfg(feature = "server")]
-#[derive(serde::Deserialize)]
-struct ListedConflicts<'a> {
-    #[serde(borrow)]
-    conflicts: Vec<ListedConflictJson<'a>>,
-}
-
-/// The bytes of a value the conflicts route shows as JSON or as base64.
-/// JSON shown verbatim keeps its bytes only with the whitespace around it,
-/// which a JSON parser leaves out: the route writes a value right after
-/// its key's colon and right before the comma or brace that follows, so
-/// whitespace there in `answer` is the value's own.
-#[cfg(feature = "server")]
-fn listed_bytes(
-    answer: &[u8],
-    json: Option<&serde_json::value::RawValue>,
-    b64: Option<&str>,
-) -> Option<Bytes> {
-    use base64::Engine as _;
-    match (json, b64) {
-        (Some(json), _) => Some(Bytes::copy_from_slice(with_whitespace(answer, json.get()))),
-        (None, Some(b64)) => base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .ok()
-            .map(Bytes::from),
-        (None, None) => None,
-    }
-}
-
-/// `text`, a slice of `answer`, widened over the JSON whitespace on both
-/// sides of it.
-#[cfg(feature = "server")]
-fn with_whitespace<'a>(answer: &'a [u8], text: &'a str) -> &'a [u8] {
-    let span = answer.as_ptr_range();
-    let start = text.as_ptr();
-    if !span.contains(&start) {
-        return text.as_bytes();
-    }
-    let is_space = |byte: &u8| matches!(byte, b' ' | b'\t' | b'\n' | b'\r');
-    let from = start as usize - span.start as usize;
-    let to = from + text.len();
-    let before = answer[..from]
-        .iter()
-        .rev()
-        .take_while(|b| is_space(b))
-        .count();
-    let after = answer[to..].iter().take_while(|b| is_space(b)).count();
-    &answer[from - before..to + after]
-}
-
-/// For a peer of the first release, which exchanges no lists within a
-/// round: fetches its list of conflicts for `database` (it answers the
-/// whole list at once) and lists here each losing value of an id whose kept
-/// value this node shares (for the others, the events' own sync comes
-/// first). Returns how many losing values it merged (listed anew, or listed
-/// already).
-#[cfg(feature = "server")]
-pub async fn pull_conflicts<C>(
-    database: &Database,
-    transport: &super::transport::HttpTransport<C>,
-) -> Result<u64>
-where
-    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
-{
-    let path = format!("/db/{}/conflicts", database.name());
-    let body = transport
-        .get(&path)
-        .await
-        .map_err(|error| Error::Sync(error.to_string()))?
-        .body;
-    let listed: ListedConflicts<'_> = serde_json::from_slice(&body)
-        .map_err(|error| Error::Sync(format!("{path}: the answer does not parse: {error}")))?;
-    let ids: Vec<EventId> = listed
-        .conflicts
-        .iter()
-        .map(|conflict| conflict.id)
-        .collect();
-    let mut held = std::collections::HashMap::new();
-    for chunk in ids.chunks(crate::limits::GET_IDS_MAX) {
-        // A read by ids stops at its byte bound: ask again for the rest.
-        let mut rest = chunk;
-        while !rest.is_empty() {
-            let page = database.get(rest).await?;
-            rest = &rest[(page.events.len() + page.missing.len()).min(rest.len())..];
-            for event in page.events {
-                held.insert(event.id, event);
-            }
-        }
-    }
-    let listed: Vec<ListedConflict> = listed
-        .conflicts
-        .iter()
-        .filter_map(|conflict| {
-            Some(ListedConflict {
-                id: conflict.id,
-                kept: listed_bytes(&body, conflict.kept, conflict.kept_b64.as_deref())?,
-                lost: listed_bytes(&body, conflict.lost, conflict.lost_b64.as_deref())?,
-            })
-        })
-        .collect();
-    let losers = listed_losers(&listed, |id| held.get(&id));
-    let mut listed_anew = 0;
-    for batch in losers.chunks(crate::limits::BATCH_EVENTS_MAX) {
-        listed_anew += database.merge(batch.to_vec()).await?.conflicts;
-    }
-    Ok(listed_anew)
 }

@@ -8,9 +8,9 @@ use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::rt::TokioExecutor;
 
 use super::driver::{Sending, Transport, TransportError};
-use super::wire::{CONTENT_TYPE, NODE_HEADER, VERSION_HEADER};
 use crate::event::EventId;
 use crate::limits::{SYNC_ANSWER_BYTES_MAX, SYNC_REQUEST_TIMEOUT_MS};
+use crate::sync::wire::{CONTENT_TYPE, NODE_HEADER, VERSION_HEADER};
 
 /// A connection a [`PeerConnector`] opens.
 pub trait PeerIo: hyper::rt::Read + hyper::rt::Write + Unpin + Send {}

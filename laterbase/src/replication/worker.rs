@@ -1,190 +1,40 @@
-//! The replication supervisor and its sync workers, one per peer.
+//! A sync worker: passes with one peer, for every database.
 //!
-//! ```text
-//! NodeActor
-//! └── ReplicationSupervisor      restarts a crashed worker
-//!     ├── SyncWorker peer 1      rounds for every database, on a timer and
-//!     └── SyncWorker peer 2      soon after local writes; backs off on failure
-//! ```
-//!
-//! A worker's pass asks the peer for its databases (which also names the
-//! peer), creates the ones missing here, and runs rounds for every database
-//! until neither side has more, within a bound. Each worker has a ticker
-//! task that sends it a `Tick` after the interval, after a local commit (a
-//! coalesced nudge), or after its backoff; one slow or dead peer only slows
-//! its own worker.
+//! A pass asks the peer for its databases (which also names the peer),
+//! creates the ones missing here, and runs rounds for every database until
+//! neither side has more, within a bound. The worker's ticker task sends it
+//! a `Tick` after the interval, after a local commit (a coalesced nudge), or
+//! after its backoff; one slow or dead peer only slows its own worker.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::watch;
 
-use super::node::Node;
-use crate::Database;
-use crate::clock::{Clock, Random};
+use super::config::Shared;
+use super::driver::{RoundReport, round};
+use super::transport::{HttpTransport, PeerConnector};
+use crate::actors::Database;
 use crate::error::{Error, Result};
 use crate::event::{EventId, Timestamp};
 use crate::limits::{
-    SYNC_BACKOFF_MS_MAX, SYNC_ROUNDS_PER_PASS_MAX, SYNC_V2_BODY_BYTES_MAX,
-    SYNC_V2_PUSH_EVENT_BYTES_MAX, SYNC_WORKER_RESTARTS_MAX,
+    SYNC_ROUNDS_PER_PASS_MAX, SYNC_V2_BODY_BYTES_MAX, SYNC_V2_PUSH_EVENT_BYTES_MAX,
 };
 use crate::sync::LeftOut;
-use crate::sync::driver::{RoundReport, round};
-use crate::sync::transport::{HttpTransport, PeerConnector};
 use crate::sync::wire;
 
 /// How often a long catch-up logs its progress.
 const CATCH_UP_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
-/// How a node replicates: its peers, the interval, and the shared token.
-#[derive(Clone, Debug)]
-pub struct ReplicationConfig {
-    /// The peers' base URLs.
-    pub peers: Vec<String>,
-    /// The time between passes when nothing is written.
-    pub interval: Duration,
-    /// The access token peers require, if any.
-    pub token: Option<String>,
-    /// How connections to peers are made: TCP, or a simulated network.
-    pub connector: PeerConnector,
-    /// The longest wait before retrying a peer that failed.
-    pub backoff_max: Duration,
-    /// How long one sync request may take, answer included.
-    pub request_timeout: Duration,
-}
-
-impl ReplicationConfig {
-    /// Replication with `peers` over TCP, every
-    /// [`SYNC_INTERVAL_MS_DEFAULT`](crate::limits::SYNC_INTERVAL_MS_DEFAULT)
-    /// and soon after each write, without a token.
-    pub fn new(peers: Vec<String>) -> ReplicationConfig {
-        ReplicationConfig {
-            peers,
-            interval: Duration::from_millis(crate::limits::SYNC_INTERVAL_MS_DEFAULT),
-            token: None,
-            connector: PeerConnector::tcp(),
-            backoff_max: Duration::from_millis(SYNC_BACKOFF_MS_MAX),
-            request_timeout: Duration::from_millis(crate::limits::SYNC_REQUEST_TIMEOUT_MS),
-        }
-    }
-}
-
-/// What `/peers` shows of one peer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerStatus {
-    /// Its base URL.
-    pub url: String,
-    /// Its node id, once a pass has learnt it.
-    pub node: Option<EventId>,
-    /// When the last pass that reached it ended.
-    pub last_sync: Option<Timestamp>,
-    /// The error of the last pass, if it failed.
-    pub last_error: Option<String>,
-    /// Events left out of the pages pushed to the peer since the node
-    /// started, because the peer cannot take them (a node of the first
-    /// release reads smaller sync requests).
-    pub unsent: u64,
-    /// The last of them, said for a person: the database, the event, its
-    /// size and the limit.
-    pub last_unsent: Option<String>,
-}
-
-/// The status of every peer, shared with the HTTP layer.
-pub(crate) type PeerStatuses = Arc<RwLock<Vec<PeerStatus>>>;
-
-/// The supervisor's behaviour.
-pub(crate) struct ReplicationSupervisor;
-
-pub(crate) struct SupervisorArgs {
-    pub(crate) node: Node,
-    pub(crate) config: ReplicationConfig,
-    pub(crate) statuses: PeerStatuses,
-    pub(crate) commits: watch::Receiver<u64>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) random: Arc<Random>,
-}
-
-pub(crate) struct SupervisorState {
-    args: Arc<SupervisorArgs>,
-    /// Each running worker's peer index.
-    workers: Vec<(ractor::ActorId, usize)>,
-    /// The restarts still allowed, per peer.
-    restarts: Vec<super::RestartBudget>,
-}
-
-impl Actor for ReplicationSupervisor {
-    type Msg = ();
-    type State = SupervisorState;
-    type Arguments = SupervisorArgs;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<()>,
-        args: SupervisorArgs,
-    ) -> Result<SupervisorState, ActorProcessingErr> {
-        let peers = args.config.peers.len();
-        let mut state = SupervisorState {
-            args: Arc::new(args),
-            workers: Vec::new(),
-            restarts: vec![super::RestartBudget::new(SYNC_WORKER_RESTARTS_MAX); peers],
-        };
-        for index in 0..state.args.config.peers.len() {
-            spawn_worker(&myself, &mut state, index).await?;
-        }
-        Ok(state)
-    }
-
-    async fn handle_supervisor_evt(
-        &self,
-        myself: ActorRef<()>,
-        event: SupervisionEvent,
-        state: &mut SupervisorState,
-    ) -> Result<(), ActorProcessingErr> {
-        let Some((cell, reason)) = super::stopped_child(event) else {
-            return Ok(());
-        };
-        let Some(position) = state
-            .workers
-            .iter()
-            .position(|(id, _)| *id == cell.get_id())
-        else {
-            return Ok(());
-        };
-        let (_, index) = state.workers.remove(position);
-        let url = &state.args.config.peers[index];
-        if !state.restarts[index].spend(tokio::time::Instant::now()) {
-            tracing::error!(peer = %url, %reason, "sync worker stopped; restart budget spent");
-            return Ok(());
-        }
-        tracing::error!(peer = %url, %reason, "sync worker stopped; restarting it");
-        spawn_worker(&myself, state, index).await?;
-        Ok(())
-    }
-}
-
-async fn spawn_worker(
-    myself: &ActorRef<()>,
-    state: &mut SupervisorState,
-    index: usize,
-) -> Result<(), ActorProcessingErr> {
-    let args = WorkerArgs {
-        shared: state.args.clone(),
-        index,
-    };
-    let (worker, _) = Actor::spawn_linked(None, SyncWorker, args, myself.get_cell()).await?;
-    state.workers.push((worker.get_id(), index));
-    Ok(())
-}
-
 /// A sync worker's behaviour: passes with one peer.
 pub(crate) struct SyncWorker;
 
 pub(crate) struct WorkerArgs {
-    shared: Arc<SupervisorArgs>,
-    index: usize,
+    pub(super) shared: Arc<Shared>,
+    pub(super) index: usize,
 }
 
 /// Messages a sync worker takes.
@@ -194,7 +44,7 @@ pub(crate) enum WorkerMsg {
 }
 
 pub(crate) struct WorkerState {
-    shared: Arc<SupervisorArgs>,
+    shared: Arc<Shared>,
     index: usize,
     transport: HttpTransport<PeerConnector>,
     /// The peer's node id, learnt at the first pass.
@@ -469,7 +319,7 @@ async fn pull_conflicts(state: &WorkerState, database: &Database, peer_losers: u
     if seen == peer_losers {
         return;
     }
-    match crate::sync::driver::pull_conflicts(database, &state.transport).await {
+    match super::conflicts::pull_conflicts(database, &state.transport).await {
         Ok(merged) => {
             tracing::debug!(peer = %peer_url, database = %name, merged, "fetched the peer's conflicts");
         }

@@ -1,0 +1,128 @@
+//! What the HTTP layer serves from: the node, its replication, the token,
+//! the metrics, the backup directory and the room for answers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use super::backup::BackupDir;
+use super::held::AnswerRoom;
+use crate::actors::Node;
+use crate::limits::{ANSWER_BYTES_HELD_MAX, REQUEST_TIMEOUT_MS_DEFAULT};
+use crate::replication::Replication;
+
+/// What the HTTP layer serves from.
+#[derive(Clone)]
+pub struct HttpState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node: Node,
+    /// The access token; `None` leaves every route open.
+    token: Option<Vec<u8>>,
+    /// Renders `/metrics`; `None` answers an empty exposition.
+    metrics: Option<PrometheusHandle>,
+    request_timeout: Duration,
+    /// Where `POST /admin/backup` may write; `None` turns the route off.
+    backup_dir: Option<BackupDir>,
+    /// The room shared by the answers not yet written.
+    answers: Arc<AnswerRoom>,
+    /// What `/peers` shows; `None` (no peers) answers an empty list.
+    replication: Option<Replication>,
+}
+
+impl HttpState {
+    /// Serves `node`, open to everyone, with the default request timeout.
+    pub fn new(node: Node) -> HttpState {
+        HttpState {
+            inner: Arc::new(Inner {
+                node,
+                token: None,
+                metrics: None,
+                request_timeout: Duration::from_millis(REQUEST_TIMEOUT_MS_DEFAULT),
+                backup_dir: None,
+                answers: Arc::new(AnswerRoom::new(ANSWER_BYTES_HELD_MAX)),
+                replication: None,
+            }),
+        }
+    }
+
+    fn with(self, change: impl FnOnce(&mut Inner)) -> HttpState {
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            node: shared.node.clone(),
+            token: shared.token.clone(),
+            metrics: shared.metrics.clone(),
+            request_timeout: shared.request_timeout,
+            backup_dir: shared.backup_dir.clone(),
+            answers: shared.answers.clone(),
+            replication: shared.replication.clone(),
+        });
+        change(&mut inner);
+        HttpState {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Requires `Authorization: Bearer <token>` on every route but `/healthz`.
+    pub fn token(self, token: Option<String>) -> HttpState {
+        self.with(|inner| inner.token = token.map(String::into_bytes))
+    }
+
+    /// Renders `/metrics` from this recorder's handle.
+    pub fn metrics(self, handle: PrometheusHandle) -> HttpState {
+        self.with(|inner| inner.metrics = Some(handle))
+    }
+
+    /// How long one request may take before it answers 503.
+    pub fn request_timeout(self, timeout: Duration) -> HttpState {
+        self.with(|inner| inner.request_timeout = timeout)
+    }
+
+    /// Lets `POST /admin/backup` write new directories under `dir` (default:
+    /// none, and the route answers `404 not_found`).
+    pub fn backup_dir(self, dir: Option<BackupDir>) -> HttpState {
+        self.with(|inner| inner.backup_dir = dir)
+    }
+
+    /// Lowers the room for answers built and not yet written, over every
+    /// connection (default and ceiling: [`ANSWER_BYTES_HELD_MAX`]); a read
+    /// that finds none within `ANSWER_HOLD_WAIT_MS` answers 503.
+    pub fn answer_bytes_held_max(self, bytes: usize) -> HttpState {
+        self.with(|inner| inner.answers = Arc::new(AnswerRoom::new(bytes)))
+    }
+
+    /// Shows the peers of `replication` on `/peers`.
+    pub fn replication(self, replication: Replication) -> HttpState {
+        self.with(|inner| inner.replication = Some(replication))
+    }
+
+    pub(crate) fn node(&self) -> &Node {
+        &self.inner.node
+    }
+
+    pub(super) fn replicating(&self) -> Option<&Replication> {
+        self.inner.replication.as_ref()
+    }
+
+    pub(super) fn metrics_handle(&self) -> Option<&PrometheusHandle> {
+        self.inner.metrics.as_ref()
+    }
+
+    pub(super) fn required_token(&self) -> Option<&[u8]> {
+        self.inner.token.as_deref()
+    }
+
+    pub(super) fn timeout(&self) -> Duration {
+        self.inner.request_timeout
+    }
+
+    pub(super) fn backups(&self) -> Option<&BackupDir> {
+        self.inner.backup_dir.as_ref()
+    }
+
+    pub(crate) fn answers(&self) -> &Arc<AnswerRoom> {
+        &self.inner.answers
+    }
+}
