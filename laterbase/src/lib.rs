@@ -67,6 +67,7 @@ mod actors;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod clock;
+mod codec;
 mod config;
 mod error;
 pub mod event;
