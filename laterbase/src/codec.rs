@@ -56,6 +56,15 @@ impl ReadError {
             | ReadError::Trailing { at, .. } => *at,
         }
     }
+
+    /// The bytes that were left there.
+    pub(crate) fn left(&self) -> usize {
+        match self {
+            ReadError::Short { left, .. }
+            | ReadError::Count { left, .. }
+            | ReadError::Trailing { left, .. } => *left,
+        }
+    }
 }
 
 impl fmt::Display for ReadError {
