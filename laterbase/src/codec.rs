@@ -48,15 +48,6 @@ pub(crate) enum ReadError {
 }
 
 impl ReadError {
-    /// Where the field, count or trailing bytes start.
-    pub(crate) fn at(&self) -> usize {
-        match self {
-            ReadError::Short { at, .. }
-            | ReadError::Count { at, .. }
-            | ReadError::Trailing { at, .. } => *at,
-        }
-    }
-
     /// The bytes that were left there.
     pub(crate) fn left(&self) -> usize {
         match self {
@@ -127,14 +118,6 @@ impl<B: Buf> Reader<B> {
         let at = self.offset();
         self.buf
             .try_get_u8()
-            .map_err(|error| short(field, at, error))
-    }
-
-    /// A big-endian `u16`.
-    pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, ReadError> {
-        let at = self.offset();
-        self.buf
-            .try_get_u16()
             .map_err(|error| short(field, at, error))
     }
 
@@ -276,7 +259,6 @@ mod tests {
         let reader = || Reader::new(input);
         vec![
             ("u8", reader().u8("the u8").map(drop)),
-            ("u16", reader().u16("the u16").map(drop)),
             ("u32", reader().u32("the u32").map(drop)),
             ("u64", reader().u64("the u64").map(drop)),
             ("u128", reader().u128("the u128").map(drop)),
@@ -292,7 +274,6 @@ mod tests {
     fn width(getter: &str) -> usize {
         match getter {
             "u8" => 1,
-            "u16" => 2,
             "u32" | "count" => 4,
             "u64" => 8,
             "u128" => 16,
@@ -316,7 +297,6 @@ mod tests {
                     ReadError::Short {
                         field: match getter {
                             "u8" => "the u8",
-                            "u16" => "the u16",
                             "u32" => "the u32",
                             "u64" => "the u64",
                             "u128" => "the u128",
@@ -351,19 +331,19 @@ mod tests {
                 left: 2,
             }
         );
-        assert_eq!(error.at(), 4);
+        assert_eq!(error.left(), 2);
         assert_eq!(
             error.to_string(),
             "the input ends inside the second (at byte 4: it takes 8 bytes, 2 are left)"
         );
         assert_eq!(reader.remaining(), 2, "a refused read takes nothing");
-        assert_eq!(reader.u16("the third"), Ok(0x0506));
+        assert_eq!(reader.array("the third"), Ok([5, 6]));
         assert_eq!(reader.end(), Ok(()));
     }
 
     #[test]
     fn values_read_big_endian_and_bytes_are_slices_of_the_input() {
-        let input = Bytes::from_static(&[0, 0, 0, 2, 0xaa, 0xbb, 7]);
+        let input = Bytes::from_static(&[0, 0, 0, 1, 0xaa, 0xbb, 7]);
         let mut reader = Reader::new(input.clone());
         let count = reader.count(2, "the items").expect("count");
         assert_eq!(count, 1);
@@ -376,7 +356,7 @@ mod tests {
             "one byte is left"
         );
         let mut borrowed = Reader::new(&input[..]);
-        assert_eq!(borrowed.slice(4, "the head"), Ok(&[0, 0, 0, 2][..]));
+        assert_eq!(borrowed.slice(4, "the head"), Ok(&[0, 0, 0, 1][..]));
         assert_eq!(borrowed.rest(), [0xaa, 0xbb, 7]);
         assert_eq!(borrowed.end(), Ok(()));
     }
@@ -393,10 +373,13 @@ mod tests {
                 left: 1,
             })
         );
-        let mut reader = Reader::new(&[0, 0, 0, 3, 0, 0, 0, 0, 0][..]);
-        assert_eq!(reader.count(3, "triples"), Ok(3));
-        let mut reader = Reader::new(&[0, 0, 0, 4, 0, 0, 0, 0, 0][..]);
-        assert!(reader.count(3, "triples").is_err(), "four do not fit");
+        let triples = |count: u8| {
+            let mut input = vec![0, 0, 0, count];
+            input.extend_from_slice(&[0; 9]);
+            Reader::new(&input[..]).count(3, "triples")
+        };
+        assert_eq!(triples(3), Ok(3));
+        assert!(triples(4).is_err(), "four do not fit in 9 bytes");
         let mut reader = Reader::new(&[0, 0, 0, 9][..]);
         assert_eq!(reader.count(0, "nothings"), Ok(9), "items of no bytes");
     }

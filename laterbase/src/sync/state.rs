@@ -115,14 +115,18 @@ fn link_cursor(reader: &mut Reader<&[u8]>) -> StorageResult<Option<Cursor>> {
     if reader.u8("a cursor's flag").map_err(corrupted)? == 0 {
         return Ok(None);
     }
-    if reader.remaining() < CURSOR_BYTES - 1 {
-        return Err(corrupt("link", reader.remaining()));
-    }
+    // The whole cursor first, so that a link cut inside it says how much
+    // of it there was.
+    let mut cursor = Reader::new(
+        reader
+            .slice(CURSOR_BYTES - 1, "a cursor")
+            .map_err(corrupted)?,
+    );
     Ok(Some(Cursor {
-        incarnation: reader.u128("a cursor's incarnation").map_err(corrupted)?,
-        epoch: reader.u128("a cursor's epoch").map_err(corrupted)?,
-        lc: reader.u64("a cursor's lc").map_err(corrupted)?,
-        us: reader.u64("a cursor's update number").map_err(corrupted)?,
+        incarnation: cursor.u128("its incarnation").map_err(corrupted)?,
+        epoch: cursor.u128("its epoch").map_err(corrupted)?,
+        lc: cursor.u64("its lc").map_err(corrupted)?,
+        us: cursor.u64("its update number").map_err(corrupted)?,
     }))
 }
 
