@@ -78,11 +78,12 @@ pub(super) fn decode_id(bytes: &[u8], what: &'static str) -> StorageResult<Event
     whole(bytes, what, |id| id.array("the id")).map(EventId::from_bytes)
 }
 
-/// The id a key of a database's conflicts starts with (id | n u32).
+/// The id a key of a database's conflicts starts with (id | n u32). A key
+/// shorter than an id has no id to show in its error.
 pub(super) fn conflict_id(key: &[u8]) -> StorageResult<EventId> {
     let id = Reader::new(key)
         .array("the id")
-        .map_err(|_| corrupt("conflict key", key))?;
+        .map_err(|_| corrupt("conflict key", &[]))?;
     Ok(EventId::from_bytes(id))
 }
 
