@@ -78,7 +78,7 @@ inventory::collect!(Registration);
 
 /// Every view compiled into this binary, sorted by database and name.
 /// Fails naming both structs when two views of one database share a name.
-pub fn registered() -> crate::Result<Vec<Registration>> {
+pub fn registered() -> crate::error::Result<Vec<Registration>> {
     let mut views: Vec<Registration> = inventory::iter::<Registration>
         .into_iter()
         .copied()
@@ -89,7 +89,7 @@ pub fn registered() -> crate::Result<Vec<Registration>> {
             && first.db == second.db
             && first.name == second.name
         {
-            return Err(crate::Error::DuplicateView {
+            return Err(crate::error::Error::DuplicateView {
                 db: first.db.to_owned(),
                 view: first.name.to_owned(),
                 first: first.type_name.to_owned(),

@@ -349,7 +349,7 @@ mod tests {
     use super::*;
     use crate::storage::memory::MemoryStorage;
     use crate::storage::{DatabaseRecord, Storage};
-    use crate::views::Key;
+    use crate::views::view::Key;
 
     #[derive(serde::Deserialize)]
     struct Amount {
