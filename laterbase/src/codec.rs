@@ -207,16 +207,20 @@ impl<B: Buf> Reader<B> {
 
     /// An error unless at least `length` bytes are left.
     fn check(&self, length: usize, field: &'static str) -> Result<(), ReadError> {
-        let left = self.remaining();
-        if left < length {
-            return Err(ReadError::Short {
-                field,
-                at: self.offset(),
-                wanted: length,
-                left,
-            });
+        if self.remaining() < length {
+            return Err(self.lacking(length, field));
         }
         Ok(())
+    }
+
+    /// The error of `field`, of `length` bytes, when fewer are left.
+    fn lacking(&self, length: usize, field: &'static str) -> ReadError {
+        ReadError::Short {
+            field,
+            at: self.offset(),
+            wanted: length,
+            left: self.remaining(),
+        }
     }
 }
 
@@ -227,8 +231,10 @@ impl<'a> Reader<&'a [u8]> {
         length: usize,
         field: &'static str,
     ) -> Result<&'a [u8], ReadError> {
-        self.check(length, field)?;
-        let (head, tail) = self.buf.split_at(length);
+        let (head, tail) = self
+            .buf
+            .split_at_checked(length)
+            .ok_or_else(|| self.lacking(length, field))?;
         self.buf = tail;
         Ok(head)
     }
@@ -254,65 +260,41 @@ mod tests {
 
     use super::*;
 
-    /// Every getter, by name, on the same input.
-    fn read_each(input: &[u8]) -> Vec<(&'static str, Result<(), ReadError>)> {
+    /// Every getter on the same input: the field it names, the bytes it
+    /// takes, and what it read.
+    fn read_each(input: &[u8]) -> Vec<(&'static str, usize, Result<(), ReadError>)> {
         let reader = || Reader::new(input);
         vec![
-            ("u8", reader().u8("the u8").map(drop)),
-            ("u32", reader().u32("the u32").map(drop)),
-            ("u64", reader().u64("the u64").map(drop)),
-            ("u128", reader().u128("the u128").map(drop)),
-            ("array", reader().array::<5>("the array").map(drop)),
-            ("bytes", reader().bytes(5, "the bytes").map(drop)),
-            ("skip", reader().skip(5, "the skip")),
-            ("slice", reader().slice(5, "the slice").map(drop)),
-            ("count", reader().count(1, "the count").map(drop)),
+            ("a u8", 1, reader().u8("a u8").map(drop)),
+            ("a u32", 4, reader().u32("a u32").map(drop)),
+            ("a u64", 8, reader().u64("a u64").map(drop)),
+            ("a u128", 16, reader().u128("a u128").map(drop)),
+            ("an array", 5, reader().array::<5>("an array").map(drop)),
+            ("bytes", 5, reader().bytes(5, "bytes").map(drop)),
+            ("a skip", 5, reader().skip(5, "a skip")),
+            ("a slice", 5, reader().slice(5, "a slice").map(drop)),
+            ("a count", 4, reader().count(1, "a count").map(drop)),
         ]
-    }
-
-    /// The bytes each getter of [`read_each`] takes.
-    fn width(getter: &str) -> usize {
-        match getter {
-            "u8" => 1,
-            "u32" | "count" => 4,
-            "u64" => 8,
-            "u128" => 16,
-            _ => 5,
-        }
     }
 
     #[test]
     fn each_getter_on_short_input_names_its_field_and_where_it_starts() {
-        for length in 0..16 {
+        for length in 0..20 {
             let input = vec![0; length];
-            for (getter, read) in read_each(&input) {
-                let wanted = width(getter);
+            for (field, wanted, read) in read_each(&input) {
                 if length >= wanted {
-                    assert_eq!(read, Ok(()), "{getter} of {length} bytes");
+                    assert_eq!(read, Ok(()), "{field} of {length} bytes");
                     continue;
                 }
                 let error = read.expect_err("short");
-                assert_eq!(
-                    error,
-                    ReadError::Short {
-                        field: match getter {
-                            "u8" => "the u8",
-                            "u32" => "the u32",
-                            "u64" => "the u64",
-                            "u128" => "the u128",
-                            "array" => "the array",
-                            "bytes" => "the bytes",
-                            "skip" => "the skip",
-                            "slice" => "the slice",
-                            _ => "the count",
-                        },
-                        at: 0,
-                        wanted,
-                        left: length,
-                    },
-                    "{getter} of {length} bytes"
-                );
-                assert!(error.to_string().contains("the "), "{error}");
+                let short = ReadError::Short {
+                    field,
+                    at: 0,
+                    wanted,
+                    left: length,
+                };
+                assert_eq!(error, short, "{field} of {length} bytes");
+                assert!(error.to_string().contains(field), "{error}");
             }
         }
     }
