@@ -70,6 +70,7 @@ mod actors;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod clock;
+mod codec;
 mod config;
 mod error;
 pub mod event;

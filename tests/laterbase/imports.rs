@@ -21,7 +21,7 @@ use syn::visit::Visit;
 /// modules of a lower layer only (and from itself); nothing imports the
 /// crate root, which only re-exports.
 const LAYERS: &[&[&str]] = &[
-    &["limits"],
+    &["limits", "codec"],
     &["event"],
     &["clock"],
     &["error"],
@@ -37,7 +37,7 @@ const LAYERS: &[&[&str]] = &[
 
 /// What the sync protocol core (`sync`) may import besides itself: it runs
 /// without a runtime, a disk or a socket.
-const CORE_IMPORTS: &[&str] = &["limits", "event", "error", "clock", "storage"];
+const CORE_IMPORTS: &[&str] = &["limits", "codec", "event", "error", "clock", "storage"];
 
 /// A module path within the crate: `[]` is the root, `["sync", "wire"]` is
 /// `crate::sync::wire`.

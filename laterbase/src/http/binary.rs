@@ -19,7 +19,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::ApiError;
 use crate::clock::Horizon;
-use crate::event::{Event, EventId, NewEvent};
+use crate::codec::{ReadError, Reader};
+use crate::event::{Event, EventId, NewEvent, Timestamp};
 
 /// The content type of the binary encoding.
 pub const CONTENT_TYPE: &str = "application/vnd.laterbase.batch";
@@ -36,13 +37,14 @@ pub fn decode_batch(
     events_max: usize,
     horizon: Horizon,
 ) -> Result<Vec<NewEvent>, ApiError> {
-    let mut reader = Reader { body, offset: 0 };
-    if reader.take(4, "the magic bytes")? != BATCH_MAGIC {
+    let mut reader = Reader::new(body.clone());
+    let whole = |error| ApiError::invalid_event(refusal(&error, None));
+    if reader.array("the magic bytes").map_err(whole)? != *BATCH_MAGIC {
         return Err(ApiError::invalid_event(
             "a binary batch starts with \"LBB1\"",
         ));
     }
-    let count = reader.u32("the event count")? as usize;
+    let count = length(reader.u32("the event count").map_err(whole)?);
     if count > events_max {
         return Err(ApiError::payload_too_large(format!(
             "the batch holds {count} events, more than the limit of {events_max}"
@@ -50,34 +52,26 @@ pub fn decode_batch(
     }
     let mut events = Vec::with_capacity(count);
     for index in 0..count {
-        let what = |part: &str| format!("event {index}: {part}");
-        let flags = reader.take(1, &what("flags"))?[0];
+        let inside = |error| ApiError::invalid_event(refusal(&error, Some(index)));
+        let flags = reader.u8("flags").map_err(inside)?;
         if flags & !HAS_ID != 0 {
-            return Err(ApiError::invalid_event(what("unknown flags")));
+            return Err(ApiError::invalid_event(format!(
+                "event {index}: unknown flags"
+            )));
         }
         let id = if flags & HAS_ID != 0 {
             // Every value of 16 bytes is a valid 128-bit id.
-            let bytes: [u8; 16] = reader.take(16, &what("id"))?.try_into().unwrap_or([0; 16]);
-            let id = EventId::from_bytes(bytes);
+            let id = EventId::from_bytes(reader.array("id").map_err(inside)?);
             horizon.check(index, id)?;
             Some(id)
         } else {
             None
         };
-        let length = reader.u32(&what("length"))? as usize;
-        let start = reader.offset;
-        reader.take(length, &what("data"))?;
-        events.push(NewEvent {
-            id,
-            data: body.slice(start..start + length),
-        });
+        let data_length = length(reader.u32("length").map_err(inside)?);
+        let data = reader.bytes(data_length, "data").map_err(inside)?;
+        events.push(NewEvent { id, data });
     }
-    if reader.offset != body.len() {
-        return Err(ApiError::invalid_event(format!(
-            "{} bytes follow the last event",
-            body.len() - reader.offset
-        )));
-    }
+    reader.end().map_err(whole)?;
     Ok(events)
 }
 
@@ -138,29 +132,23 @@ pub struct Page {
 
 /// Decodes a page, as a client does.
 pub fn decode_page(body: &Bytes) -> Result<Page, String> {
-    let mut reader = Reader { body, offset: 0 };
-    let error = |e: ApiError| e.message;
-    if reader.take(4, "the magic bytes").map_err(error)? != PAGE_MAGIC {
+    let mut reader = Reader::new(body.clone());
+    let error = |error| refusal(&error, None);
+    if reader.array("the magic bytes").map_err(error)? != *PAGE_MAGIC {
         return Err("a binary page starts with \"LBP1\"".to_owned());
     }
     let lc = reader.u64("the page's lc").map_err(error)?;
-    let more = reader.take(1, "more").map_err(error)?[0] != 0;
+    let more = reader.u8("more").map_err(error)? != 0;
     let count = reader.u32("the event count").map_err(error)?;
     let mut events = Vec::new();
     for _ in 0..count {
-        let id: [u8; 16] = reader
-            .take(16, "an id")
-            .map_err(error)?
-            .try_into()
-            .unwrap_or([0; 16]);
-        let recorded_at = crate::event::Timestamp(reader.u64("recorded_at").map_err(error)?);
+        let id = EventId::from_bytes(reader.array("an id").map_err(error)?);
+        let recorded_at = Timestamp(reader.u64("recorded_at").map_err(error)?);
         let event_lc = reader.u64("lc").map_err(error)?;
-        let length = reader.u32("length").map_err(error)? as usize;
-        let start = reader.offset;
-        reader.take(length, "data").map_err(error)?;
+        let data_length = length(reader.u32("length").map_err(error)?);
         events.push(Event {
-            id: EventId::from_bytes(id),
-            data: body.slice(start..start + length),
+            id,
+            data: reader.bytes(data_length, "data").map_err(error)?,
             recorded_at,
             lc: event_lc,
         });
@@ -168,12 +156,7 @@ pub fn decode_page(body: &Bytes) -> Result<Page, String> {
     let missing_count = reader.u32("the missing count").map_err(error)?;
     let mut missing = Vec::new();
     for _ in 0..missing_count {
-        let id: [u8; 16] = reader
-            .take(16, "an id")
-            .map_err(error)?
-            .try_into()
-            .unwrap_or([0; 16]);
-        missing.push(EventId::from_bytes(id));
+        missing.push(EventId::from_bytes(reader.array("an id").map_err(error)?));
     }
     Ok(Page {
         lc,
@@ -183,38 +166,23 @@ pub fn decode_page(body: &Bytes) -> Result<Page, String> {
     })
 }
 
-struct Reader<'a> {
-    body: &'a Bytes,
-    offset: usize,
+/// A length on the wire, as a length in memory.
+fn length(wire: u32) -> usize {
+    usize::try_from(wire).unwrap_or(usize::MAX)
 }
 
-impl Reader<'_> {
-    fn take(&mut self, length: usize, what: &str) -> Result<&[u8], ApiError> {
-        let end = self
-            .offset
-            .checked_add(length)
-            .filter(|end| *end <= self.body.len());
-        let Some(end) = end else {
-            return Err(ApiError::invalid_event(format!(
-                "the binary body ends inside {what} (at byte {})",
-                self.offset
-            )));
-        };
-        let slice = &self.body[self.offset..end];
-        self.offset = end;
-        Ok(slice)
-    }
-
-    fn u32(&mut self, what: &str) -> Result<u32, ApiError> {
-        let bytes = self.take(4, what)?;
-        Ok(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
-    }
-
-    fn u64(&mut self, what: &str) -> Result<u64, ApiError> {
-        let bytes = self.take(8, what)?;
-        let mut array = [0; 8];
-        array.copy_from_slice(bytes);
-        Ok(u64::from_be_bytes(array))
+/// Why a body the reader could not read is refused: where it ends, inside
+/// which field (of event `event`, when it is one of an event's).
+fn refusal(error: &ReadError, event: Option<usize>) -> String {
+    match (error, event) {
+        (ReadError::Short { field, at, .. }, None) => {
+            format!("the binary body ends inside {field} (at byte {at})")
+        }
+        (ReadError::Short { field, at, .. }, Some(index)) => {
+            format!("the binary body ends inside event {index}: {field} (at byte {at})")
+        }
+        (ReadError::Trailing { left, .. }, _) => format!("{left} bytes follow the last event"),
+        (ReadError::Count { .. }, _) => error.to_string(),
     }
 }
 
@@ -248,5 +216,89 @@ mod tests {
         let error = decode_batch(&truncated, BATCH_EVENTS_MAX, ANY_TIME).expect_err("truncated");
         assert_eq!(error.code, "invalid_event");
         assert!(error.message.contains("data"), "{}", error.message);
+    }
+
+    /// A batch with and without ids, and a page with events and missing ids.
+    fn encoded() -> (Bytes, Bytes) {
+        let batch = encode_batch(&[
+            NewEvent::with_id(EventId::from_parts(5, 6), &b"\x00\x01"[..]),
+            NewEvent::new(&b"{}"[..]),
+        ]);
+        let event = Event {
+            id: EventId::from_parts(7, 8),
+            data: Bytes::from_static(b"{\"a\":1}"),
+            recorded_at: crate::event::Timestamp(9),
+            lc: 10,
+        };
+        let page = encode_page(11, true, &[event], &[EventId::from_parts(12, 13)]);
+        (batch, page)
+    }
+
+    #[test]
+    fn pages_round_trip() {
+        let (_, page) = encoded();
+        let decoded = decode_page(&page).expect("decodes");
+        assert_eq!((decoded.lc, decoded.more), (11, true));
+        assert_eq!(decoded.events.len(), 1);
+        assert_eq!(decoded.missing, [EventId::from_parts(12, 13)]);
+        assert_eq!(
+            encode_page(11, true, &decoded.events, &decoded.missing),
+            page
+        );
+    }
+
+    #[test]
+    fn each_cut_of_a_batch_names_the_field_it_ends_inside() {
+        let (batch, _) = encoded();
+        let field_at = |cut: usize| match cut {
+            0..4 => "the magic bytes (at byte 0)".to_owned(),
+            4..8 => "the event count (at byte 4)".to_owned(),
+            8 => "event 0: flags (at byte 8)".to_owned(),
+            9..25 => "event 0: id (at byte 9)".to_owned(),
+            25..29 => "event 0: length (at byte 25)".to_owned(),
+            29..31 => "event 0: data (at byte 29)".to_owned(),
+            31 => "event 1: flags (at byte 31)".to_owned(),
+            32..36 => "event 1: length (at byte 32)".to_owned(),
+            _ => "event 1: data (at byte 36)".to_owned(),
+        };
+        assert_eq!(batch.len(), 38);
+        for cut in 0..batch.len() {
+            let error =
+                decode_batch(&batch.slice(..cut), BATCH_EVENTS_MAX, ANY_TIME).expect_err("cut");
+            assert_eq!(error.code, "invalid_event");
+            assert_eq!(
+                error.message,
+                format!("the binary body ends inside {}", field_at(cut)),
+                "cut at {cut}"
+            );
+        }
+        let mut padded = batch.to_vec();
+        padded.extend_from_slice(b"xy");
+        let error =
+            decode_batch(&Bytes::from(padded), BATCH_EVENTS_MAX, ANY_TIME).expect_err("padded");
+        assert_eq!(error.message, "2 bytes follow the last event");
+    }
+
+    proptest::proptest! {
+        /// A batch or a page cut anywhere is refused, and no bytes (a cut
+        /// body followed by noise) make a decoder panic.
+        #[test]
+        fn cut_bodies_are_refused_and_no_bytes_make_a_decoder_panic(
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let (batch, page) = encoded();
+            let batch_cut = batch.slice(..cut.index(batch.len()));
+            let page_cut = page.slice(..cut.index(page.len()));
+            proptest::prop_assert!(decode_batch(&batch_cut, BATCH_EVENTS_MAX, ANY_TIME).is_err());
+            proptest::prop_assert!(decode_page(&page_cut).is_err());
+            for cut in [batch_cut, page_cut] {
+                let mut noisy = cut.to_vec();
+                noisy.extend_from_slice(&noise);
+                let noisy = Bytes::from(noisy);
+                let _ = decode_batch(&noisy, BATCH_EVENTS_MAX, ANY_TIME);
+                let _ = decode_page(&noisy);
+            }
+        }
     }
 }

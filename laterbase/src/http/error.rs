@@ -122,13 +122,16 @@ impl ApiError {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
     }
 
-    /// 415: a body of a content type the route does not take; `accepted`
-    /// names the types it does.
-    pub fn unsupported_media_type(found: &str, accepted: &str) -> ApiError {
+    /// 415: a body of a content type the route does not take, which takes
+    /// JSON or the binary encoding's `binary_type`. The caller names it: the
+    /// encoding returns these errors, so they import nothing of it.
+    pub fn unsupported_media_type(found: &str, binary_type: &str) -> ApiError {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!("content type {found:?} is not accepted: send {accepted}"),
+            format!(
+                "content type {found:?} is not accepted: send application/json or {binary_type}"
+            ),
         )
     }
 

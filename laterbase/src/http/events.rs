@@ -116,10 +116,7 @@ fn content_type(headers: &HeaderMap) -> Result<Encoding, ApiError> {
     match essence.as_str() {
         "application/json" => Ok(Encoding::Json),
         binary::CONTENT_TYPE => Ok(Encoding::Binary),
-        _ => Err(ApiError::unsupported_media_type(
-            text,
-            &format!("application/json or {}", binary::CONTENT_TYPE),
-        )),
+        _ => Err(ApiError::unsupported_media_type(text, binary::CONTENT_TYPE)),
     }
 }
 

@@ -4,7 +4,8 @@
 //! ```text
 //! "epochs"            n x (epoch u128 | start_lc u64 | start_us u64)
 //! "link/" + peer id   cursor into the peer | the peer's cursor into us,
-//!                     each absent (one byte 0) or (1 | incarnation | epoch | lc | us)
+//!                     each absent (one byte 0) or (1 | incarnation | epoch | lc | us),
+//!                     then bulk u8 (1 if bulk, 0 or absent if not)
 //! ```
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::protocol::{Cursor, Digest, EpochStart, Log, Loser, PageBounds, digest};
+use crate::codec::{ReadError, Reader};
 use crate::error::StorageError;
 use crate::event::{Event, EventId};
 use crate::limits::CONFLICTS_PAGE_BYTES_MAX;
@@ -39,14 +41,19 @@ pub fn decode_epochs(bytes: &[u8]) -> StorageResult<Vec<EpochStart>> {
     if !bytes.len().is_multiple_of(EPOCH_BYTES) {
         return Err(corrupt("epochs", bytes.len()));
     }
-    Ok(bytes
-        .chunks_exact(EPOCH_BYTES)
-        .map(|chunk| EpochStart {
-            epoch: u128::from_be_bytes(chunk[..16].try_into().unwrap_or_default()),
-            start_lc: u64::from_be_bytes(chunk[16..24].try_into().unwrap_or_default()),
-            start_us: u64::from_be_bytes(chunk[24..].try_into().unwrap_or_default()),
-        })
-        .collect())
+    let corrupted = |_: ReadError| corrupt("epochs", bytes.len());
+    let mut reader = Reader::new(bytes);
+    let mut epochs = Vec::with_capacity(bytes.len() / EPOCH_BYTES);
+    while reader.remaining() > 0 {
+        epochs.push(EpochStart {
+            epoch: reader.u128("an epoch").map_err(corrupted)?,
+            start_lc: reader.u64("an epoch's start lc").map_err(corrupted)?,
+            start_us: reader
+                .u64("an epoch's start update number")
+                .map_err(corrupted)?,
+        });
+    }
+    Ok(epochs)
 }
 
 /// The metadata key of what this database keeps about `peer`.
@@ -89,33 +96,38 @@ pub fn encode_link(link: &Link) -> Bytes {
 }
 
 /// Decodes a link from the metadata.
-pub fn decode_link(mut bytes: &[u8]) -> StorageResult<Link> {
-    let mut cursor = || -> StorageResult<Option<Cursor>> {
-        let (&flag, rest) = bytes.split_first().ok_or_else(|| corrupt("link", 0))?;
-        bytes = rest;
-        if flag == 0 {
-            return Ok(None);
-        }
-        if bytes.len() < CURSOR_BYTES - 1 {
-            return Err(corrupt("link", bytes.len()));
-        }
-        let cursor = Cursor {
-            incarnation: u128::from_be_bytes(bytes[..16].try_into().unwrap_or_default()),
-            epoch: u128::from_be_bytes(bytes[16..32].try_into().unwrap_or_default()),
-            lc: u64::from_be_bytes(bytes[32..40].try_into().unwrap_or_default()),
-            us: u64::from_be_bytes(bytes[40..48].try_into().unwrap_or_default()),
-        };
-        bytes = &bytes[48..];
-        Ok(Some(cursor))
-    };
-    let into_peer = cursor()?;
-    let peer_into_local = cursor()?;
-    let bulk = bytes.first().is_some_and(|flag| *flag == 1);
+pub fn decode_link(bytes: &[u8]) -> StorageResult<Link> {
+    let mut reader = Reader::new(bytes);
+    let into_peer = link_cursor(&mut reader)?;
+    let peer_into_local = link_cursor(&mut reader)?;
+    let bulk = reader.u8("bulk").is_ok_and(|flag| flag == 1);
     Ok(Link {
         into_peer,
         peer_into_local,
         bulk,
     })
+}
+
+/// One cursor of a link: absent (a byte 0), or a byte 1 and the cursor.
+/// A link that ends inside one is corrupt, with the bytes that were left.
+fn link_cursor(reader: &mut Reader<&[u8]>) -> StorageResult<Option<Cursor>> {
+    let corrupted = |error: ReadError| corrupt("link", error.left());
+    if reader.u8("a cursor's flag").map_err(corrupted)? == 0 {
+        return Ok(None);
+    }
+    // The whole cursor first, so that a link cut inside it says how much
+    // of it there was.
+    let mut cursor = Reader::new(
+        reader
+            .slice(CURSOR_BYTES - 1, "a cursor")
+            .map_err(corrupted)?,
+    );
+    Ok(Some(Cursor {
+        incarnation: cursor.u128("its incarnation").map_err(corrupted)?,
+        epoch: cursor.u128("its epoch").map_err(corrupted)?,
+        lc: cursor.u64("its lc").map_err(corrupted)?,
+        us: cursor.u64("its update number").map_err(corrupted)?,
+    }))
 }
 
 fn corrupt(what: &'static str, length: usize) -> StorageError {
@@ -538,5 +550,75 @@ mod tests {
             decode_epochs(&encode_epochs(&epochs)).expect("decodes"),
             epochs
         );
+    }
+
+    #[test]
+    fn a_link_cut_short_is_corrupt_and_names_the_bytes_left() {
+        let cursor = Cursor {
+            incarnation: 1,
+            epoch: 2,
+            lc: 3,
+            us: 4,
+        };
+        let link = Link {
+            into_peer: Some(cursor),
+            peer_into_local: Some(cursor),
+            bulk: true,
+        };
+        let bytes = encode_link(&link);
+        assert_eq!(bytes.len(), 2 * CURSOR_BYTES + 1);
+        for cut in 0..2 * CURSOR_BYTES {
+            let error = decode_link(&bytes[..cut]).expect_err("cut");
+            // Where the cursor that is cut starts, and what is left after
+            // its flag.
+            let left = match cut % CURSOR_BYTES {
+                0 => 0,
+                within => within - 1,
+            };
+            assert_eq!(
+                error.to_string(),
+                format!("corrupt link: {left} bytes do not decode"),
+                "cut at {cut}"
+            );
+        }
+        let without_bulk = decode_link(&bytes[..2 * CURSOR_BYTES]).expect("decodes");
+        assert_eq!(
+            without_bulk,
+            Link {
+                bulk: false,
+                ..link
+            },
+            "no bulk byte: not bulk"
+        );
+    }
+
+    #[test]
+    fn epochs_not_a_whole_number_of_epochs_long_are_corrupt() {
+        let epoch = EpochStart {
+            epoch: 1,
+            start_lc: 2,
+            start_us: 3,
+        };
+        let bytes = encode_epochs(&[epoch, epoch]);
+        for cut in 0..bytes.len() {
+            match decode_epochs(&bytes[..cut]) {
+                Ok(epochs) => assert_eq!(epochs.len() * EPOCH_BYTES, cut, "cut at {cut}"),
+                Err(error) => assert_eq!(
+                    error.to_string(),
+                    format!("corrupt epochs: {cut} bytes do not decode")
+                ),
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// No bytes make the metadata's decoders panic.
+        #[test]
+        fn no_bytes_make_a_link_or_epochs_decoder_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120),
+        ) {
+            let _ = decode_link(&bytes);
+            let _ = decode_epochs(&bytes);
+        }
     }
 }

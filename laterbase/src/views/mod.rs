@@ -12,6 +12,8 @@
 //!      └─ read from the durable log in lc order by the view's actor
 //! ```
 //!
+//! [`View`], its keys and [`FoldError`] are in `view.rs`, rows and a
+//! view's status in `row.rs`, the registry in `registry.rs`;
 //! [`fold`](self::fold) keeps a view's rows in its store; the actor that
 //! drives it lives in `actors::view_actor`; [`crate::testing::fold`] folds a view
 //! over a list of events without a node.
@@ -19,7 +21,6 @@
 pub mod exact;
 pub(crate) mod finite;
 pub(crate) mod fold;
-mod key;
 #[doc(hidden)]
 pub mod private;
 mod registry;
@@ -27,7 +28,6 @@ mod row;
 mod view;
 
 pub use finite::NotFinite;
-pub use key::{Key, KeyKind};
 pub use registry::{Registration, registered};
 pub use row::{Row, ViewStatus};
-pub use view::{FoldError, View};
+pub use view::{FoldError, Key, KeyKind, View};

@@ -8,9 +8,8 @@ pub use serde;
 pub use serde_json;
 
 pub use super::exact::ExactSum;
-pub use super::key::{Key, KeyKind};
 pub use super::registry::Registration;
-pub use super::view::{FoldError, View};
+pub use super::view::{FoldError, Key, KeyKind, View};
 pub use crate::event::EventId;
 
 /// A field `#[sum]` can add up into an exact total, so that the sum does

@@ -1,10 +1,15 @@
-//! What a view is: the trait `#[view]` implements, and why a fold fails.
+//! What a view is: the [`View`] trait the `#[view]` macro implements, the
+//! keys of its rows ([`Key`], of a [`KeyKind`]) with their order-preserving
+//! bytes, and [`FoldError`], why one event was not folded. Folding and
+//! storing rows is `fold`'s; the registry of views is `registry.rs`'s.
+
+use std::fmt;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::finite;
-use super::key::{Key, KeyKind};
+use crate::codec::Reader;
 use crate::event::EventId;
 
 /// A view, as the `#[view]` macro implements it for a user's struct.
@@ -53,4 +58,120 @@ pub enum FoldError {
     /// The state the fold left cannot be stored.
     #[error("the row's state cannot be stored")]
     State(#[source] finite::NotFinite),
+}
+
+/// The type of a view's key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    /// One global row, keyed `null`.
+    Null,
+    /// Strings.
+    Str,
+    /// Signed integers.
+    Int,
+    /// Unsigned integers.
+    UInt,
+    /// Booleans.
+    Bool,
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyKind::Null => "null (the view has one row)",
+            KeyKind::Str => "a string",
+            KeyKind::Int => "an integer",
+            KeyKind::UInt => "a non-negative integer",
+            KeyKind::Bool => "true or false",
+        })
+    }
+}
+
+/// A row's key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Key {
+    /// The one row of a view without a key.
+    Null,
+    /// A string key.
+    Str(String),
+    /// A signed integer key.
+    Int(i64),
+    /// An unsigned integer key.
+    UInt(u64),
+    /// A boolean key.
+    Bool(bool),
+}
+
+impl Key {
+    /// Parses a key as a query gives it: a string as it is, a number or a
+    /// boolean in its JSON form, `null` for a view without a key.
+    pub fn parse(kind: KeyKind, text: &str) -> Option<Key> {
+        match kind {
+            KeyKind::Null => (text == "null").then_some(Key::Null),
+            KeyKind::Str => Some(Key::Str(text.to_owned())),
+            KeyKind::Int => text.parse().ok().map(Key::Int),
+            KeyKind::UInt => text.parse().ok().map(Key::UInt),
+            KeyKind::Bool => text.parse().ok().map(Key::Bool),
+        }
+    }
+
+    /// The key as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Key::Null => serde_json::Value::Null,
+            Key::Str(text) => serde_json::Value::from(text.as_str()),
+            Key::Int(value) => serde_json::Value::from(*value),
+            Key::UInt(value) => serde_json::Value::from(*value),
+            Key::Bool(value) => serde_json::Value::from(*value),
+        }
+    }
+
+    /// The key's bytes in the view's store, which sort as the keys do.
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Key::Null => Vec::new(),
+            Key::Str(text) => text.as_bytes().to_vec(),
+            Key::Int(value) => ((*value as u64) ^ (1 << 63)).to_be_bytes().to_vec(),
+            Key::UInt(value) => value.to_be_bytes().to_vec(),
+            Key::Bool(value) => vec![u8::from(*value)],
+        }
+    }
+
+    /// The key of `bytes` from [`Key::to_bytes`], for a view of `kind`.
+    pub(crate) fn from_bytes(kind: KeyKind, bytes: &[u8]) -> Option<Key> {
+        match kind {
+            KeyKind::Null => bytes.is_empty().then_some(Key::Null),
+            KeyKind::Str => String::from_utf8(bytes.to_vec()).ok().map(Key::Str),
+            KeyKind::Int => {
+                let raw = whole_u64(bytes)?;
+                Some(Key::Int((raw ^ (1 << 63)) as i64))
+            }
+            KeyKind::UInt => Some(Key::UInt(whole_u64(bytes)?)),
+            KeyKind::Bool => match bytes {
+                [0] => Some(Key::Bool(false)),
+                [1] => Some(Key::Bool(true)),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// `bytes` as one big-endian `u64`, if they are exactly that.
+fn whole_u64(bytes: &[u8]) -> Option<u64> {
+    let mut reader = Reader::new(bytes);
+    let value = reader.u64("the key").ok()?;
+    reader.end().ok()?;
+    Some(value)
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Null => f.write_str("null"),
+            Key::Str(text) => f.write_str(text),
+            Key::Int(value) => write!(f, "{value}"),
+            Key::UInt(value) => write!(f, "{value}"),
+            Key::Bool(value) => write!(f, "{value}"),
+        }
+    }
 }
