@@ -12,6 +12,10 @@ use syn::spanned::Spanned;
 use crate::ast::{Aggregator, Kind, Model};
 
 /// The code for `model`, which `check` passed.
+#[expect(
+    clippy::expect_used,
+    reason = "`check` refused a model without `db` or `event` before expansion"
+)]
 pub fn view(model: &Model) -> TokenStream {
     let item = &model.item;
     let ident = &item.ident;
@@ -201,6 +205,10 @@ fn aggregate(
             quote! { #private::json(&state.#slot) },
         );
     }
+    #[expect(
+        clippy::expect_used,
+        reason = "`check` refused an aggregator other than `count` without a field"
+    )]
     let field = aggregator
         .field
         .as_ref()

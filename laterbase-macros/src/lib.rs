@@ -7,6 +7,10 @@
 //! writes the code, which names only `::laterbase::__private` paths.
 //! Use it through `laterbase::view`, whose documentation has examples.
 
+// As in the library: no indexing or `expect` on what was not checked, and a
+// case that cannot fail says why.
+#![cfg_attr(not(test), deny(clippy::expect_used, clippy::indexing_slicing))]
+
 mod ast;
 mod check;
 mod expand;

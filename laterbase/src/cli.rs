@@ -206,10 +206,11 @@ async fn backup_through(url: &str, args: &BackupArgs) -> Result<u64, String> {
         .map_err(|error| format!("backup failed: {error}"))?;
     let answer: serde_json::Value =
         serde_json::from_slice(&answer).map_err(|error| format!("the node answered: {error}"))?;
-    let records = answer["records"]
-        .as_u64()
+    let records = answer
+        .get("records")
+        .and_then(serde_json::Value::as_u64)
         .ok_or_else(|| format!("the node answered no record count: {answer}"))?;
-    if let Some(written) = answer["to"].as_str() {
+    if let Some(written) = answer.get("to").and_then(serde_json::Value::as_str) {
         println!("the node wrote {written}");
     }
     Ok(records)

@@ -77,7 +77,7 @@ impl FromStr for EventId {
             return Err(IdError::Character(bad));
         }
         // The ulid crate shifts an overflowing first character out silently.
-        if !matches!(text.as_bytes()[0], b'0'..=b'7') {
+        if !matches!(text.as_bytes().first(), Some(b'0'..=b'7')) {
             return Err(IdError::Overflow);
         }
         let ulid = ulid::Ulid::from_string(text).map_err(|_| IdError::Length(length))?;
@@ -294,7 +294,7 @@ pub fn validate_name(name: &str) -> Result<(), InvalidName> {
         Some("it is empty")
     } else if name.len() > crate::limits::NAME_LENGTH_MAX {
         Some("it is longer than 64 characters")
-    } else if !name.as_bytes()[0].is_ascii_lowercase() {
+    } else if !name.as_bytes().first().is_some_and(u8::is_ascii_lowercase) {
         Some("it must start with a lower-case letter")
     } else if !name
         .bytes()

@@ -65,6 +65,9 @@
 //! hyper, clap, tracing-subscriber, the Prometheus exporter or mimalloc.
 
 #![warn(missing_docs)]
+// Library code neither indexes nor takes `expect` on what it did not check;
+// a case that cannot fail says why, with `#[expect(lint, reason = "...")]`.
+#![cfg_attr(not(test), deny(clippy::expect_used, clippy::indexing_slicing))]
 
 mod actors;
 #[cfg(feature = "cli")]

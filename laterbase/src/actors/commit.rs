@@ -134,8 +134,10 @@ fn current(
     stored: &HashMap<EventId, (u64, StoredEvent)>,
     id: EventId,
 ) -> Option<Current> {
-    if let Some(index) = staged.new_ids.get(&id) {
-        return Some(Current::New(*index, staged.batch.events[*index].clone()));
+    if let Some(&index) = staged.new_ids.get(&id)
+        && let Some(event) = staged.batch.events.get(index)
+    {
+        return Some(Current::New(index, event.clone()));
     }
     if let Some((lc, event)) = staged.replaced.get(&id) {
         return Some(Current::Stored(*lc, event.clone()));
@@ -362,7 +364,12 @@ impl Writer {
                     }
                     Current::New(index, _) => {
                         staged.changed_new.push(index);
-                        staged.batch.events[index] = kept;
+                        #[expect(
+                            clippy::indexing_slicing,
+                            reason = "`current` found the event at this index of the batch"
+                        )]
+                        let slot = &mut staged.batch.events[index];
+                        *slot = kept;
                     }
                 }
             }
@@ -482,8 +489,12 @@ impl Writer {
         candidates.sort_unstable();
         candidates.dedup();
         for id in candidates {
-            if let Some(index) = staged.new_ids.get(&id) {
-                known.insert(id, staged.batch.events[*index].data.clone());
+            if let Some(event) = staged
+                .new_ids
+                .get(&id)
+                .and_then(|index| staged.batch.events.get(*index))
+            {
+                known.insert(id, event.data.clone());
             } else if let Some((_, event)) = staged.replaced.get(&id) {
                 known.insert(id, event.data.clone());
             } else if let Some(lc) = self.store.lc_of(id)? {

@@ -321,15 +321,12 @@ async fn refold_rewritten(
     let refolded = run_storage(state.shared.may_block, move || {
         let _lease = lease;
         let updates = log.updates_after(position.us, durable_us, VIEW_REWRITES_REFOLD_MAX + 1)?;
-        let (updates, up_to_us) = match updates.get(VIEW_REWRITES_REFOLD_MAX) {
+        let (updates, up_to_us) = match updates.split_at_checked(VIEW_REWRITES_REFOLD_MAX) {
             // An order-insensitive view reads the log once per refold: past
             // this many, a rebuild reads it once for all of them.
-            Some(_) if !engine.indexed() => return Ok(None),
-            Some(_) => (
-                &updates[..VIEW_REWRITES_REFOLD_MAX],
-                updates[VIEW_REWRITES_REFOLD_MAX - 1].0,
-            ),
-            None => (&updates[..], durable_us),
+            Some((_, [_, ..])) if !engine.indexed() => return Ok(None),
+            Some((first, [_, ..])) => (first, first.last().map_or(position.us, |(us, _)| *us)),
+            _ => (updates.as_slice(), durable_us),
         };
         let ids: Vec<_> = updates.iter().map(|(_, id)| *id).collect();
         let refolded =

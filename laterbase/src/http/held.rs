@@ -267,7 +267,8 @@ impl hyper::body::Body for HeldBody {
             }
         }
         let length = this.pending.len().min(ANSWER_CHUNK_BYTES);
-        let chunk = Bytes::copy_from_slice(&this.pending[..length]);
+        // A copy, so that the answer's buffer goes once its last chunk is out.
+        let chunk = Bytes::copy_from_slice(this.pending.get(..length).unwrap_or_default());
         this.pending.advance(length);
         if this.pending.is_empty() {
             // An empty slice still keeps its allocation alive.

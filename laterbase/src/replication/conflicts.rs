@@ -60,16 +60,17 @@ fn with_whitespace<'a>(answer: &'a [u8], text: &'a str) -> &'a [u8] {
     if !span.contains(&start) {
         return text.as_bytes();
     }
-    let is_space = |byte: &u8| matches!(byte, b' ' | b'\t' | b'\n' | b'\r');
+    let is_space = |byte: &&u8| matches!(byte, b' ' | b'\t' | b'\n' | b'\r');
     let from = start as usize - span.start as usize;
     let to = from + text.len();
-    let before = answer[..from]
-        .iter()
-        .rev()
-        .take_while(|b| is_space(b))
-        .count();
-    let after = answer[to..].iter().take_while(|b| is_space(b)).count();
-    &answer[from - before..to + after]
+    let (Some(head), Some(tail)) = (answer.get(..from), answer.get(to..)) else {
+        return text.as_bytes();
+    };
+    let before = head.iter().rev().take_while(is_space).count();
+    let after = tail.iter().take_while(is_space).count();
+    answer
+        .get(from - before..to + after)
+        .unwrap_or(text.as_bytes())
 }
 
 /// For a peer of the first release, which exchanges no lists within a
@@ -101,7 +102,9 @@ where
         let mut rest = chunk;
         while !rest.is_empty() {
             let page = database.get(rest).await?;
-            rest = &rest[(page.events.len() + page.missing.len()).min(rest.len())..];
+            rest = rest
+                .get(page.events.len() + page.missing.len()..)
+                .unwrap_or_default();
             for event in page.events {
                 held.insert(event.id, event);
             }

@@ -115,8 +115,13 @@ impl Actor for ReplicationSupervisor {
             return Ok(());
         };
         let (_, index) = state.workers.remove(position);
-        let url = &state.args.config.peers[index];
-        if !state.restarts[index].spend(tokio::time::Instant::now()) {
+        let (Some(url), Some(restarts)) = (
+            state.args.config.peers.get(index),
+            state.restarts.get_mut(index),
+        ) else {
+            return Err(format!("a worker of no peer stopped: index {index}").into());
+        };
+        if !restarts.spend(tokio::time::Instant::now()) {
             tracing::error!(peer = %url, %reason, "sync worker stopped; restart budget spent");
             return Ok(());
         }

@@ -250,7 +250,7 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpTransport<C> {
             .map_err(|error| TransportError(format!("{uri}: reading the answer: {error}")))?
             .to_bytes();
         if !status.is_success() {
-            let text = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+            let text = String::from_utf8_lossy(body.get(..512).unwrap_or(&body)).into_owned();
             return Err(TransportError(format!("{uri} answered {status}: {text}")));
         }
         Ok(Answer {

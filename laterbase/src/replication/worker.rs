@@ -63,6 +63,8 @@ pub(crate) struct WorkerState {
     losers_seen: std::sync::Mutex<BTreeMap<String, u64>>,
     /// The sync wire version spoken with the peer: the newest both speak.
     version: u8,
+    /// The peer's base URL, as configured.
+    url: String,
 }
 
 impl Actor for SyncWorker {
@@ -76,7 +78,13 @@ impl Actor for SyncWorker {
         args: WorkerArgs,
     ) -> Result<WorkerState, ActorProcessingErr> {
         let config = &args.shared.config;
-        let url = config.peers[args.index].clone();
+        let url = config.peers.get(args.index).cloned().ok_or_else(|| {
+            format!(
+                "no peer {} among the {} configured",
+                args.index,
+                config.peers.len()
+            )
+        })?;
         let transport = HttpTransport::with_connector(
             config.connector.clone(),
             &url,
@@ -108,6 +116,7 @@ impl Actor for SyncWorker {
             ticker,
             losers_seen: std::sync::Mutex::default(),
             version: wire::VERSION,
+            url,
         })
     }
 
@@ -208,7 +217,7 @@ async fn pass(state: &mut WorkerState, report: &mut PassReport) -> Result<()> {
         .unwrap_or(wire::VERSION_OLDEST)
         .clamp(wire::VERSION_OLDEST, wire::VERSION);
     if spoken != state.version {
-        tracing::info!(peer = %state.shared.config.peers[state.index], version = spoken, "speaking this sync wire version with the peer");
+        tracing::info!(peer = %state.url, version = spoken, "speaking this sync wire version with the peer");
         state.version = spoken;
     }
     let body = answer.body;
@@ -229,7 +238,7 @@ async fn pass(state: &mut WorkerState, report: &mut PassReport) -> Result<()> {
     }
     for name in state.shared.node.databases() {
         if let Err(error) = sync_database(state, peer, &name, report).await {
-            tracing::warn!(peer = %state.shared.config.peers[state.index], database = %name, %error, "sync of a database failed");
+            tracing::warn!(peer = %state.url, database = %name, %error, "sync of a database failed");
             failure.get_or_insert(error);
         }
     }
@@ -261,7 +270,7 @@ async fn sync_database(
                     .is_some_and(|spoken| (wire::VERSION_OLDEST..version).contains(&spoken)) =>
             {
                 version = wire::version_refused(&text).unwrap_or(wire::VERSION_OLDEST);
-                tracing::info!(peer = %state.shared.config.peers[state.index], version, "the peer refused the sync wire version; speaking its own");
+                tracing::info!(peer = %state.url, version, "the peer refused the sync wire version; speaking its own");
                 continue;
             }
             other => other?,
@@ -270,7 +279,7 @@ async fn sync_database(
         received += done.events_in;
         if let Some(left_out) = done.unsent_last {
             let said = unsent_message(name, left_out);
-            tracing::warn!(peer = %state.shared.config.peers[state.index], unsent = done.unsent, last = %said, "events too large for the peer were left out of a push; the events after them go on");
+            tracing::warn!(peer = %state.url, unsent = done.unsent, last = %said, "events too large for the peer were left out of a push; the events after them go on");
             report.unsent += done.unsent;
             report.last_unsent = Some(said);
         }
@@ -279,7 +288,7 @@ async fn sync_database(
             logged = std::time::Instant::now();
             let rate = received as f64 / started.elapsed().as_secs_f64().max(0.001);
             tracing::info!(
-                peer = %state.shared.config.peers[state.index],
+                peer = %state.url,
                 database = %name,
                 received,
                 of = received + done.remaining,
@@ -308,7 +317,7 @@ async fn sync_database(
 /// rather than failing every pass.
 async fn pull_conflicts(state: &WorkerState, database: &Database, peer_losers: u64) {
     let name = database.name().to_owned();
-    let peer_url = &state.shared.config.peers[state.index];
+    let peer_url = &state.url;
     let seen = state
         .losers_seen
         .lock()
@@ -345,13 +354,17 @@ fn unsent_message(database: &str, left_out: LeftOut) -> String {
 /// Records a pass in the peer's status, the metrics and the backoff.
 fn record(state: &mut WorkerState, report: PassReport, outcome: Result<()>) {
     let config = &state.shared.config;
-    let url = config.peers[state.index].clone();
+    let url = state.url.clone();
     let now = Timestamp(state.shared.clock.now_ms());
     let mut statuses = state
         .shared
         .statuses
         .write()
         .unwrap_or_else(PoisonError::into_inner);
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "the statuses hold one entry per configured peer, and a worker's index is one of them"
+    )]
     let status = &mut statuses[state.index];
     status.node = state.peer;
     if report.unsent > 0 {

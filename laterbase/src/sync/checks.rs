@@ -65,10 +65,12 @@ pub fn check_summary(summary: &Summary) -> Result<(), Refusal> {
     let Some(last) = summary.history.last() else {
         return refuse("the summary names no epoch of its log".to_owned());
     };
-    let ordered = summary
-        .history
-        .windows(2)
-        .all(|pair| pair[0].start_lc <= pair[1].start_lc && pair[0].start_us <= pair[1].start_us);
+    let ordered = summary.history.windows(2).all(|pair| match pair {
+        [earlier, later] => {
+            earlier.start_lc <= later.start_lc && earlier.start_us <= later.start_us
+        }
+        _ => true,
+    });
     if !ordered || last.start_lc > summary.head_lc || last.start_us > summary.head_us {
         return refuse(format!(
             "the summary's epochs do not start in order at or below its head (lc {}, us {})",

@@ -263,7 +263,7 @@ fn gather(
     ids: &[EventId],
     bounds: PageBounds,
 ) -> StorageResult<(Vec<Event>, bool)> {
-    let asked = &ids[..ids.len().min(bounds.events.max(1))];
+    let asked = ids.get(..bounds.events.max(1)).unwrap_or(ids);
     // One at a time, so that whatever ids a peer asks for, no more than the
     // page's bytes (and the one event that does not fit) are ever held.
     let mut found: Vec<Event> = Vec::new();

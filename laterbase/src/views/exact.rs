@@ -163,10 +163,11 @@ impl ExactSum {
             (*limb, carry) = step(*limb, part, carry, negative);
             index += 1;
         }
-        while carry && index < LIMBS {
-            let limb = &mut self.limbs[index];
+        for limb in self.limbs.iter_mut().skip(index) {
+            if !carry {
+                break;
+            }
             (*limb, carry) = step(*limb, 0, carry, negative);
-            index += 1;
         }
     }
 
@@ -355,13 +356,13 @@ fn bits_at(limbs: &[u64; LIMBS], from: u32, count: u32) -> u64 {
 }
 
 fn highest_bit(limbs: &[u64; LIMBS]) -> Option<u32> {
-    let index = limbs.iter().rposition(|limb| *limb != 0)?;
-    Some(index as u32 * 64 + 63 - limbs[index].leading_zeros())
+    let (index, limb) = limbs.iter().enumerate().rfind(|(_, limb)| **limb != 0)?;
+    Some(index as u32 * 64 + 63 - limb.leading_zeros())
 }
 
 fn lowest_bit(limbs: &[u64; LIMBS]) -> Option<u32> {
-    let index = limbs.iter().position(|limb| *limb != 0)?;
-    Some(index as u32 * 64 + limbs[index].trailing_zeros())
+    let (index, limb) = limbs.iter().enumerate().find(|(_, limb)| **limb != 0)?;
+    Some(index as u32 * 64 + limb.trailing_zeros())
 }
 
 /// 2^`exponent`, for exponents of a normal `f64`.

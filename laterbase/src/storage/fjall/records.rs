@@ -107,7 +107,7 @@ pub(super) fn corrupt(what: &'static str, bytes: &[u8]) -> StorageError {
         detail: format!(
             "{} bytes: {:02x?}",
             bytes.len(),
-            &bytes[..bytes.len().min(32)]
+            bytes.get(..32).unwrap_or(bytes)
         ),
     }
 }

@@ -81,7 +81,12 @@ impl<S: serde::Serialize + serde::de::DeserializeOwned + Default> Pending<S> {
             let row = load_row(view, key)?;
             self.rows.insert(key.to_vec(), row);
         }
-        Ok(self.rows.get_mut(key).expect("the row was just loaded"))
+        #[expect(
+            clippy::expect_used,
+            reason = "the row is there: it was there or was just inserted"
+        )]
+        let row = self.rows.get_mut(key).expect("the row was just loaded");
+        Ok(row)
     }
 
     /// Writes the batch so far with `position`, atomically.
@@ -224,7 +229,10 @@ impl<V: View> Engine for Typed<V> {
                         joining.push(id);
                     }
                 }
-                refold_key::<V>(view, log, &key, ids[0], &joining, None, &mut changes)?;
+                let Some(&first) = ids.first() else {
+                    continue;
+                };
+                refold_key::<V>(view, log, &key, first, &joining, None, &mut changes)?;
             }
         } else if !touched.is_empty() {
             refold_by_scan::<V>(

@@ -43,6 +43,10 @@ pub(crate) fn row_of(kind: KeyKind, stored: &[u8]) -> StorageResult<Key> {
 /// `tag`, the key's length and the key: the start of a key's entries.
 pub(super) fn prefix(tag: u8, key: &[u8]) -> Vec<u8> {
     // Longer keys are skipped before they get here.
+    #[expect(
+        clippy::expect_used,
+        reason = "keys longer than VIEW_KEY_BYTES_MAX, which fits in a u16, are skipped before here"
+    )]
     let length = u16::try_from(key.len()).expect("a view key is at most VIEW_KEY_BYTES_MAX bytes");
     let mut bytes = Vec::with_capacity(3 + key.len() + 16);
     bytes.push(tag);
