@@ -42,9 +42,7 @@ pub mod transport;
 pub mod wire;
 
 #[cfg(test)]
-mod page_tests;
-#[cfg(test)]
-mod tests;
+mod model;
 
 pub use protocol::{
     Cursor, Deliver, Digest, Effects, Entries, EpochStart, Fill, Held, IdDigest, Initiator,
