@@ -71,6 +71,17 @@ pub(super) struct ModelNode {
     pub(super) next: u128,
 }
 
+/// What a node stores, as a restart keeps it: everything but what it
+/// remembers in memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Stored {
+    log: Vec<Event>,
+    updates: Vec<EventId>,
+    links: BTreeMap<usize, Link>,
+    losers: BTreeMap<EventId, Vec<Bytes>>,
+    history: Vec<EpochStart>,
+}
+
 impl ModelNode {
     pub(super) fn new(seed: u128) -> ModelNode {
         ModelNode {
@@ -255,6 +266,21 @@ impl ModelNode {
             .iter()
             .map(|e| (e.id, (e.data.clone(), e.recorded_at)))
             .collect()
+    }
+
+    /// What the node stores: what a refused message must leave unchanged.
+    pub(super) fn stored(&self) -> Stored {
+        Stored {
+            log: self.log.clone(),
+            updates: self.updates.clone(),
+            links: self
+                .links
+                .iter()
+                .map(|(peer, link)| (*peer, *link))
+                .collect(),
+            losers: self.losers.clone(),
+            history: self.history.clone(),
+        }
     }
 
     /// The link to `peer`, as stored.
