@@ -39,9 +39,7 @@ pub mod state;
 pub mod wire;
 
 #[cfg(test)]
-mod page_tests;
-#[cfg(test)]
-mod tests;
+mod model;
 
 pub use protocol::{
     Cursor, Deliver, Digest, Effects, Entries, EpochStart, Fill, Held, IdDigest, Initiator,
