@@ -117,12 +117,15 @@ pub async fn round(
     // where the reply says.
     let pushed = offer.push.to != offer.push.from;
     report.more |= pushed && !push_taken;
-    if current {
-        // The reply's page names the responder's current epoch.
-        database.update_recall(peer, |recall| recall.learn(Origin::of(reply.page.to)));
-    }
+    // The reply's page names the responder's current epoch: the fill is
+    // planned knowing it, and what it teaches is kept only once the reply
+    // passed its checks.
+    let origin = current.then(|| Origin::of(reply.page.to));
     let log = database.sync_log()?;
-    let recall = database.recall(peer);
+    let mut recall = database.recall(peer);
+    if let Some(origin) = origin {
+        recall.learn(origin);
+    }
     let filled = run_storage(may_block, move || {
         Ok(protocol::fill(
             &log,
@@ -134,6 +137,9 @@ pub async fn round(
     })
     .await?;
     let (fill, initiator, effects) = checked(database, peer, "reply", filled)?;
+    if let Some(origin) = origin {
+        database.update_recall(peer, |recall| recall.learn(origin));
+    }
     database.apply_sync(peer, effects).await?;
     if fill.is_empty() {
         return Ok(report);

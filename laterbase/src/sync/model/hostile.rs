@@ -4,7 +4,9 @@
 //! responder's log are refused before its database would be created
 //! (`check_offer`, `check_offer_events`).
 
-use super::network::{Limits, answer_fill, answer_offer, fill, offer, until_quiet};
+use super::network::{
+    FAULTLESS, Limits, answer_fill, answer_offer, fill, offer, round, until_quiet,
+};
 use super::node::ModelNode;
 use crate::limits::SYNC_PAGE_EVENTS_MAX;
 use crate::sync::protocol::{
@@ -285,5 +287,36 @@ fn a_fill_is_held_to_the_offer_it_answers() {
         nodes[1].cursor_into(0).map(|cursor| cursor.lc),
         Some(nodes[0].head_lc()),
         "honest rounds move it"
+    );
+}
+
+#[test]
+fn a_refused_reply_changes_nothing_the_initiator_remembers_of_its_peer() {
+    let mut nodes = synced();
+    // Node 0 pulls node 1's new events: runs of its log it then names to
+    // node 1 rather than offering them back.
+    round(&mut nodes, 0, 1, FAULTLESS, limits());
+    assert!(
+        !nodes[0].recall(1).view(true).held.is_empty(),
+        "node 0 remembers runs node 1 holds"
+    );
+    let (sent, state) = offer(&nodes, 0, 1, limits());
+    let mut forged = answer_offer(&mut nodes, 1, 0, &sent, limits()).expect("taken");
+    // A page of another epoch of the responder's log (as after its restart),
+    // which spans more than it carries.
+    forged.page.from.epoch += 1;
+    forged.page.to.epoch += 1;
+    forged.page.to.lc += 1;
+    let before = nodes[0].clone();
+    assert!(
+        matches!(
+            fill(&mut nodes, 0, 1, state, &forged, limits()),
+            Err(StepError::Refused(_))
+        ),
+        "the reply is refused"
+    );
+    assert_eq!(
+        nodes[0], before,
+        "what node 0 stores and remembers is unchanged: the reply's epoch is learnt only once it passed"
     );
 }

@@ -108,6 +108,9 @@
 //! - `check_page` of a replied page:
 //!   `hostile::check_page_refuses_a_replied_page_that_does_not_answer_the_cursor_asked`.
 //! - `check_cursor_into`: `hostile::check_cursor_into_refuses_a_cursor_that_is_no_position_in_this_log`.
+//! - A refused reply changes nothing the initiator remembers either (the
+//!   responder's epoch its page names is learnt only once it passed):
+//!   `hostile::a_refused_reply_changes_nothing_the_initiator_remembers_of_its_peer`.
 //! - Forged heads, page ends, held runs and cursors amid honest rounds:
 //!   the liars of `random::every_node_ends_with_the_settled_union`.
 //!

@@ -347,11 +347,13 @@ pub(super) fn fill(
     );
     let (missing, push_taken, cursor_stored) =
         (reply.missing.clone(), reply.push_taken, reply.cursor_stored);
-    if limits.current_version() {
-        let origin = Origin::of(reply.page.to);
-        nodes[a].recalls.entry(b).or_default().learn(origin);
+    // The reply's page names the responder's current epoch: the fill is
+    // planned knowing it, and it is kept only once the reply passed.
+    let origin = limits.current_version().then(|| Origin::of(reply.page.to));
+    let mut recall = nodes[a].recall(b);
+    if let Some(origin) = origin {
+        recall.learn(origin);
     }
-    let recall = nodes[a].recall(b);
     let (fill, initiator, effects) = protocol::fill(
         &nodes[a],
         initiator,
@@ -359,6 +361,9 @@ pub(super) fn fill(
         view(&recall, &limits),
         limits.bounds,
     )?;
+    if let Some(origin) = origin {
+        nodes[a].recalls.entry(b).or_default().learn(origin);
+    }
     assert_events_within(&fill.events, limits.bounds, "a fill");
     apply(&mut nodes[a], b, effects);
     if fill.is_empty() {
