@@ -24,6 +24,8 @@ pub(crate) mod commit;
 pub(crate) mod database;
 pub(crate) mod database_actor;
 pub(crate) mod node;
+pub(crate) mod node_actor;
+pub(crate) mod node_state;
 pub(crate) mod supervision;
 pub(crate) mod view;
 pub(crate) mod view_actor;
