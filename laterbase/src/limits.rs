@@ -91,6 +91,11 @@ pub const APPEND_KIB_IN_FLIGHT_MAX: u32 = 64 * 1024;
 /// The most events one page of a read returns.
 pub const PAGE_EVENTS_MAX: usize = 10_000;
 
+/// The most events a subscription (`Database::subscribe`) reads from the
+/// store at once and holds for its reader (and at most [`PAGE_BYTES_MAX`]
+/// of their data, or one event alone): a slow reader costs no more.
+pub const SUBSCRIPTION_PAGE_EVENTS: usize = 1_000;
+
 /// The most bytes of event data one page of a read holds (the changes
 /// feed, a read by ids or by id range, a page of view rows): a page ends
 /// before the event that would pass it, so it may hold fewer than its

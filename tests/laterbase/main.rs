@@ -10,6 +10,7 @@ mod errors;
 mod full_disk;
 mod http;
 mod imports;
+mod live;
 mod merge;
 mod model;
 mod process;

@@ -41,6 +41,7 @@ use crate::sync::recall::Recalls;
 use crate::sync::refusals::{Refusal, RefusalLedger};
 use crate::views::Registration;
 
+mod live;
 mod reads;
 mod sync;
 mod views;

@@ -207,6 +207,10 @@ impl Node {
                 .write()
                 .unwrap_or_else(PoisonError::into_inner) = None;
             database.set_actor(ActorSlot::Stopped);
+            // Subscribers wake, find the store closed, and end.
+            database
+                .view_wakeups
+                .send_modify(|commits| *commits = commits.wrapping_add(1));
         }
         *self
             .shared
