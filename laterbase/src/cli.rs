@@ -15,9 +15,9 @@ use crate::actors::Node;
 use crate::config::Config;
 use crate::http::{BackupDir, HttpState, router};
 use crate::limits::{
-    BATCH_EVENTS_MAX, BODY_BYTES_MAX, CLOCK_SKEW_MS_DEFAULT, Limits, PAGE_EVENTS_DEFAULT,
-    PAGE_EVENTS_MAX, REQUEST_TIMEOUT_MS_DEFAULT, SYNC_BACKOFF_MS_MAX, SYNC_INTERVAL_MS_DEFAULT,
-    SYNC_REQUEST_TIMEOUT_MS,
+    BATCH_EVENTS_MAX, BODY_BYTES_MAX, CLOCK_SKEW_MS_DEFAULT, LIVE_STREAMS_MAX_DEFAULT, Limits,
+    PAGE_EVENTS_DEFAULT, PAGE_EVENTS_MAX, REQUEST_TIMEOUT_MS_DEFAULT, SYNC_BACKOFF_MS_MAX,
+    SYNC_INTERVAL_MS_DEFAULT, SYNC_REQUEST_TIMEOUT_MS,
 };
 use crate::replication::ReplicationConfig;
 use crate::replication::transport::{HttpTransport, PeerConnector};
@@ -90,6 +90,11 @@ pub struct ServeArgs {
     /// How far ahead of this node's clock an event id may be, in milliseconds.
     #[arg(long, env = "LATERBASE_CLOCK_SKEW_MS", default_value_t = CLOCK_SKEW_MS_DEFAULT)]
     pub clock_skew_ms: u64,
+
+    /// How many live streams (`feed=live`) the node serves at once; one
+    /// more answers 503.
+    #[arg(long, env = "LATERBASE_LIVE_STREAMS_MAX", default_value_t = LIVE_STREAMS_MAX_DEFAULT)]
+    pub live_streams_max: usize,
 
     /// How long one request may take before it answers 503, in milliseconds.
     #[arg(long, env = "LATERBASE_REQUEST_TIMEOUT_MS", default_value_t = REQUEST_TIMEOUT_MS_DEFAULT)]
@@ -263,7 +268,8 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
         .token(args.token.clone())
         .backup_dir(backup_dir.clone())
         .metrics(metrics)
-        .request_timeout(Duration::from_millis(args.request_timeout_ms));
+        .request_timeout(Duration::from_millis(args.request_timeout_ms))
+        .live_streams_max(args.live_streams_max);
     // Listening for signals before saying so: from the "serving" line on,
     // SIGTERM stops the node cleanly.
     let shutdown = shutdown_signal()?;
@@ -291,6 +297,13 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
         state = state.replication(replication);
         tracing::info!(peers = ?args.peers, "replicating");
     }
+    // Live streams do not end by themselves: the stop ends them, so that
+    // the drain waits only for ordinary requests.
+    let streams = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        streams.end_live_streams();
+    };
     crate::server::serve(listener, router(state), shutdown).await;
     tracing::info!("stopped accepting; flushing");
     node.shutdown()

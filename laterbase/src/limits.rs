@@ -96,6 +96,18 @@ pub const PAGE_EVENTS_MAX: usize = 10_000;
 /// of their data, or one event alone): a slow reader costs no more.
 pub const SUBSCRIPTION_PAGE_EVENTS: usize = 1_000;
 
+/// The live streams (`feed=live`) a node serves at once, by default
+/// (`--live-streams-max`); one more answers `503 unavailable`.
+pub const LIVE_STREAMS_MAX_DEFAULT: usize = 1_000;
+
+/// How long a live stream stays silent before it sends a heartbeat, by
+/// default (`heartbeat_ms`), and the bounds a request may ask within.
+pub const LIVE_HEARTBEAT_MS_DEFAULT: u64 = 15_000;
+/// The shortest heartbeat a live stream takes.
+pub const LIVE_HEARTBEAT_MS_MIN: u64 = 100;
+/// The longest heartbeat a live stream takes.
+pub const LIVE_HEARTBEAT_MS_MAX: u64 = 300_000;
+
 /// The most bytes of event data one page of a read holds (the changes
 /// feed, a read by ids or by id range, a page of view rows): a page ends
 /// before the event that would pass it, so it may hold fewer than its

@@ -19,6 +19,7 @@ mod checks;
 mod databases;
 mod encodings;
 mod limits;
+mod live;
 mod reads;
 mod routes;
 mod storage_failures;
@@ -68,6 +69,15 @@ impl Api {
             router: router(state),
             node,
         }
+    }
+
+    /// The answer to `request` as it comes, its body not yet read.
+    pub(crate) async fn open(&self, request: Request<Body>) -> axum::response::Response {
+        self.router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible")
     }
 
     pub(crate) async fn send(&self, request: Request<Body>) -> (StatusCode, Bytes) {

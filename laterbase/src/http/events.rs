@@ -6,27 +6,29 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde_json::value::RawValue;
 
 use super::error::ApiError;
+use super::event_json::{push_event, push_value, unwritten};
 use super::names::database_name;
 use super::state::HttpState;
-use super::{binary, held};
+use super::{binary, held, live};
 use crate::actors::Database;
 use crate::clock::Horizon;
 use crate::event::Receipt;
 use crate::event::{Event, EventId, NewEvent};
 use crate::limits::{
-    CONFLICTS_PAGE_BYTES_MAX, GET_IDS_MAX, JSON_DEPTH_MAX, Limits, PAGE_EVENTS_MAX,
+    CONFLICTS_PAGE_BYTES_MAX, GET_IDS_MAX, JSON_DEPTH_MAX, LIVE_HEARTBEAT_MS_DEFAULT,
+    LIVE_HEARTBEAT_MS_MAX, LIVE_HEARTBEAT_MS_MIN, Limits, PAGE_EVENTS_MAX,
 };
 
 /// `POST /db/{db}/e`: checks in the contract's order (name, database, size,
@@ -251,12 +253,6 @@ fn receipt_json(receipt: &Receipt) -> Result<Response, ApiError> {
     Ok(json_response(out.into_bytes()))
 }
 
-/// A piece of an answer that could not be written: the answer is an error
-/// rather than a body that is not JSON.
-fn unwritten(error: std::fmt::Error) -> ApiError {
-    ApiError::internal(&format_args!("an answer could not be written: {error}"))
-}
-
 fn json_response(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
@@ -268,6 +264,11 @@ enum Read {
         limit: usize,
     },
     Keys(Vec<EventId>),
+    /// The live changes feed (`feed=live`).
+    Live {
+        lc: u64,
+        heartbeat: Duration,
+    },
     Range {
         after: Option<EventId>,
         before: Option<EventId>,
@@ -285,11 +286,32 @@ pub(super) async fn read(
     let name = database_name(path)?;
     let database = state.node().database(&name)?;
     let binary = wants_binary(&headers);
-    let read = parse_read(query.as_deref().unwrap_or_default(), &state.node().limits())?;
+    let read = parse_read(
+        query.as_deref().unwrap_or_default(),
+        &state.node().limits(),
+        wants_live(&headers),
+    )?;
+    if let Read::Live { lc, heartbeat } = read {
+        // A reader that resumes says where it stopped.
+        let lc = match headers.get("last-event-id") {
+            Some(id) => id
+                .to_str()
+                .ok()
+                .and_then(|id| id.trim().parse().ok())
+                .ok_or_else(|| {
+                    ApiError::invalid_query(format!(
+                        "Last-Event-ID {id:?} is not the lc of an event"
+                    ))
+                })?,
+            None => lc,
+        };
+        return live::changes(state.live(), &database, lc, heartbeat);
+    }
     // Room for the most the page can take, before it is read.
     let events_max = match &read {
         Read::Changes { limit, .. } | Read::Range { limit, .. } => *limit,
         Read::Keys(ids) => ids.len(),
+        Read::Live { .. } => 0,
     };
     let held = state
         .answers()
@@ -298,6 +320,7 @@ pub(super) async fn read(
     let answer = match read {
         Read::Changes { lc, limit } => changes(&database, lc, limit, binary).await?,
         Read::Keys(ids) => keys(&database, &ids, binary).await?,
+        Read::Live { .. } => return Err(ApiError::internal(&"a live feed read as a page")),
         Read::Range {
             after,
             before,
@@ -314,7 +337,16 @@ fn wants_binary(headers: &HeaderMap) -> bool {
         .is_some_and(|accept| accept.contains(binary::CONTENT_TYPE))
 }
 
-fn parse_read(query: &str, limits: &Limits) -> Result<Read, ApiError> {
+fn wants_live(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains(live::CONTENT_TYPE))
+}
+
+fn parse_read(query: &str, limits: &Limits, accepts_live: bool) -> Result<Read, ApiError> {
+    let mut live = accepts_live;
+    let mut heartbeat_ms = None;
     let mut lc = None;
     let mut limit = None;
     let mut keys = None;
@@ -327,12 +359,41 @@ fn parse_read(query: &str, limits: &Limits) -> Result<Read, ApiError> {
             "after" => after = Some(parse_bound(&key, &value)?),
             "before" => before = Some(parse_bound(&key, &value)?),
             "keys" => keys = Some(parse_keys(&value)?),
+            "feed" if value == "live" => live = true,
+            "feed" => {
+                return Err(ApiError::invalid_query(format!(
+                    "feed must be live, not {value:?}"
+                )));
+            }
+            "heartbeat_ms" => heartbeat_ms = Some(parse_number(&key, &value, 0)?),
             other => {
                 return Err(ApiError::invalid_query(format!(
-                    "unknown query parameter {other:?}: this route takes lc, limit, keys, after and before"
+                    "unknown query parameter {other:?}: this route takes lc, limit, keys, after, before, feed and heartbeat_ms"
                 )));
             }
         }
+    }
+    if live {
+        if keys.is_some() || after.is_some() || before.is_some() {
+            return Err(ApiError::invalid_query(
+                "a live feed follows the changes feed: keys, after and before do not combine with it",
+            ));
+        }
+        let heartbeat_ms = heartbeat_ms.unwrap_or(LIVE_HEARTBEAT_MS_DEFAULT);
+        if !(LIVE_HEARTBEAT_MS_MIN..=LIVE_HEARTBEAT_MS_MAX).contains(&heartbeat_ms) {
+            return Err(ApiError::invalid_query(format!(
+                "heartbeat_ms must be from {LIVE_HEARTBEAT_MS_MIN} to {LIVE_HEARTBEAT_MS_MAX}, not {heartbeat_ms}"
+            )));
+        }
+        return Ok(Read::Live {
+            lc: lc.unwrap_or(0),
+            heartbeat: Duration::from_millis(heartbeat_ms),
+        });
+    }
+    if heartbeat_ms.is_some() {
+        return Err(ApiError::invalid_query(
+            "heartbeat_ms is for a live feed (feed=live)",
+        ));
     }
     let limit = limit.map_or(limits.page_events_default, |limit| {
         usize::try_from(limit)
@@ -523,19 +584,6 @@ pub(super) fn conflicts_json(page: &crate::storage::ConflictsPage) -> Result<Res
     Ok(json_response(out.into_bytes()))
 }
 
-/// `"name":<the bytes>` when they are JSON, `"name_b64":"<base64>"` otherwise.
-fn push_value(out: &mut String, name: &str, data: &[u8]) -> std::fmt::Result {
-    match json_text(data) {
-        Some(text) => write!(out, "\"{name}\":{text}"),
-        None => {
-            write!(out, "\"{name}_b64\":\"")?;
-            base64::engine::general_purpose::STANDARD.encode_string(data, out);
-            out.push('"');
-            Ok(())
-        }
-    }
-}
-
 /// `{"events":[...]` without the closing brace, for the caller to finish;
 /// an error, not a broken body, if an event cannot be written (a
 /// `recorded_at` RFC 3339 cannot write, which no merge stores any more but
@@ -545,31 +593,11 @@ fn events_json(events: &[Event]) -> Result<String, ApiError> {
     let mut out = String::with_capacity(16 + events.len() * 96 + data_bytes * 4 / 3);
     out.push_str("{\"events\":[");
     for (index, event) in events.iter().enumerate() {
-        if !event.recorded_at.is_writable() {
-            return Err(ApiError::internal(&format_args!(
-                "event {} has a recorded_at of {} ms, which RFC 3339 cannot write",
-                event.id, event.recorded_at.0
-            )));
-        }
         if index > 0 {
             out.push(',');
         }
-        write!(out, "{{\"id\":\"{}\",", event.id).map_err(unwritten)?;
-        push_value(&mut out, "data", &event.data).map_err(unwritten)?;
-        write!(
-            out,
-            ",\"recorded_at\":\"{}\",\"lc\":{}}}",
-            event.recorded_at, event.lc
-        )
-        .map_err(unwritten)?;
+        push_event(&mut out, event)?;
     }
     out.push(']');
     Ok(out)
-}
-
-/// The bytes as text when they are one JSON value.
-fn json_text(data: &[u8]) -> Option<&str> {
-    let text = std::str::from_utf8(data).ok()?;
-    serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
-    Some(text)
 }

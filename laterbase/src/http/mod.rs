@@ -15,8 +15,10 @@
 mod backup;
 pub mod binary;
 mod error;
+mod event_json;
 mod events;
 mod held;
+mod live;
 mod names;
 mod state;
 mod stream;

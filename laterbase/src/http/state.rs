@@ -8,8 +8,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::backup::BackupDir;
 use super::held::AnswerRoom;
+use super::live::LiveStreams;
 use crate::actors::Node;
-use crate::limits::{ANSWER_BYTES_HELD_MAX, REQUEST_TIMEOUT_MS_DEFAULT};
+use crate::limits::{ANSWER_BYTES_HELD_MAX, LIVE_STREAMS_MAX_DEFAULT, REQUEST_TIMEOUT_MS_DEFAULT};
 use crate::replication::Replication;
 
 /// What the HTTP layer serves from.
@@ -31,6 +32,8 @@ struct Inner {
     answers: Arc<AnswerRoom>,
     /// What `/peers` shows; `None` (no peers) answers an empty list.
     replication: Option<Replication>,
+    /// The live streams open, and the signal that ends them.
+    live: Arc<LiveStreams>,
 }
 
 impl HttpState {
@@ -45,6 +48,7 @@ impl HttpState {
                 backup_dir: None,
                 answers: Arc::new(AnswerRoom::new(ANSWER_BYTES_HELD_MAX)),
                 replication: None,
+                live: Arc::new(LiveStreams::new(LIVE_STREAMS_MAX_DEFAULT)),
             }),
         }
     }
@@ -58,6 +62,7 @@ impl HttpState {
             backup_dir: shared.backup_dir.clone(),
             answers: shared.answers.clone(),
             replication: shared.replication.clone(),
+            live: shared.live.clone(),
         });
         change(&mut inner);
         HttpState {
@@ -96,6 +101,23 @@ impl HttpState {
     /// Shows the peers of `replication` on `/peers`.
     pub fn replication(self, replication: Replication) -> HttpState {
         self.with(|inner| inner.replication = Some(replication))
+    }
+
+    /// How many live streams (`feed=live`) may be open at once (default
+    /// [`LIVE_STREAMS_MAX_DEFAULT`]); one more answers `503 unavailable`.
+    pub fn live_streams_max(self, streams: usize) -> HttpState {
+        self.with(|inner| inner.live = Arc::new(LiveStreams::new(streams)))
+    }
+
+    /// Ends every live stream, and refuses new ones: for a server that
+    /// stops, whose graceful drain would otherwise wait on streams that do
+    /// not end.
+    pub fn end_live_streams(&self) {
+        self.inner.live.end();
+    }
+
+    pub(super) fn live(&self) -> &LiveStreams {
+        &self.inner.live
     }
 
     pub(crate) fn node(&self) -> &Node {

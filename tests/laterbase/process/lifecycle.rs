@@ -111,3 +111,49 @@ fn limits_out_of_bounds_are_refused_at_start() {
         refusal.stderr
     );
 }
+
+#[test]
+fn sigterm_ends_open_live_streams_cleanly() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    assert_eq!(server.request("PUT", "/db/gates", "").0, 201);
+    assert_eq!(
+        server.request("POST", "/db/gates/e", "{\"data\": 1}").0,
+        200
+    );
+    let mut stream = std::net::TcpStream::connect(server.addr).expect("connect");
+    stream
+        .write_all(b"GET /db/gates/e?feed=live HTTP/1.1\r\nhost: node\r\n\r\n")
+        .expect("request");
+    // Until the stored event has come.
+    let mut seen = Vec::new();
+    let mut buffer = [0; 4096];
+    while !String::from_utf8_lossy(&seen).contains("id: 1\n") {
+        let read = stream.read(&mut buffer).expect("read");
+        assert!(
+            read > 0,
+            "the stream ended early: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buffer[..read]);
+    }
+    let stopping = std::time::Instant::now();
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status}");
+    // The stop ended the stream: the drain did not wait out its timeout
+    // for it (a bound on what happened, not a measure of speed).
+    assert!(
+        stopping.elapsed() < std::time::Duration::from_millis(laterbase::limits::DRAIN_TIMEOUT_MS),
+        "the drain waited for the stream"
+    );
+    // What follows is the end of the chunked body, then the connection
+    // closes: the stream ended cleanly.
+    stream.read_to_end(&mut seen).expect("read to the end");
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.ends_with("0\r\n\r\n"),
+        "the body ends cleanly: {text:?}"
+    );
+}

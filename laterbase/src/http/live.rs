@@ -1,0 +1,133 @@
+//! Live streams over Server-Sent Events: `GET /db/{db}/e?feed=live` (or
+//! `Accept: text/event-stream`), every event stored after `lc` (or the
+//! `Last-Event-ID`), first the stored ones, then each new one once durable.
+//!
+//! A stream reads the store at its reader's pace through
+//! `Database::subscribe`, holding one page; a silent stream sends a
+//! heartbeat comment every `heartbeat_ms`. Streams are counted apart from
+//! other answers, at most `--live-streams-max` at once, and all of them end
+//! when the server stops (`HttpState::end_live_streams`) or the node shuts
+//! down.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+
+use super::error::ApiError;
+use super::event_json::push_event;
+use crate::actors::Database;
+use crate::event::Event;
+
+/// The content type of a live stream.
+pub const CONTENT_TYPE: &str = "text/event-stream";
+
+/// The live streams of one router: how many may be open, and the signal
+/// that ends them all.
+#[derive(Debug)]
+pub(super) struct LiveStreams {
+    open: Arc<Semaphore>,
+    max: usize,
+    ending: watch::Sender<bool>,
+}
+
+impl LiveStreams {
+    pub(super) fn new(max: usize) -> LiveStreams {
+        LiveStreams {
+            open: Arc::new(Semaphore::new(max)),
+            max,
+            ending: watch::Sender::new(false),
+        }
+    }
+
+    /// Ends every stream open now or opened later.
+    pub(super) fn end(&self) {
+        self.ending.send_replace(true);
+    }
+
+    /// Room for one more stream, or `503 unavailable`.
+    fn permit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        if *self.ending.borrow() {
+            return Err(ApiError::unavailable("the node is stopping"));
+        }
+        self.open.clone().try_acquire_owned().map_err(|_| {
+            ApiError::unavailable(format!(
+                "{} live streams are open, the most this node serves at once",
+                self.max
+            ))
+        })
+    }
+}
+
+/// One event as a message: its `lc` as the id, and the event as the
+/// changes feed shows it (a value with line breaks in its whitespace goes
+/// on as many `data:` lines, which a reader joins back).
+fn message(event: &Event) -> Result<Bytes, ApiError> {
+    let mut json = String::new();
+    push_event(&mut json, event)?;
+    let mut out = String::with_capacity(json.len() + 48);
+    // Writing to a String cannot fail.
+    let _ = write!(out, "id: {}\nevent: event\n", event.lc);
+    for line in json.split('\n') {
+        let _ = writeln!(out, "data: {}", line.trim_end_matches('\r'));
+    }
+    out.push('\n');
+    Ok(Bytes::from(out))
+}
+
+/// The answer of a live changes feed of `database` after `after_lc`.
+pub(super) fn changes(
+    streams: &LiveStreams,
+    database: &Database,
+    after_lc: u64,
+    heartbeat: Duration,
+) -> Result<Response, ApiError> {
+    let permit = streams.permit()?;
+    let ending = streams.ending.subscribe();
+    let events = Box::pin(database.subscribe(after_lc));
+    let name = database.name().to_owned();
+    let body = stream::unfold(
+        (events, ending, permit),
+        move |(mut events, mut ending, permit)| {
+            let name = name.clone();
+            async move {
+                if *ending.borrow_and_update() {
+                    return None;
+                }
+                let frame = tokio::select! {
+                    next = events.next() => match next {
+                        Some(Ok(event)) => match message(&event) {
+                            Ok(frame) => frame,
+                            // The cause is logged where it was found.
+                            Err(_) => {
+                                tracing::error!(database = %name, lc = event.lc, "a live stream ends: an event cannot be written out");
+                                return None;
+                            }
+                        },
+                        // The node shut down.
+                        Some(Err(_)) | None => return None,
+                    },
+                    () = tokio::time::sleep(heartbeat) => Bytes::from_static(b": heartbeat\n\n"),
+                    _ = ending.changed() => return None,
+                };
+                Some((Ok::<_, Infallible>(frame), (events, ending, permit)))
+            }
+        },
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, CONTENT_TYPE),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response())
+}

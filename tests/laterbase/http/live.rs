@@ -1,0 +1,219 @@
+//! The live changes feed over Server-Sent Events: catch-up then live,
+//! resumed from `Last-Event-ID`, heartbeats, its errors before the stream
+//! starts, the bound on open streams, and the end of every stream when the
+//! server stops.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use laterbase::NewEvent;
+use serde_json::Value;
+
+use super::{Api, assert_error};
+
+fn live(uri: &str, last_event_id: Option<&str>) -> Request<Body> {
+    let mut request = Request::builder().method("GET").uri(uri);
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    request.body(Body::empty()).expect("request")
+}
+
+/// The next message of a stream: its lines, or `None` once it ended.
+async fn next_message(body: &mut Body) -> Option<String> {
+    loop {
+        let frame = body.frame().await?.expect("a frame");
+        if let Ok(data) = frame.into_data() {
+            return Some(String::from_utf8(data.to_vec()).expect("text"));
+        }
+    }
+}
+
+/// The `lc` a message names as its id, and its event's JSON.
+fn event_of(message: &str) -> (u64, Value) {
+    let mut lines = message.lines();
+    let id = lines.next().and_then(|line| line.strip_prefix("id: "));
+    assert_eq!(lines.next(), Some("event: event"), "{message}");
+    let data: String = lines
+        .filter_map(|line| line.strip_prefix("data: "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let event: Value = serde_json::from_str(&data).expect("the event as JSON");
+    let lc = id.and_then(|id| id.parse().ok()).expect("an lc as the id");
+    assert_eq!(event["lc"], lc, "{message}");
+    (lc, event)
+}
+
+async fn write(api: &Api, count: usize) {
+    let db = api.node.database("live").expect("the database");
+    let events = (0..count)
+        .map(|n| NewEvent::new(format!("{{\"n\":{n}}}")))
+        .collect();
+    db.append(events).await.expect("appended");
+}
+
+#[tokio::test]
+async fn a_live_feed_sends_the_stored_events_then_each_new_one() {
+    let api = Api::new().await;
+    api.create("live").await;
+    write(&api, 3).await;
+    let response = api.open(live("/db/live/e?feed=live", None)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+    for lc in 1..=3 {
+        let (seen, event) = event_of(&next_message(&mut body).await.expect("a message"));
+        assert_eq!(seen, lc);
+        assert_eq!(
+            event["data"]["n"],
+            lc - 1,
+            "the event as the changes feed shows it"
+        );
+    }
+    write(&api, 2).await;
+    for lc in 4..=5 {
+        assert_eq!(
+            event_of(&next_message(&mut body).await.expect("live")).0,
+            lc
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_live_feed_resumes_after_the_last_event_id() {
+    let api = Api::new().await;
+    api.create("live").await;
+    write(&api, 6).await;
+    let mut body = api
+        .open(live("/db/live/e?feed=live&lc=1", Some("4")))
+        .await
+        .into_body();
+    assert_eq!(
+        event_of(&next_message(&mut body).await.expect("a message")).0,
+        5
+    );
+    // Asked by the Accept header instead of feed=live.
+    let request = Request::builder()
+        .uri("/db/live/e?lc=5")
+        .header("accept", "text/event-stream")
+        .body(Body::empty())
+        .expect("request");
+    let mut body = api.open(request).await.into_body();
+    assert_eq!(
+        event_of(&next_message(&mut body).await.expect("a message")).0,
+        6
+    );
+}
+
+#[tokio::test]
+async fn a_silent_live_feed_sends_heartbeats() {
+    let api = Api::new().await;
+    api.create("live").await;
+    let mut body = api
+        .open(live("/db/live/e?feed=live&heartbeat_ms=100", None))
+        .await
+        .into_body();
+    assert_eq!(
+        next_message(&mut body).await.as_deref(),
+        Some(": heartbeat\n\n")
+    );
+    write(&api, 1).await;
+    // A heartbeat may come first; the event does.
+    loop {
+        let message = next_message(&mut body).await.expect("a message");
+        if message.starts_with(':') {
+            continue;
+        }
+        assert_eq!(event_of(&message).0, 1);
+        break;
+    }
+}
+
+#[tokio::test]
+async fn a_live_feed_refuses_what_it_cannot_follow_before_it_starts() {
+    let api = Api::new().await;
+    api.create("live").await;
+    for (uri, status, code) in [
+        (
+            "/db/live/e?feed=live&heartbeat_ms=99",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            "/db/live/e?feed=live&heartbeat_ms=300001",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            "/db/live/e?feed=live&keys=01JDQ8Z4Y4M5V6T4Q2W3E8R9TA",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            "/db/live/e?feed=live&after=01JDQ8Z4Y4M5V6T4Q2W3E8R9TA",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            "/db/live/e?feed=later",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            "/db/live/e?heartbeat_ms=1000",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            "/db/absent/e?feed=live",
+            StatusCode::NOT_FOUND,
+            "db_not_found",
+        ),
+    ] {
+        let answer = api.get(uri).await;
+        assert_error(&answer, status, code);
+    }
+    let (status, _) = api.send(live("/db/live/e?feed=live", Some("four"))).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a Last-Event-ID that is no lc"
+    );
+}
+
+#[tokio::test]
+async fn live_feeds_are_bounded_and_end_when_the_server_stops() {
+    let node = laterbase::Node::open(laterbase::Config::in_memory())
+        .await
+        .expect("open");
+    node.create_database("live").await.expect("created");
+    let mut handle = None;
+    let api = Api::serving(node, |state| {
+        let state = state.live_streams_max(2);
+        handle = Some(state.clone());
+        state
+    });
+    let state = handle.expect("the state");
+    let first = api.open(live("/db/live/e?feed=live", None)).await;
+    let second = api.open(live("/db/live/e?feed=live", None)).await;
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let answer = api.get("/db/live/e?feed=live").await;
+    assert_error(&answer, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    drop(second);
+    let third = api.open(live("/db/live/e?feed=live", None)).await;
+    assert_eq!(
+        third.status(),
+        StatusCode::OK,
+        "a closed stream gives back its room"
+    );
+    state.end_live_streams();
+    for response in [first, third] {
+        let mut body = response.into_body();
+        assert_eq!(next_message(&mut body).await, None, "the stream ends");
+    }
+    let answer = api.get("/db/live/e?feed=live").await;
+    assert_error(&answer, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+}
