@@ -91,10 +91,15 @@ pub const APPEND_KIB_IN_FLIGHT_MAX: u32 = 64 * 1024;
 /// The most events one page of a read returns.
 pub const PAGE_EVENTS_MAX: usize = 10_000;
 
-/// The most events a subscription (`Database::subscribe`) reads from the
-/// store at once and holds for its reader (and at most [`PAGE_BYTES_MAX`]
-/// of their data, or one event alone): a slow reader costs no more.
+/// The most events a subscription (`Database::subscribe`, and each live
+/// stream) reads from the store at once and holds for its reader, within
+/// [`SUBSCRIPTION_PAGE_BYTES`]: a slow reader costs no more.
 pub const SUBSCRIPTION_PAGE_EVENTS: usize = 1_000;
+
+/// The most data a subscription holds for its reader (or one event alone,
+/// however large): with `LIVE_STREAMS_MAX_DEFAULT` streams open, at most
+/// 256 MiB in all.
+pub const SUBSCRIPTION_PAGE_BYTES: usize = 256 * 1024;
 
 /// The live streams (`feed=live`) a node serves at once, by default
 /// (`--live-streams-max`); one more answers `503 unavailable`.

@@ -123,3 +123,24 @@ async fn a_subscription_ends_when_the_node_shuts_down() {
     );
     assert!(then_nothing, "and ends");
 }
+
+#[tokio::test]
+async fn a_subscription_hands_out_events_larger_than_its_page_one_at_a_time() {
+    let node = Node::open(Config::in_memory()).await.expect("open");
+    let db = node.create_database("live").await.expect("created");
+    let size = laterbase::limits::SUBSCRIPTION_PAGE_BYTES + 1;
+    for n in 0..6_u8 {
+        db.append(vec![NewEvent::new(vec![b'a' + n; size])])
+            .await
+            .expect("appended");
+    }
+    let seen: Vec<_> = db
+        .subscribe(0)
+        .take(6)
+        .map(|event| event.expect("an event"))
+        .collect()
+        .await;
+    let lcs: Vec<u64> = seen.iter().map(|event| event.lc).collect();
+    assert_eq!(lcs, (1..=6).collect::<Vec<_>>());
+    assert!(seen.iter().all(|event| event.data.len() == size), "whole");
+}

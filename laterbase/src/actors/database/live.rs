@@ -3,7 +3,7 @@
 //! then each new one as soon as it is durable.
 //!
 //! A subscription reads the log at its reader's pace, a page at a time
-//! (`SUBSCRIPTION_PAGE_EVENTS`, within `PAGE_BYTES_MAX`), and waits on the
+//! (`SUBSCRIPTION_PAGE_EVENTS`, within `SUBSCRIPTION_PAGE_BYTES`), and waits on the
 //! counter of commits the writer bumps after each fsync: commits never wait
 //! for a subscriber, and a stalled one holds one page.
 
@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use super::Database;
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::limits::SUBSCRIPTION_PAGE_EVENTS;
+use crate::limits::{SUBSCRIPTION_PAGE_BYTES, SUBSCRIPTION_PAGE_EVENTS};
 
 impl Database {
     /// Every event this node stores with a logical clock above `after_lc`,
@@ -68,7 +68,11 @@ impl Subscription {
             self.commits.borrow_and_update();
             match self
                 .database
-                .changes(self.after_lc, SUBSCRIPTION_PAGE_EVENTS)
+                .changes_within(
+                    self.after_lc,
+                    SUBSCRIPTION_PAGE_EVENTS,
+                    SUBSCRIPTION_PAGE_BYTES,
+                )
                 .await
             {
                 Ok(page) if !page.events.is_empty() => self.page.extend(page.events),

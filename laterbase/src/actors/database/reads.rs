@@ -62,11 +62,22 @@ impl Database {
     /// in clock order, at most `limit` (clamped to 1 and the page maximum)
     /// and [`PAGE_BYTES_MAX`] of their data (at least one event).
     pub async fn changes(&self, after_lc: u64, limit: usize) -> Result<ChangesPage> {
+        self.changes_within(after_lc, limit, PAGE_BYTES_MAX).await
+    }
+
+    /// [`changes`](Database::changes) within `bytes_max` of data (at least
+    /// one event).
+    pub(crate) async fn changes_within(
+        &self,
+        after_lc: u64,
+        limit: usize,
+        bytes_max: usize,
+    ) -> Result<ChangesPage> {
         let limit = limit.clamp(1, self.shared.limits.page_events_max);
         let up_to_lc = self.lc();
         let store = self.shared.store()?;
         let events = self
-            .read(move || Ok(store.scan_log(after_lc, up_to_lc, limit, PAGE_BYTES_MAX)?))
+            .read(move || Ok(store.scan_log(after_lc, up_to_lc, limit, bytes_max)?))
             .await?;
         let lc = events.last().map_or(after_lc, |event| event.lc);
         Ok(ChangesPage {
