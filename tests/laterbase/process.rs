@@ -54,6 +54,17 @@ fn serving_address(line: &str) -> SocketAddr {
 }
 
 impl Server {
+    /// A node on `data_dir` whose database `gates` holds one event.
+    fn with_one_event(data_dir: &Path) -> Server {
+        let server = Server::start(data_dir);
+        assert_eq!(server.request("PUT", "/db/gates", "").0, 201);
+        assert_eq!(
+            server.request("POST", "/db/gates/e", "{\"data\": 1}").0,
+            200
+        );
+        server
+    }
+
     fn start(data_dir: &Path) -> Server {
         Server::try_start(data_dir, ANY_PORT, &[]).unwrap_or_else(|refusal| {
             panic!(

@@ -264,16 +264,17 @@ enum Read {
         limit: usize,
     },
     Keys(Vec<EventId>),
-    /// The live changes feed (`feed=live`).
-    Live {
-        lc: u64,
-        heartbeat: Duration,
-    },
     Range {
         after: Option<EventId>,
         before: Option<EventId>,
         limit: usize,
     },
+}
+
+/// A read of pages, or the live changes feed (`feed=live`).
+enum Query {
+    Pages(Read),
+    Live { lc: u64, heartbeat: Duration },
 }
 
 /// `GET /db/{db}/e`: the changes feed, events by key, or an id range.
@@ -285,33 +286,34 @@ pub(super) async fn read(
 ) -> Result<Response, ApiError> {
     let name = database_name(path)?;
     let database = state.node().database(&name)?;
-    let binary = wants_binary(&headers);
-    let read = parse_read(
+    let binary = accepts(&headers, binary::CONTENT_TYPE);
+    let read = match parse_read(
         query.as_deref().unwrap_or_default(),
         &state.node().limits(),
-        wants_live(&headers),
-    )?;
-    if let Read::Live { lc, heartbeat } = read {
-        // A reader that resumes says where it stopped.
-        let lc = match headers.get("last-event-id") {
-            Some(id) => id
-                .to_str()
-                .ok()
-                .and_then(|id| id.trim().parse().ok())
-                .ok_or_else(|| {
-                    ApiError::invalid_query(format!(
-                        "Last-Event-ID {id:?} is not the lc of an event"
-                    ))
-                })?,
-            None => lc,
-        };
-        return live::changes(state.live(), &database, lc, heartbeat);
-    }
+        accepts(&headers, live::CONTENT_TYPE),
+    )? {
+        Query::Pages(read) => read,
+        Query::Live { lc, heartbeat } => {
+            // A reader that resumes says where it stopped.
+            let lc = match headers.get("last-event-id") {
+                Some(id) => id
+                    .to_str()
+                    .ok()
+                    .and_then(|id| id.trim().parse().ok())
+                    .ok_or_else(|| {
+                        ApiError::invalid_query(format!(
+                            "Last-Event-ID {id:?} is not the lc of an event"
+                        ))
+                    })?,
+                None => lc,
+            };
+            return live::changes(state.live(), &database, lc, heartbeat);
+        }
+    };
     // Room for the most the page can take, before it is read.
     let events_max = match &read {
         Read::Changes { limit, .. } | Read::Range { limit, .. } => *limit,
         Read::Keys(ids) => ids.len(),
-        Read::Live { .. } => 0,
     };
     let held = state
         .answers()
@@ -320,7 +322,6 @@ pub(super) async fn read(
     let answer = match read {
         Read::Changes { lc, limit } => changes(&database, lc, limit, binary).await?,
         Read::Keys(ids) => keys(&database, &ids, binary).await?,
-        Read::Live { .. } => return Err(ApiError::internal(&"a live feed read as a page")),
         Read::Range {
             after,
             before,
@@ -330,21 +331,15 @@ pub(super) async fn read(
     held.hold(answer).await
 }
 
-fn wants_binary(headers: &HeaderMap) -> bool {
+/// Whether the request's `Accept` names `content_type`.
+fn accepts(headers: &HeaderMap, content_type: &str) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|accept| accept.contains(binary::CONTENT_TYPE))
+        .is_some_and(|accept| accept.contains(content_type))
 }
 
-fn wants_live(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|accept| accept.contains(live::CONTENT_TYPE))
-}
-
-fn parse_read(query: &str, limits: &Limits, accepts_live: bool) -> Result<Read, ApiError> {
+fn parse_read(query: &str, limits: &Limits, accepts_live: bool) -> Result<Query, ApiError> {
     let mut live = accepts_live;
     let mut heartbeat_ms = None;
     let mut lc = None;
@@ -385,7 +380,7 @@ fn parse_read(query: &str, limits: &Limits, accepts_live: bool) -> Result<Read, 
                 "heartbeat_ms must be from {LIVE_HEARTBEAT_MS_MIN} to {LIVE_HEARTBEAT_MS_MAX}, not {heartbeat_ms}"
             )));
         }
-        return Ok(Read::Live {
+        return Ok(Query::Live {
             lc: lc.unwrap_or(0),
             heartbeat: Duration::from_millis(heartbeat_ms),
         });
@@ -400,24 +395,29 @@ fn parse_read(query: &str, limits: &Limits, accepts_live: bool) -> Result<Read, 
             .unwrap_or(usize::MAX)
             .min(limits.page_events_max)
     });
-    match (keys, lc, after.is_some() || before.is_some()) {
-        (Some(_), Some(_), _) | (Some(_), _, true) => Err(ApiError::invalid_query(
-            "keys cannot be combined with lc, after or before",
-        )),
-        (Some(keys), None, false) => Ok(Read::Keys(keys)),
-        (None, Some(_), true) => Err(ApiError::invalid_query(
-            "lc (the changes feed) cannot be combined with after or before (an id range)",
-        )),
-        (None, _, true) => Ok(Read::Range {
+    let read = match (keys, lc, after.is_some() || before.is_some()) {
+        (Some(_), Some(_), _) | (Some(_), _, true) => {
+            return Err(ApiError::invalid_query(
+                "keys cannot be combined with lc, after or before",
+            ));
+        }
+        (Some(keys), None, false) => Read::Keys(keys),
+        (None, Some(_), true) => {
+            return Err(ApiError::invalid_query(
+                "lc (the changes feed) cannot be combined with after or before (an id range)",
+            ));
+        }
+        (None, _, true) => Read::Range {
             after: after.flatten(),
             before: before.flatten(),
             limit,
-        }),
-        (None, lc, false) => Ok(Read::Changes {
+        },
+        (None, lc, false) => Read::Changes {
             lc: lc.unwrap_or(0),
             limit,
-        }),
-    }
+        },
+    };
+    Ok(Query::Pages(read))
 }
 
 fn parse_number(key: &str, value: &str, minimum: u64) -> Result<u64, ApiError> {

@@ -71,15 +71,21 @@ impl LiveStreams {
 /// changes feed shows it (a value with line breaks in its whitespace goes
 /// on as many `data:` lines, which a reader joins back).
 fn message(event: &Event) -> Result<Bytes, ApiError> {
-    let mut json = String::new();
-    push_event(&mut json, event)?;
-    let mut out = String::with_capacity(json.len() + 48);
     // Writing to a String cannot fail.
-    let _ = write!(out, "id: {}\nevent: event\n", event.lc);
-    for line in json.split('\n') {
-        let _ = writeln!(out, "data: {}", line.trim_end_matches('\r'));
+    let mut out = String::with_capacity(event.data.len() * 4 / 3 + 160);
+    let _ = write!(out, "id: {}\nevent: event\ndata: ", event.lc);
+    let start = out.len();
+    push_event(&mut out, event)?;
+    if out.get(start..).is_some_and(|json| json.contains('\n')) {
+        let json = out.split_off(start);
+        for (index, line) in json.split('\n').enumerate() {
+            if index > 0 {
+                out.push_str("\ndata: ");
+            }
+            out.push_str(line.trim_end_matches('\r'));
+        }
     }
-    out.push('\n');
+    out.push_str("\n\n");
     Ok(Bytes::from(out))
 }
 
@@ -95,9 +101,8 @@ pub(super) fn changes(
     let events = Box::pin(database.subscribe(after_lc));
     let name = database.name().to_owned();
     let body = stream::unfold(
-        (events, ending, permit),
-        move |(mut events, mut ending, permit)| {
-            let name = name.clone();
+        (events, ending, permit, name),
+        move |(mut events, mut ending, permit, name)| {
             async move {
                 if *ending.borrow_and_update() {
                     return None;
@@ -118,7 +123,7 @@ pub(super) fn changes(
                     () = tokio::time::sleep(heartbeat) => Bytes::from_static(b": heartbeat\n\n"),
                     _ = ending.changed() => return None,
                 };
-                Some((Ok::<_, Infallible>(frame), (events, ending, permit)))
+                Some((Ok::<_, Infallible>(frame), (events, ending, permit, name)))
             }
         },
     );

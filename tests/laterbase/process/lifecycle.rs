@@ -8,12 +8,7 @@ use super::{ANY_PORT, Server};
 #[test]
 fn sigterm_stops_the_node_with_exit_code_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path());
-    assert_eq!(server.request("PUT", "/db/gates", "").0, 201);
-    assert_eq!(
-        server.request("POST", "/db/gates/e", "{\"data\": 1}").0,
-        200
-    );
+    let server = Server::with_one_event(dir.path());
     let status = server.terminate();
     assert!(status.success(), "exit status {status}");
     let server = Server::start(dir.path());
@@ -116,12 +111,7 @@ fn limits_out_of_bounds_are_refused_at_start() {
 fn sigterm_ends_open_live_streams_cleanly() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path());
-    assert_eq!(server.request("PUT", "/db/gates", "").0, 201);
-    assert_eq!(
-        server.request("POST", "/db/gates/e", "{\"data\": 1}").0,
-        200
-    );
+    let server = Server::with_one_event(dir.path());
     let mut stream = std::net::TcpStream::connect(server.addr).expect("connect");
     stream
         .write_all(b"GET /db/gates/e?feed=live HTTP/1.1\r\nhost: node\r\n\r\n")
