@@ -56,6 +56,8 @@ pub struct PeerStatus {
     pub last_sync: Option<Timestamp>,
     /// The error of the last pass, if it failed.
     pub last_error: Option<String>,
+    /// Passes that failed in a row since the last that succeeded.
+    pub failures: u32,
     /// Events left out of the pages pushed to the peer since the node
     /// started, because the peer cannot take them (a node of the first
     /// release reads smaller sync requests).

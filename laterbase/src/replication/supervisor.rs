@@ -45,6 +45,7 @@ impl Node {
                     node: None,
                     last_sync: None,
                     last_error: None,
+                    failures: 0,
                     unsent: 0,
                     last_unsent: None,
                 })

@@ -376,6 +376,7 @@ fn record(state: &mut WorkerState, report: PassReport, outcome: Result<()>) {
     match outcome {
         Ok(()) => {
             state.failures = 0;
+            status.failures = 0;
             status.last_sync = Some(now);
             status.last_error = None;
             state
@@ -398,6 +399,7 @@ fn record(state: &mut WorkerState, report: PassReport, outcome: Result<()>) {
         }
         Err(error) => {
             state.failures = state.failures.saturating_add(1);
+            status.failures = state.failures;
             status.last_error = Some(error.to_string());
             // Exponential backoff with jitter, capped.
             let base = duration_ms(config.interval).max(1);
