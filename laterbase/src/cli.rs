@@ -16,11 +16,11 @@ use crate::config::Config;
 use crate::http::{BackupDir, HttpState, router};
 use crate::limits::{
     BATCH_EVENTS_MAX, BODY_BYTES_MAX, CLOCK_SKEW_MS_DEFAULT, LIVE_STREAMS_MAX_DEFAULT, Limits,
-    PAGE_EVENTS_DEFAULT, PAGE_EVENTS_MAX, REQUEST_TIMEOUT_MS_DEFAULT, SYNC_BACKOFF_MS_MAX,
-    SYNC_INTERVAL_MS_DEFAULT, SYNC_REQUEST_TIMEOUT_MS,
+    PAGE_EVENTS_DEFAULT, PAGE_EVENTS_MAX, REQUEST_TIMEOUT_MS_DEFAULT,
+    SYNC_INTERVAL_MS_DEFAULT,
 };
 use crate::replication::ReplicationConfig;
-use crate::replication::transport::{HttpTransport, PeerConnector};
+use crate::replication::transport::HttpTransport;
 
 /// Laterbase: an offline-first event store that syncs.
 #[derive(Parser, Debug)]
@@ -283,12 +283,9 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
     );
     if !args.peers.is_empty() {
         let replication = ReplicationConfig {
-            peers: args.peers.clone(),
             interval: Duration::from_millis(args.sync_interval_ms),
             token: args.token.clone(),
-            connector: PeerConnector::tcp(),
-            backoff_max: Duration::from_millis(SYNC_BACKOFF_MS_MAX),
-            request_timeout: Duration::from_millis(SYNC_REQUEST_TIMEOUT_MS),
+            ..ReplicationConfig::new(args.peers.clone())
         };
         let replication = node
             .replicate(replication)

@@ -249,6 +249,44 @@ pub const SYNC_HELD_RUNS_MAX: usize = 64;
 /// same events); each such offer renews it, one that does not ends it.
 pub const SYNC_BULK_PULL_HOLD_MS: u64 = 5_000;
 
+/// How long a peer's watch (`GET /sync/watch`) stays silent before it
+/// sends a heartbeat; a watcher that hears nothing for
+/// `SYNC_WATCH_SILENCE_MAX` heartbeats takes the watch for dead.
+pub const SYNC_WATCH_HEARTBEAT_MS: u64 = 5_000;
+
+/// Heartbeats a watcher may miss before it takes the watch for dead, opens
+/// it again and syncs every interval meanwhile.
+pub const SYNC_WATCH_SILENCE_MAX: u32 = 3;
+
+/// The longest wait before a watcher opens a watch again (it starts at the
+/// sync interval and doubles): a peer of the first release, which has no
+/// watches, is asked again this often.
+pub const SYNC_WATCH_RETRY_MS_MAX: u64 = 60_000;
+
+/// The most bytes of one watch message a watcher reads; a longer one ends
+/// the watch as malformed.
+pub const SYNC_WATCH_MESSAGE_BYTES_MAX: usize = 4_096;
+
+/// The most watches a node serves at once, counted apart from ordinary
+/// connections and live streams: a hub's trucks each hold one. One more
+/// answers `503 unavailable`, and its peer syncs every interval instead.
+pub const SYNC_WATCHES_MAX: usize = 4_096;
+
+/// While a peer's watch is open, the time between two safety-net rounds
+/// (one database at a time, in turn), by default: rounds run when the
+/// watch says something changed, and these catch whatever a notice could
+/// have missed, at a cost that does not grow with the number of
+/// databases.
+pub const SYNC_SAFETY_NET_MS_DEFAULT: u64 = 5_000;
+
+/// The most peers that dial in a node shows on `/status`; beyond it the
+/// one heard from longest ago is forgotten.
+pub const SYNC_CALLERS_MAX: usize = 1_024;
+
+/// A peer that dials in and holds no watch is `retrying` once silent this
+/// long, and `failing` once silent `FAILING_AFTER` times this long.
+pub const SYNC_CALLER_SILENCE_MS: u64 = 10_000;
+
 /// The most peers a database remembers runs and list reads for; beyond it
 /// one is forgotten, which costs it one more offer of ids.
 pub const SYNC_PEERS_RECALLED_MAX: usize = 1_024;

@@ -23,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::http::{ConnectionSlot, Remote};
 use crate::limits::{
     ANSWER_WRITE_TIMEOUT_MS_DEFAULT, CONNECTIONS_MAX, DRAIN_TIMEOUT_MS, HEADER_BYTES_MAX,
     HEADER_READ_TIMEOUT_MS,
@@ -100,7 +101,18 @@ pub async fn serve_with(
                 continue;
             }
         };
-        let service = TowerToHyperService::new(router.clone());
+        // Each request learns its connection's remote address and slot,
+        // which a stream gives back (`http::ConnectionSlot`).
+        let slot = ConnectionSlot::new(slot);
+        let connection_slot = slot.clone();
+        let service = TowerToHyperService::new(tower::util::MapRequest::new(
+            router.clone(),
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(connection_slot.clone());
+                request.extensions_mut().insert(Remote(remote));
+                request
+            },
+        ));
         // A write that makes no progress for the timeout fails, and hyper
         // closes the connection: a write that makes some starts it over.
         let mut stream = tokio_io_timeout::TimeoutStream::new(stream);

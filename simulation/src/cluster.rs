@@ -36,6 +36,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// cluster heals within a few simulated seconds.
 const SYNC_INTERVAL: Duration = Duration::from_millis(100);
 const SYNC_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Safety-net rounds while a watch is open: notices here are lost and
+/// repeated on purpose (`net::unreliable_notices`).
+const SYNC_SAFETY_NET: Duration = Duration::from_secs(1);
 const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A simulated node's clock: the simulation's time plus a skew.
@@ -97,6 +100,20 @@ pub struct Options {
     pub seed: u64,
     /// How many nodes.
     pub nodes: usize,
+    /// Who dials whom.
+    pub topology: Topology,
+}
+
+/// Who dials whom.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Topology {
+    /// Every node dials every other.
+    Mesh,
+    /// Node 0 is a hub that dials nobody; every other node dials only the
+    /// hub, as trucks behind NAT do: what one writes reaches another only
+    /// through the hub, and reaches it from the hub only over the
+    /// connections it opened itself.
+    Hub,
 }
 
 /// A simulated cluster and its script's handles.
@@ -145,8 +162,12 @@ impl Cluster {
             }));
             let peers: Vec<String> = names
                 .iter()
-                .filter(|peer| *peer != name)
-                .map(|peer| format!("http://{peer}:{PORT}"))
+                .enumerate()
+                .filter(|(peer, _)| match options.topology {
+                    Topology::Mesh => *peer != index,
+                    Topology::Hub => index != 0 && *peer == 0,
+                })
+                .map(|(_, peer)| format!("http://{peer}:{PORT}"))
                 .collect();
             cluster.host(index, machine.clone(), peers);
             cluster.machines.push(machine);
@@ -183,10 +204,12 @@ impl Cluster {
                 replication.interval = SYNC_INTERVAL;
                 replication.backoff_max = SYNC_BACKOFF_MAX;
                 replication.request_timeout = SYNC_REQUEST_TIMEOUT;
+                replication.safety_net = SYNC_SAFETY_NET;
                 replication.connector = net::connector();
                 let replication = node.replicate(replication).await?;
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
                 let app = router(HttpState::new(node).replication(replication));
+                let app = net::unreliable_notices(app, seed ^ 0x0071_ce00 ^ ((index as u64) << 32) ^ starts);
                 let listener = SimListener {
                     listener,
                     node: index,

@@ -26,5 +26,5 @@ pub mod net;
 pub mod random;
 pub mod views;
 
-pub use cluster::{Cluster, Options};
+pub use cluster::{Cluster, Options, Topology};
 pub use random::{Mix, Outcome, run};

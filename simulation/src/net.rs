@@ -155,3 +155,47 @@ async fn exchange(host: &str, method: &str, path: &str, body: Bytes) -> Option<A
     let body = response.into_body().collect().await.ok()?.to_bytes();
     Some((status, body))
 }
+
+/// Loses and repeats peers' watch notices (`GET /sync/watch`) as they leave
+/// a node's server: a quarter are lost, an eighth sent twice, as the
+/// generator drawn from the seed says, so that the cluster shows that a
+/// notice is only a hint. Messages other than notices pass untouched.
+pub fn unreliable_notices(router: axum::Router, seed: u64) -> axum::Router {
+    use rand::{RngExt, SeedableRng};
+    let rng = Arc::new(Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)));
+    router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let rng = rng.clone();
+            async move {
+                let watch = request.uri().path() == laterbase::replication::watch::WATCH_PATH;
+                let response = next.run(request).await;
+                if !watch {
+                    return response;
+                }
+                let (parts, body) = response.into_parts();
+                let messages = futures_util::StreamExt::map(body.into_data_stream(), move |chunk| {
+                    let chunk = chunk?;
+                    let mut out = Vec::with_capacity(chunk.len());
+                    let mut rng = rng.lock().unwrap_or_else(PoisonError::into_inner);
+                    for message in chunk.split_inclusive(|byte| *byte == b'\n').collect::<Vec<_>>().split_inclusive(|line| *line == b"\n") {
+                        let message: Vec<u8> = message.concat();
+                        let copies = if message.starts_with(b"event: notice") {
+                            match rng.random_range(0..8) {
+                                0 | 1 => 0,
+                                2 => 2,
+                                _ => 1,
+                            }
+                        } else {
+                            1
+                        };
+                        for _ in 0..copies {
+                            out.extend_from_slice(&message);
+                        }
+                    }
+                    Ok::<_, axum::Error>(Bytes::from(out))
+                });
+                axum::response::Response::from_parts(parts, axum::body::Body::from_stream(messages))
+            }
+        },
+    ))
+}

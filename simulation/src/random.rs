@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rand::RngExt;
 
-use crate::cluster::{Cluster, Options};
+use crate::cluster::{Cluster, Options, Topology};
 
 /// Which faults a randomised run may inject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,7 +85,17 @@ const PHASES: usize = 12;
 /// Runs one seed: `nodes` nodes under faults drawn from `mix`, then healed
 /// and checked.
 pub fn run(seed: u64, nodes: usize, mix: Mix) -> Result<Outcome, String> {
-    let mut cluster = Cluster::new(Options { seed, nodes });
+    // Odd seeds run a hub and its trucks, even ones a mesh.
+    let topology = if seed % 2 == 1 {
+        Topology::Hub
+    } else {
+        Topology::Mesh
+    };
+    let mut cluster = Cluster::new(Options {
+        seed,
+        nodes,
+        topology,
+    });
     let digest = drive(&mut cluster, mix)?;
     Ok(Outcome {
         digest,

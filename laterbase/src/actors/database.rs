@@ -43,7 +43,7 @@ use crate::views::Registration;
 
 mod live;
 mod reads;
-mod sync;
+pub(crate) mod sync;
 mod views;
 
 /// A handle to one database: append and read its events.

@@ -202,5 +202,10 @@ async fn create_database(
         .unwrap_or_else(PoisonError::into_inner)
         .insert(name.clone(), shared.clone());
     tracing::info!(database = %name, "database created");
+    // A new database is news to peers too, like a commit.
+    state
+        .shared
+        .commits
+        .send_modify(|commits| *commits = commits.wrapping_add(1));
     Ok((shared, true))
 }

@@ -26,6 +26,7 @@ use super::error::ApiError;
 use super::event_json::push_event;
 use crate::actors::Database;
 use crate::event::Event;
+use crate::limits::SYNC_WATCHES_MAX;
 
 /// The content type of a live stream.
 pub const CONTENT_TYPE: &str = "text/event-stream";
@@ -36,6 +37,8 @@ pub const CONTENT_TYPE: &str = "text/event-stream";
 pub(super) struct LiveStreams {
     open: Arc<Semaphore>,
     max: usize,
+    /// Peers' watches, bounded apart: a hub's trucks each hold one.
+    watches: Arc<Semaphore>,
     ending: watch::Sender<bool>,
 }
 
@@ -44,8 +47,27 @@ impl LiveStreams {
         LiveStreams {
             open: Arc::new(Semaphore::new(max)),
             max,
+            watches: Arc::new(Semaphore::new(SYNC_WATCHES_MAX)),
             ending: watch::Sender::new(false),
         }
+    }
+
+    /// Room for one more peer's watch, or `503 unavailable` (the peer then
+    /// syncs every interval).
+    pub(super) fn watch_permit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        if *self.ending.borrow() {
+            return Err(ApiError::unavailable("the node is stopping"));
+        }
+        self.watches.clone().try_acquire_owned().map_err(|_| {
+            ApiError::unavailable(format!(
+                "{SYNC_WATCHES_MAX} peers' watches are open, the most this node serves at once"
+            ))
+        })
+    }
+
+    /// Turns true when every stream is to end.
+    pub(super) fn ending(&self) -> watch::Receiver<bool> {
+        self.ending.subscribe()
     }
 
     /// Ends every stream open now or opened later.

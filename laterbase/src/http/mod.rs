@@ -14,6 +14,7 @@
 
 mod backup;
 pub mod binary;
+mod connection;
 mod error;
 mod event_json;
 mod events;
@@ -32,17 +33,18 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
 pub use backup::{BackupDir, BackupRefusal};
+pub use connection::{ConnectionSlot, Remote};
 pub use error::ApiError;
 pub use state::HttpState;
 
 use crate::limits::{PAGE_BYTES_MAX, VIEW_PAGE_ROWS_MAX, VIEW_STREAM_BYTES_HELD};
-use crate::replication::Replication;
+use crate::replication::{Lag, Replication};
 use names::{database_name, undecodable_name};
 
 /// The router of the whole API over `state`.
@@ -64,6 +66,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/admin/backup", axum::routing::post(backup))
         .route("/sync/{db}/offer", axum::routing::post(sync_offer))
         .route("/sync/{db}/fill", axum::routing::post(sync_fill))
+        .route(crate::replication::watch::WATCH_PATH, get(sync_watch))
         .route("/{db}/{view}", get(view))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -71,6 +74,7 @@ pub fn router(state: HttpState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(middleware::from_fn_with_state(state.clone(), time_out))
         .layer(middleware::from_fn(measure))
+        .layer(middleware::from_fn(connection::streams_leave_the_bound))
         .layer(middleware::from_fn_with_state(state.clone(), name_node))
         .with_state(state)
 }
@@ -337,31 +341,98 @@ async fn name_node(State(state): State<HttpState>, request: Request, next: Next)
 async fn sync_offer(
     State(state): State<HttpState>,
     path: Result<Path<String>, PathRejection>,
+    remote: Option<Extension<Remote>>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let (name, peer) = (database_name(path)?, peer_node(&headers)?);
-    let held = state.answers().reserve(held::SYNC_ANSWER_BYTES).await?;
-    let body = read_sync_body(body).await?;
-    let offer = crate::replication::driver::OfferRequest::decode(&body, &name, peer)?;
-    let (database, _) = state.node().ensure_database(&name).await?;
-    let reply = crate::replication::driver::answer_offer(&database, peer, offer).await?;
-    held.hold(sync_response(reply)).await
+    let answered = async {
+        let held = state.answers().reserve(held::SYNC_ANSWER_BYTES).await?;
+        let body = read_sync_body(body).await?;
+        let offer = crate::replication::driver::OfferRequest::decode(&body, &name, peer)?;
+        let (database, _) = state.node().ensure_database(&name).await?;
+        let reply = crate::replication::driver::answer_offer(&database, peer, offer).await?;
+        let lag = Lag {
+            to_pull: reply.to_pull,
+            to_push: reply.to_push,
+        };
+        Ok::<_, ApiError>((held.hold(sync_response(reply.body)).await?, lag))
+    }
+    .await;
+    let address = remote.map(|Extension(Remote(address))| address);
+    match answered {
+        Ok((response, lag)) => {
+            state
+                .callers()
+                .answered(peer, address, &name, Ok(Some(lag)));
+            Ok(response)
+        }
+        Err(error) => {
+            state
+                .callers()
+                .answered(peer, address, &name, Err(error.message.clone()));
+            Err(error)
+        }
+    }
 }
 
 /// `POST /sync/{db}/fill`: message 3 in, message 4 out.
 async fn sync_fill(
     State(state): State<HttpState>,
     path: Result<Path<String>, PathRejection>,
+    remote: Option<Extension<Remote>>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let (name, peer) = (database_name(path)?, peer_node(&headers)?);
-    let database = state.node().database(&name)?;
-    let held = state.answers().reserve(held::SYNC_ANSWER_BYTES).await?;
-    let body = read_sync_body(body).await?;
-    let deliver = crate::replication::driver::answer_fill(&database, peer, &body).await?;
-    held.hold(sync_response(deliver)).await
+    let answered = async {
+        let database = state.node().database(&name)?;
+        let held = state.answers().reserve(held::SYNC_ANSWER_BYTES).await?;
+        let body = read_sync_body(body).await?;
+        let deliver = crate::replication::driver::answer_fill(&database, peer, &body).await?;
+        held.hold(sync_response(deliver)).await
+    }
+    .await;
+    let address = remote.map(|Extension(Remote(address))| address);
+    let outcome = match &answered {
+        Ok(_) => Ok(None),
+        Err(error) => Err(error.message.clone()),
+    };
+    state.callers().answered(peer, address, &name, outcome);
+    answered
+}
+
+/// `GET /sync/watch`: a peer's watch of this node's databases
+/// (`replication::watch`), held open until the server stops; counted apart
+/// from ordinary connections and live streams.
+async fn sync_watch(
+    State(state): State<HttpState>,
+    remote: Option<Extension<Remote>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let peer = peer_node(&headers)?;
+    let permit = state.live().watch_permit()?;
+    let address = remote.map(|Extension(Remote(address))| address);
+    let watching = state.callers().watching(peer, address);
+    let messages = crate::replication::watch::messages(
+        state.node().clone(),
+        std::time::Duration::from_millis(crate::limits::SYNC_WATCH_HEARTBEAT_MS),
+        state.live().ending(),
+    );
+    let held = (permit, watching);
+    let body = futures_util::StreamExt::map(messages, move |bytes| {
+        // The permit and the watch are let go when the stream ends.
+        let _held = &held;
+        Ok::<_, std::convert::Infallible>(bytes)
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, live::CONTENT_TYPE),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
 }
 
 /// A sync message, read up to [`SYNC_BODY_BYTES_MAX`](crate::limits::SYNC_BODY_BYTES_MAX),

@@ -11,7 +11,7 @@ use super::held::AnswerRoom;
 use super::live::LiveStreams;
 use crate::actors::Node;
 use crate::limits::{ANSWER_BYTES_HELD_MAX, LIVE_STREAMS_MAX_DEFAULT, REQUEST_TIMEOUT_MS_DEFAULT};
-use crate::replication::Replication;
+use crate::replication::{Callers, Replication};
 
 /// What the HTTP layer serves from.
 #[derive(Clone)]
@@ -34,6 +34,8 @@ struct Inner {
     replication: Option<Replication>,
     /// The live streams open, and the signal that ends them.
     live: Arc<LiveStreams>,
+    /// The peers that dial this node.
+    callers: Callers,
 }
 
 impl HttpState {
@@ -41,7 +43,6 @@ impl HttpState {
     pub fn new(node: Node) -> HttpState {
         HttpState {
             inner: Arc::new(Inner {
-                node,
                 token: None,
                 metrics: None,
                 request_timeout: Duration::from_millis(REQUEST_TIMEOUT_MS_DEFAULT),
@@ -49,6 +50,8 @@ impl HttpState {
                 answers: Arc::new(AnswerRoom::new(ANSWER_BYTES_HELD_MAX)),
                 replication: None,
                 live: Arc::new(LiveStreams::new(LIVE_STREAMS_MAX_DEFAULT)),
+                callers: Callers::new(node.clock()),
+                node,
             }),
         }
     }
@@ -63,6 +66,7 @@ impl HttpState {
             answers: shared.answers.clone(),
             replication: shared.replication.clone(),
             live: shared.live.clone(),
+            callers: shared.callers.clone(),
         });
         change(&mut inner);
         HttpState {
@@ -122,6 +126,11 @@ impl HttpState {
 
     pub(crate) fn node(&self) -> &Node {
         &self.inner.node
+    }
+
+    /// The peers that dial this node, as its answers to them saw them.
+    pub fn callers(&self) -> &Callers {
+        &self.inner.callers
     }
 
     pub(super) fn replicating(&self) -> Option<&Replication> {

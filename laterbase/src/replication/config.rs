@@ -10,7 +10,10 @@ use super::transport::PeerConnector;
 use crate::actors::Node;
 use crate::clock::{Clock, Random};
 use crate::event::{EventId, Timestamp};
-use crate::limits::{SYNC_BACKOFF_MS_MAX, SYNC_INTERVAL_MS_DEFAULT, SYNC_REQUEST_TIMEOUT_MS};
+use crate::limits::{
+    SYNC_BACKOFF_MS_MAX, SYNC_INTERVAL_MS_DEFAULT, SYNC_REQUEST_TIMEOUT_MS,
+    SYNC_SAFETY_NET_MS_DEFAULT,
+};
 
 /// How a node replicates: its peers, the interval, and the shared token.
 #[derive(Clone, Debug)]
@@ -27,6 +30,9 @@ pub struct ReplicationConfig {
     pub backoff_max: Duration,
     /// How long one sync request may take, answer included.
     pub request_timeout: Duration,
+    /// While a peer's watch is open, the time between two safety-net
+    /// rounds, one database at a time in turn.
+    pub safety_net: Duration,
 }
 
 impl ReplicationConfig {
@@ -41,14 +47,84 @@ impl ReplicationConfig {
             connector: PeerConnector::tcp(),
             backoff_max: Duration::from_millis(SYNC_BACKOFF_MS_MAX),
             request_timeout: Duration::from_millis(SYNC_REQUEST_TIMEOUT_MS),
+            safety_net: Duration::from_millis(SYNC_SAFETY_NET_MS_DEFAULT),
         }
     }
 }
 
-/// What `/peers` shows of one peer.
+/// Which way a peer's connections go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// This node dials the peer (`--peer`).
+    Out,
+    /// The peer dials this node (a truck behind NAT, to its hub).
+    In,
+}
+
+impl Direction {
+    /// `out` or `in`, as `/status` says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Out => "out",
+            Direction::In => "in",
+        }
+    }
+}
+
+/// How far two nodes are apart, in events, as the last rounds showed,
+/// summed over databases.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lag {
+    /// Events of the peer this node has not pulled yet.
+    pub to_pull: u64,
+    /// Events of this node the peer has not pulled yet.
+    pub to_push: u64,
+}
+
+/// How a peer's sync goes, as `/status` says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerState {
+    /// The last pass succeeded (or, for a peer that dials in, it is in
+    /// touch).
+    Ok,
+    /// 1 to [`FAILING_AFTER`]` - 1` passes failed in a row, or none has run
+    /// yet.
+    Retrying,
+    /// [`FAILING_AFTER`] or more failed in a row.
+    Failing,
+}
+
+/// Failed passes in a row from which a peer is failing.
+pub const FAILING_AFTER: u32 = 5;
+
+impl PeerState {
+    /// `ok`, `retrying` or `failing`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerState::Ok => "ok",
+            PeerState::Retrying => "retrying",
+            PeerState::Failing => "failing",
+        }
+    }
+
+    /// The state after `failures` failed passes in a row, of a peer that
+    /// `reached` (at least once).
+    pub fn of(failures: u32, reached: bool) -> PeerState {
+        match failures {
+            0 if reached => PeerState::Ok,
+            failures if failures >= FAILING_AFTER => PeerState::Failing,
+            _ => PeerState::Retrying,
+        }
+    }
+}
+
+/// What `/peers` and `/status` show of one peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerStatus {
-    /// Its base URL.
+    /// Whether this node dials the peer or the peer dials in.
+    pub direction: Direction,
+    /// Its base URL (a peer this node dials) or its address (one that dials
+    /// in).
     pub url: String,
     /// Its node id, once a pass has learnt it.
     pub node: Option<EventId>,
@@ -56,8 +132,15 @@ pub struct PeerStatus {
     pub last_sync: Option<Timestamp>,
     /// The error of the last pass, if it failed.
     pub last_error: Option<String>,
-    /// Passes that failed in a row since the last that succeeded.
+    /// Passes that failed in a row since the last that succeeded (for a
+    /// peer that dials in: rounds this node could not answer, and
+    /// stretches of silence, see `docs/sync.md`).
     pub failures: u32,
+    /// How far apart the two nodes are, once a round has shown it.
+    pub lag: Option<Lag>,
+    /// Whether the peer tells this node of its writes as they happen (a
+    /// watch is open), so that rounds run only when something changed.
+    pub watching: bool,
     /// Events left out of the pages pushed to the peer since the node
     /// started, because the peer cannot take them (a node of the first
     /// release reads smaller sync requests).
@@ -65,6 +148,29 @@ pub struct PeerStatus {
     /// The last of them, said for a person: the database, the event, its
     /// size and the limit.
     pub last_unsent: Option<String>,
+}
+
+impl PeerStatus {
+    /// A peer nothing is known of yet.
+    pub(crate) fn new(direction: Direction, url: String) -> PeerStatus {
+        PeerStatus {
+            direction,
+            url,
+            node: None,
+            last_sync: None,
+            last_error: None,
+            failures: 0,
+            lag: None,
+            watching: false,
+            unsent: 0,
+            last_unsent: None,
+        }
+    }
+
+    /// `ok`, `retrying` or `failing`.
+    pub fn state(&self) -> PeerState {
+        PeerState::of(self.failures, self.last_sync.is_some())
+    }
 }
 
 /// The status of every peer, written by the workers, read by

@@ -191,6 +191,20 @@ impl OfferRequest {
     }
 }
 
+/// The responder's answer to an offer: message 2, and how far apart it
+/// leaves the two nodes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfferAnswer {
+    /// Message 2, in the offer's wire version.
+    pub body: Bytes,
+    /// Events of the peer's log this node has not pulled yet, as far as
+    /// the offer says.
+    pub to_pull: u64,
+    /// Events of this node's log the peer has not pulled yet, after the
+    /// reply's page.
+    pub to_push: u64,
+}
+
 /// The responder's answer to an offer (message 1 to message 2), in the
 /// offer's wire version. Events the offer carried are durable before the
 /// reply leaves.
@@ -198,8 +212,9 @@ pub async fn answer_offer(
     database: &Database,
     peer: EventId,
     request: OfferRequest,
-) -> Result<Bytes> {
+) -> Result<OfferAnswer> {
     let OfferRequest { version, offer } = request;
+    let peer_head = offer.summary.head_lc;
     let current = version >= wire::VERSION;
     // A peer that pulls from nothing or catches up pulls the events a push
     // would carry: pushes to it wait.
@@ -231,8 +246,13 @@ pub async fn answer_offer(
         }
         recall.answered(responder);
     });
-    database.apply_sync(peer, effects).await?;
-    Ok(wire::encode_reply(&reply, version))
+    let link = database.apply_sync(peer, effects).await?;
+    let pulled = link.into_peer.map_or(0, |cursor| cursor.lc);
+    Ok(OfferAnswer {
+        body: wire::encode_reply(&reply, version),
+        to_pull: peer_head.saturating_sub(pulled),
+        to_push: reply.remaining,
+    })
 }
 
 /// The responder's answer to a fill (message 3 to message 4), in the fill's

@@ -19,6 +19,8 @@
 //! [`driver::round`] over a transport of its own.
 
 #[cfg(feature = "server")]
+mod callers;
+#[cfg(feature = "server")]
 mod config;
 #[cfg(feature = "server")]
 pub mod conflicts;
@@ -28,9 +30,15 @@ mod supervisor;
 #[cfg(feature = "server")]
 pub mod transport;
 #[cfg(feature = "server")]
+pub mod watch;
+#[cfg(feature = "server")]
+mod watcher;
+#[cfg(feature = "server")]
 mod worker;
 
 #[cfg(feature = "server")]
-pub use config::{PeerStatus, ReplicationConfig};
+pub use config::{Direction, FAILING_AFTER, Lag, PeerState, PeerStatus, ReplicationConfig};
+#[cfg(feature = "server")]
+pub use callers::{Callers, Watching};
 #[cfg(feature = "server")]
 pub use supervisor::Replication;

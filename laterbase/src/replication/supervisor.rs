@@ -6,7 +6,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use super::config::{PeerStatus, PeerStatuses, ReplicationConfig, Shared};
+use super::config::{Direction, PeerStatus, PeerStatuses, ReplicationConfig, Shared};
 use super::worker::{SyncWorker, WorkerArgs};
 use crate::actors::Node;
 use crate::actors::supervision::{RestartBudget, stopped_child};
@@ -40,15 +40,7 @@ impl Node {
             config
                 .peers
                 .iter()
-                .map(|url| PeerStatus {
-                    url: url.clone(),
-                    node: None,
-                    last_sync: None,
-                    last_error: None,
-                    failures: 0,
-                    unsent: 0,
-                    last_unsent: None,
-                })
+                .map(|url| PeerStatus::new(Direction::Out, url.clone()))
                 .collect(),
         ));
         let shared = Shared {

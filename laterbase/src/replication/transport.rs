@@ -216,31 +216,87 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpTransport<C> {
         })
     }
 
+    /// Sends `request` and waits, within the timeout, for the answer's
+    /// head: the node that answered, the version it speaks, the status and
+    /// the body, left to read.
+    async fn head(
+        &self,
+        request: hyper::Request<Full<Bytes>>,
+    ) -> Result<(Answering, hyper::body::Incoming), TransportError> {
+        let uri = request.uri().to_string();
+        let timeout_ms = self.timeout.as_millis();
+        let response = tokio::time::timeout(self.timeout, self.client.request(request))
+            .await
+            .map_err(|_| TransportError(format!("{uri}: no answer within {timeout_ms} ms")))?
+            .map_err(|error| TransportError(format!("{uri}: {error}")))?;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let answering = Answering {
+            uri,
+            status: response.status(),
+            node: header(NODE_HEADER).and_then(|text| text.parse().ok()),
+            version: header(VERSION_HEADER).and_then(|text| text.parse().ok()),
+        };
+        Ok((answering, response.into_body()))
+    }
+
     async fn exchange(
         &self,
         request: hyper::Request<Full<Bytes>>,
     ) -> Result<Answer, TransportError> {
-        let uri = request.uri().to_string();
-        let timeout = self.timeout;
+        let (answering, body) = self.head(request).await?;
+        let body = answering.read_body(body, self.timeout).await?;
+        if !answering.status.is_success() {
+            return Err(answering.refusal(&body));
+        }
+        Ok(Answer {
+            node: answering.node,
+            version: answering.version,
+            body,
+        })
+    }
+
+    /// GETs `path`, an answer that streams: once its head has come (within
+    /// the timeout), the node that answered, the version it speaks, and the
+    /// body to read as it comes.
+    pub async fn open_stream(
+        &self,
+        path: &str,
+    ) -> Result<(Option<EventId>, Option<u8>, hyper::body::Incoming), TransportError> {
+        let request = self.request("GET", path, Bytes::new())?;
+        let (answering, body) = self.head(request).await?;
+        if !answering.status.is_success() {
+            let body = answering.read_body(body, self.timeout).await?;
+            return Err(answering.refusal(&body));
+        }
+        Ok((answering.node, answering.version, body))
+    }
+}
+
+/// The head of a peer's answer.
+struct Answering {
+    uri: String,
+    status: hyper::StatusCode,
+    node: Option<EventId>,
+    version: Option<u8>,
+}
+
+impl Answering {
+    /// Reads a whole body, within the answer size limit and `timeout`.
+    async fn read_body(
+        &self,
+        body: hyper::body::Incoming,
+        timeout: std::time::Duration,
+    ) -> Result<Bytes, TransportError> {
+        let uri = &self.uri;
         let timeout_ms = timeout.as_millis();
-        let response = tokio::time::timeout(timeout, self.client.request(request))
-            .await
-            .map_err(|_| TransportError(format!("{uri}: no answer within {timeout_ms} ms")))?
-            .map_err(|error| TransportError(format!("{uri}: {error}")))?;
-        let status = response.status();
-        let node = response
-            .headers()
-            .get(NODE_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|text| text.parse().ok());
-        let version = response
-            .headers()
-            .get(VERSION_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|text| text.parse().ok());
-        let body =
-            http_body_util::Limited::new(response.into_body(), SYNC_ANSWER_BYTES_MAX).collect();
-        let body = tokio::time::timeout(timeout, body)
+        let body = http_body_util::Limited::new(body, SYNC_ANSWER_BYTES_MAX).collect();
+        Ok(tokio::time::timeout(timeout, body)
             .await
             .map_err(|_| {
                 TransportError(format!(
@@ -248,16 +304,13 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpTransport<C> {
                 ))
             })?
             .map_err(|error| TransportError(format!("{uri}: reading the answer: {error}")))?
-            .to_bytes();
-        if !status.is_success() {
-            let text = String::from_utf8_lossy(body.get(..512).unwrap_or(&body)).into_owned();
-            return Err(TransportError(format!("{uri} answered {status}: {text}")));
-        }
-        Ok(Answer {
-            node,
-            version,
-            body,
-        })
+            .to_bytes())
+    }
+
+    /// A refusal, said with the start of its body.
+    fn refusal(&self, body: &Bytes) -> TransportError {
+        let text = String::from_utf8_lossy(body.get(..512).unwrap_or(body)).into_owned();
+        TransportError(format!("{} answered {}: {text}", self.uri, self.status))
     }
 }
 

@@ -1,10 +1,16 @@
-//! A sync worker: passes with one peer, for every database.
+//! A sync worker: passes with one peer.
 //!
-//! A pass asks the peer for its databases (which also names the peer),
-//! creates the ones missing here, and runs rounds for every database until
-//! neither side has more, within a bound. The worker's ticker task sends it
-//! a `Tick` after the interval, after a local commit (a coalesced nudge), or
-//! after its backoff; one slow or dead peer only slows its own worker.
+//! While the peer's watch is open (`watcher.rs`), a pass runs rounds only
+//! for the databases whose standing moved, here or on the peer, since their
+//! last clean rounds, and one safety-net round in turn every
+//! `safety_net`; the watch names the peer and its databases. While it is
+//! not, a pass asks the peer for its databases (which also names the peer),
+//! creates the ones missing here, and runs rounds for every database, every
+//! interval. Either way a database's rounds go on until neither side has
+//! more, within a bound. The worker's ticker task sends it a `Tick` after
+//! the interval, after a local commit (a coalesced nudge), or after its
+//! backoff, and its watcher sends one when the peer's standing moves; one
+//! slow or dead peer only slows its own worker.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,10 +20,12 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::watch;
 
-use super::config::Shared;
+use super::config::{Lag, Shared};
 use super::driver::{RoundReport, round};
 use super::transport::{HttpTransport, PeerConnector};
+use super::watcher::{Nudge, PeerWatch, WatchView, watch_peer};
 use crate::actors::Database;
+use crate::actors::database::sync::Standing;
 use crate::error::{Error, Result};
 use crate::event::{EventId, Timestamp};
 use crate::limits::{
@@ -65,6 +73,21 @@ pub(crate) struct WorkerState {
     version: u8,
     /// The peer's base URL, as configured.
     url: String,
+    /// The peer as its watch shows it, kept by the watcher task.
+    watch: Arc<PeerWatch>,
+    watcher: tokio::task::JoinHandle<()>,
+    /// Per database, where the peer (as its watch told) and this node stood
+    /// when its last rounds ended clean: until one of them moves, it has
+    /// nothing to sync.
+    synced: BTreeMap<String, (Option<Standing>, Standing)>,
+    /// When the next safety-net round is due, and the turn it takes.
+    safety_due: tokio::time::Instant,
+    safety_turn: usize,
+    /// Per database, how far apart the last rounds left the two nodes.
+    lags: BTreeMap<String, Lag>,
+    /// While backing off, when the next pass may run: the watcher's nudges
+    /// before it wait.
+    retry_at: Option<tokio::time::Instant>,
 }
 
 impl Actor for SyncWorker {
@@ -98,6 +121,25 @@ impl Actor for SyncWorker {
         tick_pending.store(true, Ordering::Release);
         myself.send_message(WorkerMsg::Tick)?;
         delay_ms.store(duration_ms(config.interval), Ordering::Relaxed);
+        let watch = Arc::new(PeerWatch::default());
+        let nudge: Nudge = {
+            let worker = myself.clone();
+            let pending = tick_pending.clone();
+            Arc::new(move || {
+                if !pending.swap(true, Ordering::AcqRel) {
+                    // A worker that stopped hears nothing more.
+                    let _ = worker.send_message(WorkerMsg::Tick);
+                }
+            })
+        };
+        let watcher = tokio::spawn(watch_peer(
+            transport.clone(),
+            watch.clone(),
+            nudge,
+            config.interval,
+            url.clone(),
+        ));
+        let safety_due = tokio::time::Instant::now() + config.safety_net;
         let ticker = tokio::spawn(tick(
             myself,
             args.shared.commits.clone(),
@@ -117,6 +159,13 @@ impl Actor for SyncWorker {
             losers_seen: std::sync::Mutex::default(),
             version: wire::VERSION,
             url,
+            watch,
+            watcher,
+            synced: BTreeMap::new(),
+            safety_due,
+            safety_turn: 0,
+            lags: BTreeMap::new(),
+            retry_at: None,
         })
     }
 
@@ -129,6 +178,12 @@ impl Actor for SyncWorker {
         match message {
             WorkerMsg::Tick => {
                 state.tick_pending.store(false, Ordering::Release);
+                if state
+                    .retry_at
+                    .is_some_and(|at| tokio::time::Instant::now() < at)
+                {
+                    return Ok(());
+                }
                 let mut report = PassReport::default();
                 let outcome = pass(state, &mut report).await;
                 record(state, report, outcome);
@@ -143,6 +198,7 @@ impl Actor for SyncWorker {
         state: &mut WorkerState,
     ) -> Result<(), ActorProcessingErr> {
         state.ticker.abort();
+        state.watcher.abort();
         Ok(())
     }
 }
@@ -195,10 +251,87 @@ struct PassReport {
     last_unsent: Option<String>,
 }
 
-/// One pass: the peer's databases, then rounds for every database until
-/// neither side has more (within a bound); what it did goes in `report`,
-/// also when it fails.
+/// One pass: over the peer's watch if it is open, else asking the peer.
 async fn pass(state: &mut WorkerState, report: &mut PassReport) -> Result<()> {
+    match state.watch.open() {
+        Some(view) => watched_pass(state, view, report).await,
+        None => full_pass(state, report).await,
+    }
+}
+
+/// Takes `peer` as the node at the other end, speaking `version` (a node
+/// of the first release names none: it speaks the oldest).
+fn meet(state: &mut WorkerState, peer: EventId, version: Option<u8>) -> Result<()> {
+    if peer == state.shared.node.id() {
+        return Err(Error::Sync("the peer is this node itself".to_owned()));
+    }
+    state.peer = Some(peer);
+    let spoken = version
+        .unwrap_or(wire::VERSION_OLDEST)
+        .clamp(wire::VERSION_OLDEST, wire::VERSION);
+    if spoken != state.version {
+        tracing::info!(peer = %state.url, version = spoken, "speaking this sync wire version with the peer");
+        state.version = spoken;
+    }
+    Ok(())
+}
+
+/// A pass while the watch is open: the databases the watch names are
+/// created here, then rounds run for each database whose standing moved
+/// since its last clean rounds, and for the one whose safety-net turn it
+/// is.
+async fn watched_pass(
+    state: &mut WorkerState,
+    view: WatchView,
+    report: &mut PassReport,
+) -> Result<()> {
+    let peer = view
+        .node
+        .ok_or_else(|| Error::Sync("the peer's watch did not name its node".to_owned()))?;
+    meet(state, peer, view.version)?;
+    let mut failure = None;
+    for name in view.standings.keys() {
+        if let Err(error) = state.shared.node.ensure_database(name).await {
+            failure.get_or_insert(error);
+        }
+    }
+    let names = state.shared.node.databases();
+    let now = tokio::time::Instant::now();
+    let safety = if now >= state.safety_due && !names.is_empty() {
+        state.safety_due = now + state.shared.config.safety_net;
+        state.safety_turn = state.safety_turn.wrapping_add(1);
+        names.get(state.safety_turn % names.len()).cloned()
+    } else {
+        None
+    };
+    for name in names {
+        let local = state.shared.node.database(&name)?.standing();
+        let told = view.standings.get(&name).copied();
+        let current = state.synced.get(&name) == Some(&(told, local));
+        if current && safety.as_ref() != Some(&name) {
+            continue;
+        }
+        match sync_database(state, peer, &name, report).await {
+            Ok(lag) => {
+                state.synced.insert(name.clone(), (told, local));
+                state.lags.insert(name, lag);
+            }
+            Err(error) => {
+                tracing::warn!(peer = %state.url, database = %name, %error, "sync of a database failed");
+                state.synced.remove(&name);
+                failure.get_or_insert(error);
+            }
+        }
+    }
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// A pass without the watch: the peer's databases, then rounds for every
+/// database.
+async fn full_pass(state: &mut WorkerState, report: &mut PassReport) -> Result<()> {
     let answer = state
         .transport
         .get("/db")
@@ -207,19 +340,7 @@ async fn pass(state: &mut WorkerState, report: &mut PassReport) -> Result<()> {
     let peer = answer
         .node
         .ok_or_else(|| Error::Sync("the peer did not name its node".to_owned()))?;
-    if peer == state.shared.node.id() {
-        return Err(Error::Sync("the peer is this node itself".to_owned()));
-    }
-    state.peer = Some(peer);
-    // A node of the first release names no version: it speaks the oldest.
-    let spoken = answer
-        .version
-        .unwrap_or(wire::VERSION_OLDEST)
-        .clamp(wire::VERSION_OLDEST, wire::VERSION);
-    if spoken != state.version {
-        tracing::info!(peer = %state.url, version = spoken, "speaking this sync wire version with the peer");
-        state.version = spoken;
-    }
+    meet(state, peer, answer.version)?;
     let body = answer.body;
     // An answer that is not a list of names is an error, not an empty list:
     // read as none, it would hide a broken peer behind a pass that succeeds.
@@ -237,9 +358,14 @@ async fn pass(state: &mut WorkerState, report: &mut PassReport) -> Result<()> {
         }
     }
     for name in state.shared.node.databases() {
-        if let Err(error) = sync_database(state, peer, &name, report).await {
-            tracing::warn!(peer = %state.url, database = %name, %error, "sync of a database failed");
-            failure.get_or_insert(error);
+        match sync_database(state, peer, &name, report).await {
+            Ok(lag) => {
+                state.lags.insert(name, lag);
+            }
+            Err(error) => {
+                tracing::warn!(peer = %state.url, database = %name, %error, "sync of a database failed");
+                failure.get_or_insert(error);
+            }
         }
     }
     match failure {
@@ -248,13 +374,14 @@ async fn pass(state: &mut WorkerState, report: &mut PassReport) -> Result<()> {
     }
 }
 
-/// Rounds for one database until neither side has more, within the bound.
+/// Rounds for one database until neither side has more, within the bound;
+/// how far apart they left the two nodes.
 async fn sync_database(
     state: &WorkerState,
     peer: EventId,
     name: &str,
     report: &mut PassReport,
-) -> Result<()> {
+) -> Result<Lag> {
     let database = state.shared.node.database(name)?;
     let mut rounds = 0;
     let started = std::time::Instant::now();
@@ -305,7 +432,16 @@ async fn sync_database(
             if version < wire::VERSION {
                 pull_conflicts(state, &database, done.peer_losers_listed).await;
             }
-            return Ok(());
+            // What the peer has pulled of this node's log, as it last said.
+            let pulled = database
+                .sync_link(peer)
+                .await?
+                .peer_into_local
+                .map_or(0, |cursor| cursor.lc);
+            return Ok(Lag {
+                to_pull: done.remaining,
+                to_push: database.lc().saturating_sub(pulled),
+            });
         }
     }
 }
@@ -367,6 +503,7 @@ fn record(state: &mut WorkerState, report: PassReport, outcome: Result<()>) {
     )]
     let status = &mut statuses[state.index];
     status.node = state.peer;
+    status.watching = state.watch.is_open();
     if report.unsent > 0 {
         status.unsent += report.unsent;
         status.last_unsent.clone_from(&report.last_unsent);
@@ -376,8 +513,16 @@ fn record(state: &mut WorkerState, report: PassReport, outcome: Result<()>) {
     match outcome {
         Ok(()) => {
             state.failures = 0;
+            state.retry_at = None;
             status.failures = 0;
             status.last_sync = Some(now);
+            // Databases gone from this node (none are, today) drop out.
+            let databases = state.shared.node.databases();
+            state.lags.retain(|name, _| databases.contains(name));
+            status.lag = Some(state.lags.values().fold(Lag::default(), |sum, lag| Lag {
+                to_pull: sum.to_pull.saturating_add(lag.to_pull),
+                to_push: sum.to_push.saturating_add(lag.to_push),
+            }));
             status.last_error = None;
             state
                 .delay_ms
@@ -411,6 +556,9 @@ fn record(state: &mut WorkerState, report: PassReport, outcome: Result<()>) {
             state
                 .delay_ms
                 .store(backoff / 2 + jitter, Ordering::Relaxed);
+            state.retry_at = Some(
+                tokio::time::Instant::now() + Duration::from_millis(backoff / 2 + jitter),
+            );
             metrics::counter!("laterbase_sync_failures_total", "peer" => url.clone()).increment(1);
             tracing::warn!(peer = %url, %error, failures = state.failures, retry_ms = backoff / 2 + jitter, "sync pass failed");
         }

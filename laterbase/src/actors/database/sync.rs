@@ -115,3 +115,53 @@ impl Database {
         Ok(updated)
     }
 }
+
+#[cfg(feature = "server")]
+impl Database {
+    /// Where the database stands, durably: what a peer's watch is told, so
+    /// that it knows when a round would find something new.
+    pub(crate) fn standing(&self) -> Standing {
+        // The update number and the count of losers first: a commit
+        // publishes its clock last.
+        let us = self.shared.durable.us();
+        let losers = self.shared.durable.losers_listed();
+        Standing {
+            incarnation: self.shared.record.incarnation,
+            lc: self.shared.durable.lc(),
+            us,
+            losers,
+        }
+    }
+}
+
+/// Where a database stands: its incarnation, durable clock, update number
+/// and count of listed losers. Anything a round could carry moves one of
+/// them.
+#[cfg(feature = "server")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Standing {
+    /// The database's incarnation, so that a database made again under the
+    /// same name is news even at the same clock.
+    #[serde(with = "incarnation_hex")]
+    pub(crate) incarnation: u128,
+    /// The durable logical clock.
+    pub(crate) lc: u64,
+    /// The durable update number.
+    pub(crate) us: u64,
+    /// Distinct losing values of conflicts listed.
+    pub(crate) losers: u64,
+}
+
+/// An incarnation as 32 hexadecimal digits: JSON numbers stop at 2^53 for
+/// many readers.
+#[cfg(feature = "server")]
+mod incarnation_hex {
+    pub(super) fn serialize<S: serde::Serializer>(value: &u128, out: S) -> Result<S::Ok, S::Error> {
+        out.serialize_str(&format!("{value:032x}"))
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(input: D) -> Result<u128, D::Error> {
+        let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(input)?;
+        u128::from_str_radix(&text, 16).map_err(serde::de::Error::custom)
+    }
+}
