@@ -14,6 +14,7 @@ mod live;
 mod merge;
 mod model;
 mod process;
+mod push;
 mod supervision;
 mod support;
 mod sync;

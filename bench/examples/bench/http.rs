@@ -28,8 +28,8 @@ const CLIENTS: usize = 32;
 const CLIENT_BATCH_EVENTS: usize = 10;
 
 /// A node serving on loopback from its own thread and runtime.
-struct Served {
-    addr: SocketAddr,
+pub(crate) struct Served {
+    pub(crate) addr: SocketAddr,
     node: Node,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -37,7 +37,7 @@ struct Served {
 }
 
 impl Served {
-    fn start(parent: Option<&Path>) -> Served {
+    pub(crate) fn start(parent: Option<&Path>) -> Served {
         let dir = fresh_dir(parent);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -120,7 +120,7 @@ pub(crate) fn post(body: &Bytes, content_type: &str) -> Request<Full<Bytes>> {
 }
 
 /// JSON batches: each value a JSON string of exactly 100 bytes.
-fn json_bodies(batch_events: usize, events: usize, seed: u64) -> Vec<Bytes> {
+pub(crate) fn json_bodies(batch_events: usize, events: usize, seed: u64) -> Vec<Bytes> {
     increasing(events, batch_events, VALUE_BYTES, seed)
         .into_iter()
         .map(|batch| {

@@ -2,13 +2,14 @@
 //! in the same run.
 //!
 //! Run with: `cargo run --release --example bench -- ingest` (or `-- http`,
-//! `-- sync`, `-- views`)
+//! `-- sync`, `-- views`, `-- live`)
 //!
 //! Each figure is the median of `--runs` runs on fresh directories under
 //! `--dir` (default: the system's temporary directory).
 
 mod http;
 mod ingest;
+mod live;
 mod sync;
 mod views;
 
@@ -65,6 +66,13 @@ enum Workload {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Live streams and pushing peers: stream latency, ingest with streams
+    /// open, write-to-peer latency, idle bytes between peers.
+    Live {
+        /// Where the nodes' data directories are made.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// A node, for `sync --processes` (this program's `laterbase serve`).
     #[command(hide = true)]
     Node(laterbase::cli::ServeArgs),
@@ -116,6 +124,7 @@ fn main() -> std::process::ExitCode {
             both_ways,
         } => sync::run_processes(events, dir.as_deref(), both_ways),
         Workload::Views { events, dir } => views::run(events, dir.as_deref()),
+        Workload::Live { dir } => live::run(dir.as_deref()),
         Workload::Node(args) => return laterbase::cli::serve(args),
     }
     std::process::ExitCode::SUCCESS

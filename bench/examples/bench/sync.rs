@@ -77,20 +77,25 @@ impl Drop for Served {
 }
 
 /// A TCP relay in front of a target that counts the bytes through it.
-struct Relay {
-    addr: SocketAddr,
+pub(crate) struct Relay {
+    pub(crate) addr: SocketAddr,
     bytes: Arc<AtomicU64>,
     /// Where connections go; none yet: they are closed at once.
     target: Arc<std::sync::Mutex<Option<SocketAddr>>>,
 }
 
 impl Relay {
+    /// The bytes through it so far, both ways.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
     fn forward_to(&self, target: SocketAddr) {
         *self.target.lock().expect("lock") = Some(target);
     }
 }
 
-fn relay(runtime: &tokio::runtime::Runtime, target: SocketAddr) -> Relay {
+pub(crate) fn relay(runtime: &tokio::runtime::Runtime, target: SocketAddr) -> Relay {
     let relay = relay_to_nowhere(runtime);
     relay.forward_to(target);
     relay

@@ -1,0 +1,344 @@
+//! `live`: live streams and pushing peers.
+//!
+//! - The time from a write's answer to its event arriving on a live stream
+//!   (`GET /db/bench/e?feed=live`), with 1 stream open and with 1,000 (the
+//!   event is read off every one of them; the time is taken on the first).
+//! - Ingest of 100,000 events in batches of 1,000 with 1,000 streams open,
+//!   beside the same ingest with none.
+//! - The time from a write's answer on one node to its event being readable
+//!   on a peer, both ways, where only one of the two dials the other (a
+//!   truck and its hub: the hub's writes reach the truck over its watch).
+//! - The bytes two idle peers holding 100 databases exchange per second,
+//!   both ways, headers included, through relays that count them.
+//!
+//! Every node serves on loopback from this process, each on its own
+//! runtime; the clients run on another.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use laterbase::http::{HttpState, router};
+use laterbase::{Config, Database, NewEvent, Node, ReplicationConfig};
+use laterbase_bench::{fresh_dir, thousands};
+
+use super::http::{Served, connect, json_bodies, post, send};
+use super::sync::relay;
+
+const WRITES: usize = 300;
+const STREAMS: usize = 1_000;
+const INGEST_EVENTS: usize = 100_000;
+const INGEST_BATCH: usize = 1_000;
+const IDLE_DATABASES: usize = 100;
+
+/// Runs every case and prints its figures.
+pub fn run(parent: Option<&Path>) {
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    println!("live streams: from a write's answer to the event on a stream ({WRITES} writes, one at a time)");
+    for streams in [1, STREAMS] {
+        let served = Served::start(parent);
+        let latencies = client.block_on(stream_latency(served.addr, streams));
+        print_latencies(&format!("{streams} stream(s) open"), &latencies);
+    }
+    println!("ingest of {} events in batches of {INGEST_BATCH}, with live streams open", thousands(INGEST_EVENTS as f64));
+    let none = {
+        let served = Served::start(parent);
+        client.block_on(ingest_with_streams(served.addr, 0))
+    };
+    let open = {
+        let served = Served::start(parent);
+        client.block_on(ingest_with_streams(served.addr, STREAMS))
+    };
+    let rate = |time: Duration| INGEST_EVENTS as f64 / time.as_secs_f64();
+    println!(
+        "  no stream open          {:>12} events/s  {:>7.3} s",
+        thousands(rate(none)),
+        none.as_secs_f64()
+    );
+    println!(
+        "  {STREAMS} streams open      {:>12} events/s  {:>7.3} s   {:.2}x of none (goal: at least 0.8)",
+        thousands(rate(open)),
+        open.as_secs_f64(),
+        none.as_secs_f64() / open.as_secs_f64()
+    );
+    write_to_peer(parent);
+    idle_bytes(parent);
+}
+
+/// Opens a live stream of `bench` from `lc` 0 on `addr`: its body.
+async fn open_stream(addr: SocketAddr) -> hyper::body::Incoming {
+    let mut sender = connect(addr).await;
+    sender.ready().await.expect("connection ready");
+    let request = Request::get("/db/bench/e?lc=0&feed=live")
+        .header("host", "bench")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let response = sender.send_request(request).await.expect("answer");
+    assert_eq!(response.status(), 200, "a live stream opens");
+    // The connection lives as long as its task; the sender may go.
+    response.into_body()
+}
+
+/// Reads a stream to its end; each message's `lc` and when it came go to
+/// `arrivals`, if given.
+async fn drain(
+    mut body: hyper::body::Incoming,
+    arrivals: Option<tokio::sync::mpsc::UnboundedSender<(u64, Instant)>>,
+) {
+    let mut pending = String::new();
+    while let Some(Ok(frame)) = body.frame().await {
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let Some(arrivals) = &arrivals else {
+            continue;
+        };
+        let now = Instant::now();
+        pending.push_str(&String::from_utf8_lossy(&data));
+        while let Some(end) = pending.find("\n\n") {
+            let message: String = pending.drain(..end + 2).collect();
+            if let Some(lc) = message
+                .lines()
+                .find_map(|line| line.strip_prefix("id: "))
+                .and_then(|lc| lc.parse().ok())
+            {
+                let _ = arrivals.send((lc, now));
+            }
+        }
+    }
+}
+
+/// `WRITES` writes of one event each, with `streams` streams open: for
+/// each, the time from its answer to its arrival on the first stream.
+async fn stream_latency(addr: SocketAddr, streams: usize) -> Vec<Duration> {
+    let (arrivals, mut arrived) = tokio::sync::mpsc::unbounded_channel();
+    let first = open_stream(addr).await;
+    tokio::spawn(drain(first, Some(arrivals)));
+    for _ in 1..streams {
+        let body = open_stream(addr).await;
+        tokio::spawn(drain(body, None));
+    }
+    let mut writer = connect(addr).await;
+    let mut latencies = Vec::with_capacity(WRITES);
+    for n in 0..WRITES {
+        let body = Bytes::from(format!("[{{\"data\":{{\"n\":{n}}}}}]"));
+        let (status, answer) = send(&mut writer, post(&body, "application/json")).await;
+        let answered = Instant::now();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+        let lc = lc_of(&answer);
+        loop {
+            let (seen, at) = arrived.recv().await.expect("the stream goes on");
+            if seen == lc {
+                latencies.push(at.saturating_duration_since(answered));
+                break;
+            }
+        }
+    }
+    latencies
+}
+
+/// The `lc` of a write's answer.
+fn lc_of(answer: &[u8]) -> u64 {
+    let answer: serde_json::Value = serde_json::from_slice(answer).expect("JSON");
+    answer["lc"].as_u64().expect("an lc")
+}
+
+/// Ingest of `INGEST_EVENTS` with `streams` streams open, every stream
+/// reading every event; the time until the last write's answer.
+async fn ingest_with_streams(addr: SocketAddr, streams: usize) -> Duration {
+    for _ in 0..streams {
+        let body = open_stream(addr).await;
+        tokio::spawn(drain(body, None));
+    }
+    let bodies = json_bodies(INGEST_BATCH, INGEST_EVENTS, 7);
+    let mut writer = connect(addr).await;
+    let start = Instant::now();
+    for body in &bodies {
+        let (status, answer) = send(&mut writer, post(body, "application/json")).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    }
+    start.elapsed()
+}
+
+/// A node on its own runtime, serving on loopback, that may replicate.
+struct Peer {
+    node: Node,
+    addr: SocketAddr,
+    runtime: tokio::runtime::Runtime,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Peer {
+    fn start(parent: Option<&Path>, databases: usize) -> Peer {
+        let dir = fresh_dir(parent);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (node, addr, stop) = runtime.block_on(async {
+            let node = Node::open(Config::new(dir.path())).await.expect("open");
+            for index in 0..databases {
+                node.create_database(&database_name(index))
+                    .await
+                    .expect("create");
+            }
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("address");
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let app = router(HttpState::new(node.clone()));
+            tokio::spawn(laterbase::server::serve(listener, app, async {
+                let _ = stopped.await;
+            }));
+            (node, addr, stop)
+        });
+        Peer {
+            node,
+            addr,
+            runtime,
+            stop: Some(stop),
+            _dir: dir,
+        }
+    }
+
+    fn replicate(&self, peer: SocketAddr) {
+        self.runtime
+            .block_on(
+                self.node
+                    .replicate(ReplicationConfig::new(vec![format!("http://{peer}")])),
+            )
+            .expect("replicate");
+    }
+
+    fn database(&self, name: &str) -> Database {
+        self.node.database(name).expect("database")
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let node = self.node.clone();
+        let _ = self.runtime.block_on(node.shutdown());
+    }
+}
+
+fn database_name(index: usize) -> String {
+    format!("db{index:03}")
+}
+
+/// Writes of one event each on `from`, one at a time: for each, the time
+/// from its answer to its arrival on `to`'s database.
+fn peer_latencies(
+    runtime: &tokio::runtime::Runtime,
+    from: &Database,
+    to: &Database,
+    writes: usize,
+) -> Vec<Duration> {
+    runtime.block_on(async {
+        let mut arrivals = Box::pin(to.subscribe(to.lc()));
+        let mut latencies = Vec::with_capacity(writes);
+        for n in 0..writes {
+            let event = NewEvent::new(format!("{{\"n\":{n}}}").into_bytes());
+            let receipt = from.append(vec![event]).await.expect("write");
+            let answered = Instant::now();
+            let id = receipt.ids[0];
+            loop {
+                let event = tokio::time::timeout(Duration::from_secs(30), arrivals.next())
+                    .await
+                    .expect("the event reaches the peer")
+                    .expect("the stream goes on")
+                    .expect("an event");
+                if event.id == id {
+                    latencies.push(answered.elapsed());
+                    break;
+                }
+            }
+        }
+        latencies
+    })
+}
+
+/// Write-to-peer latency both ways between a hub and a truck that dials it.
+fn write_to_peer(parent: Option<&Path>) {
+    println!("write to peer: from a write's answer to the event readable on the peer ({WRITES} writes, one at a time; the truck dials the hub, the hub cannot dial the truck)");
+    let hub = Peer::start(parent, 1);
+    let truck = Peer::start(parent, 1);
+    truck.replicate(hub.addr);
+    let name = database_name(0);
+    let (hub_db, truck_db) = (hub.database(&name), truck.database(&name));
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    // The first writes wait for the truck's first pass and its watch.
+    peer_latencies(&client, &truck_db, &hub_db, 1);
+    peer_latencies(&client, &hub_db, &truck_db, 1);
+    let up = peer_latencies(&client, &truck_db, &hub_db, WRITES);
+    print_latencies("truck to hub", &up);
+    let down = peer_latencies(&client, &hub_db, &truck_db, WRITES);
+    print_latencies("hub to truck (over the truck's watch)", &down);
+}
+
+/// Bytes per second between two idle peers holding `IDLE_DATABASES`
+/// databases, each dialling the other through a counting relay.
+fn idle_bytes(parent: Option<&Path>) {
+    let a = Peer::start(parent, IDLE_DATABASES);
+    let b = Peer::start(parent, IDLE_DATABASES);
+    let to_b = relay(&a.runtime, b.addr);
+    let to_a = relay(&b.runtime, a.addr);
+    a.replicate(to_b.addr);
+    b.replicate(to_a.addr);
+    // One write in every database, then quiet.
+    a.runtime.block_on(async {
+        for index in 0..IDLE_DATABASES {
+            a.database(&database_name(index))
+                .append(vec![NewEvent::new(b"{}".to_vec())])
+                .await
+                .expect("write");
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (0..IDLE_DATABASES).any(|index| b.database(&database_name(index)).lc() == 0) {
+        assert!(Instant::now() < deadline, "the databases did not sync");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let bytes = || to_b.bytes() + to_a.bytes();
+    let before = bytes();
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    let per_second = (bytes() - before) as f64 / start.elapsed().as_secs_f64();
+    println!("idle peers: {IDLE_DATABASES} databases each, both dialling the other, 10 s after 5 s of quiet");
+    println!("  both ways, headers included   {per_second:>8.0} bytes/s   (goal: at most 1,000)");
+}
+
+/// Prints p50 and p99 of `latencies`.
+fn print_latencies(label: &str, latencies: &[Duration]) {
+    let mut sorted = latencies.to_vec();
+    sorted.sort();
+    let at = |quantile: f64| {
+        let index = ((sorted.len() as f64 - 1.0) * quantile).round() as usize;
+        sorted.get(index).copied().unwrap_or_default()
+    };
+    println!(
+        "  {label:<40} p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>7.2} ms",
+        at(0.5).as_secs_f64() * 1e3,
+        at(0.99).as_secs_f64() * 1e3,
+        sorted.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+}
