@@ -2,7 +2,9 @@
 //! until `shutdown` completes, then stops accepting and lets in-flight
 //! requests finish.
 //!
-//! Connections are bounded ([`CONNECTIONS_MAX`]); a connection that does not
+//! Connections are bounded ([`CONNECTIONS_MAX`]), but for those whose
+//! answer is a stream, which leave the bound once answered
+//! (`http::ConnectionSlot`); a connection that does not
 //! send its headers within [`HEADER_READ_TIMEOUT_MS`] (slow, or idle between
 //! requests) is closed, so idle and slow clients cannot starve the others.
 //! A connection whose reader takes no byte of its answer for the write
@@ -56,12 +58,18 @@ pub struct ServeOptions {
     /// its connection is closed (default
     /// [`ANSWER_WRITE_TIMEOUT_MS_DEFAULT`]).
     pub write_timeout: Duration,
+    /// The most ordinary connections served at once (default
+    /// [`CONNECTIONS_MAX`]); more wait to be accepted. A connection whose
+    /// answer is a stream (a live stream, a peer's watch) leaves this bound
+    /// once answered: streams have bounds of their own.
+    pub connections_max: usize,
 }
 
 impl Default for ServeOptions {
     fn default() -> ServeOptions {
         ServeOptions {
             write_timeout: Duration::from_millis(ANSWER_WRITE_TIMEOUT_MS_DEFAULT),
+            connections_max: CONNECTIONS_MAX,
         }
     }
 }
@@ -80,7 +88,7 @@ pub async fn serve_with(
     options: ServeOptions,
 ) {
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let slots = Arc::new(Semaphore::new(options.connections_max));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let slot = tokio::select! {

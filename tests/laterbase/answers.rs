@@ -361,9 +361,18 @@ struct Served {
 
 impl Served {
     fn start(state: HttpState, write_timeout: Duration) -> Served {
+        Served::start_with(
+            state,
+            ServeOptions {
+                write_timeout,
+                ..ServeOptions::default()
+            },
+        )
+    }
+
+    fn start_with(state: HttpState, options: ServeOptions) -> Served {
         let (connect, accepted) = mpsc::channel(4);
         let listener = Pipes(Mutex::new(accepted));
-        let options = ServeOptions { write_timeout };
         tokio::spawn(serve_with(
             listener,
             router(state),
@@ -505,4 +514,49 @@ async fn reads_past_the_room_for_answers_wait_then_answer_unavailable() {
     let mut healthy = served.get("/healthz").await;
     assert_eq!(read_answer(&mut healthy, &[]).await.0, 200);
     assert!(started.elapsed() < wait, "it did not wait for room");
+}
+
+/// Reads from `client` until the head of an answer has come: its status.
+async fn read_status(client: &mut DuplexStream) -> u16 {
+    let mut raw = Vec::new();
+    let mut buffer = [0_u8; 1024];
+    while !raw.windows(4).any(|window| window == b"\r\n\r\n") {
+        let read = client.read(&mut buffer).await.expect("the answer");
+        assert!(read > 0, "the connection closed before the head");
+        raw.extend_from_slice(&buffer[..read]);
+    }
+    String::from_utf8_lossy(&raw)
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("a status")
+}
+
+#[tokio::test]
+async fn live_streams_leave_the_bound_on_ordinary_connections() {
+    let node = Node::open(Config::in_memory()).await.expect("open");
+    node.create_database("yard").await.expect("create");
+    let served = Served::start_with(
+        HttpState::new(node.clone()),
+        ServeOptions {
+            connections_max: 2,
+            ..ServeOptions::default()
+        },
+    );
+    // Five streams on a server of two connections: each, once answered,
+    // gives its connection's slot back.
+    let mut streams = Vec::new();
+    for _ in 0..5 {
+        let mut stream = served.get("/db/yard/e?lc=0&feed=live").await;
+        assert_eq!(read_status(&mut stream).await, 200);
+        streams.push(stream);
+    }
+    // Requests are still served, two at a time.
+    for _ in 0..3 {
+        let mut client = served.get("/healthz").await;
+        let (status, _, _) = read_answer(&mut client, &[]).await;
+        assert_eq!(status, 200);
+    }
+    drop(streams);
+    node.shutdown().await.expect("shutdown");
 }
