@@ -15,7 +15,7 @@ use super::database_actor::{DatabaseActor, DatabaseArgs};
 use super::node_state::{NodeMsg, NodeShared, start_epoch};
 use super::supervision::{RestartBudget, stopped_child};
 use crate::error::{Error, Result};
-use crate::event::{Timestamp, validate_name};
+use crate::event::{Timestamp, validate_name, validate_new_name};
 use crate::limits::{
     DATABASE_RESTARTS_MAX, DATABASES_MAX, RESTART_WINDOW_MS, WRITER_LEASE_WAIT_MS_MAX,
 };
@@ -152,6 +152,7 @@ async fn create_database(
     if let Some(existing) = state.shared.database(&name) {
         return Ok((existing, false));
     }
+    validate_new_name(&name)?;
     let count = state
         .shared
         .databases
@@ -187,6 +188,7 @@ async fn create_database(
         commits: state.shared.commits.clone(),
         views: state.shared.views.clone(),
         refusals: state.shared.refusals.clone(),
+        clock: state.shared.clock.clone(),
     };
     let shared = Arc::new(DatabaseShared::new(record, store, history, &context));
     spawn_database(myself, state, shared.clone(), false)
