@@ -105,6 +105,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LATERBASE_SYNC_INTERVAL_MS", default_value_t = SYNC_INTERVAL_MS_DEFAULT)]
     pub sync_interval_ms: u64,
 
+    /// The longest wait before retrying a peer whose passes failed, in
+    /// milliseconds (the wait doubles from the interval up to this).
+    #[arg(long, env = "LATERBASE_SYNC_BACKOFF_MS_MAX", default_value_t = SYNC_BACKOFF_MS_MAX)]
+    pub sync_backoff_ms_max: u64,
+
     /// The most events one write may carry (at most 10,000).
     #[arg(long, env = "LATERBASE_BATCH_EVENTS_MAX", default_value_t = BATCH_EVENTS_MAX)]
     pub batch_events_max: usize,
@@ -269,7 +274,8 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
         .backup_dir(backup_dir.clone())
         .metrics(metrics)
         .request_timeout(Duration::from_millis(args.request_timeout_ms))
-        .live_streams_max(args.live_streams_max);
+        .live_streams_max(args.live_streams_max)
+        .listen(bound);
     // Listening for signals before saying so: from the "serving" line on,
     // SIGTERM stops the node cleanly.
     let shutdown = shutdown_signal()?;
@@ -287,7 +293,7 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
             interval: Duration::from_millis(args.sync_interval_ms),
             token: args.token.clone(),
             connector: PeerConnector::tcp(),
-            backoff_max: Duration::from_millis(SYNC_BACKOFF_MS_MAX),
+            backoff_max: Duration::from_millis(args.sync_backoff_ms_max),
             request_timeout: Duration::from_millis(SYNC_REQUEST_TIMEOUT_MS),
         };
         let replication = node

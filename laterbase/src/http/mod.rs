@@ -4,16 +4,18 @@
 //! [`Database`](crate::Database)). Every answer that is not a success is an
 //! [`ApiError`], extractor rejections included. Middleware, outermost first:
 //! metrics (requests by route and status, latency), the request timeout,
-//! the bearer token, then the room among the answers held (`held`: reads
-//! reserve theirs before they read, other large answers take theirs once
-//! built).
+//! the bearer token (`/healthz` and the dashboard's page and assets, which
+//! hold no data, go without), the count of live streams open, then the
+//! room among the answers held (`held`: reads reserve theirs before they
+//! read, other large answers take theirs once built).
 //!
 //! ```text
-//! request -> metrics -> timeout -> auth -> held -> route -> handler -> Node / Database
+//! request -> metrics -> timeout -> auth -> live count -> held -> route -> handler -> Node / Database
 //! ```
 
 mod backup;
 pub mod binary;
+mod dashboard;
 mod error;
 mod event_json;
 mod events;
@@ -21,6 +23,7 @@ mod held;
 mod live;
 mod names;
 mod state;
+mod status;
 mod stream;
 
 use std::path::PathBuf;
@@ -51,6 +54,10 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/peers", get(peers))
+        .route("/status", get(status::status))
+        .route(dashboard::PAGE, get(dashboard::page))
+        .route(dashboard::SCRIPT, get(dashboard::script))
+        .route(dashboard::STYLE, get(dashboard::style))
         .route("/db", get(list_databases))
         .route(
             "/db/{db}",
@@ -68,6 +75,10 @@ pub fn router(state: HttpState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), hold_answers))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_live_streams,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(middleware::from_fn_with_state(state.clone(), time_out))
         .layer(middleware::from_fn(measure))
@@ -99,15 +110,7 @@ async fn peers(State(state): State<HttpState>) -> Result<Json<serde_json::Value>
         .unwrap_or_default();
     let mut peers = Vec::with_capacity(statuses.len());
     for peer in &statuses {
-        let last_sync = match peer.last_sync {
-            Some(time) if !time.is_writable() => {
-                return Err(ApiError::internal(&format_args!(
-                    "the last sync with {} is at {} ms, which RFC 3339 cannot write",
-                    peer.url, time.0
-                )));
-            }
-            time => time.map(|time| time.to_string()),
-        };
+        let last_sync = status::last_sync(peer)?;
         let refused = peer
             .node
             .and_then(|node| refusals.get(&node))
@@ -400,15 +403,43 @@ async fn hold_answers(State(state): State<HttpState>, request: Request, next: Ne
     state.answers().hold_built(response).await
 }
 
-/// Checks the bearer token in constant time; `/healthz` stays open.
+/// Checks the bearer token in constant time; `/healthz` and the dashboard's
+/// page and assets (each path exactly, no other below `/ui`) stay open:
+/// they hold no data, and the page asks for the token to read `/status`.
 async fn authorize(State(state): State<HttpState>, request: Request, next: Next) -> Response {
     let Some(token) = state.required_token() else {
         return next.run(request).await;
     };
-    if request.uri().path() == "/healthz" || bearer_matches(request.headers(), token) {
+    let path = request.uri().path();
+    if path == "/healthz" || dashboard::is_asset(path) || bearer_matches(request.headers(), token) {
         return next.run(request).await;
     }
     ApiError::unauthorized().into_response()
+}
+
+/// Counts each live stream (an answer in `text/event-stream`) open for as
+/// long as its body lives, for `/status`.
+async fn count_live_streams(
+    State(state): State<HttpState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let response = next.run(request).await;
+    let streamed = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"text/event-stream"));
+    if !streamed {
+        return response;
+    }
+    let open = state.live_stream_opened();
+    let (parts, body) = response.into_parts();
+    let counted = futures_util::StreamExt::map(body.into_data_stream(), move |chunk| {
+        // The guard lives as long as the stream that holds it.
+        let _ = &open;
+        chunk
+    });
+    Response::from_parts(parts, axum::body::Body::from_stream(counted))
 }
 
 fn bearer_matches(headers: &HeaderMap, token: &[u8]) -> bool {

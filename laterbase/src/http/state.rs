@@ -1,7 +1,10 @@
 //! What the HTTP layer serves from: the node, its replication, the token,
-//! the metrics, the backup directory and the room for answers.
+//! the metrics, the backup directory, the room for answers, the live
+//! streams and the address it is served on.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -34,6 +37,13 @@ struct Inner {
     replication: Option<Replication>,
     /// The live streams open, and the signal that ends them.
     live: Arc<LiveStreams>,
+    /// The most live streams open at once, as `/status` shows it.
+    live_streams_max: usize,
+    /// The streamed answers (`text/event-stream`) not yet ended, as
+    /// `/status` counts them.
+    live_open: Arc<AtomicUsize>,
+    /// The address the server listens on, as `/status` shows it.
+    listen: Option<SocketAddr>,
 }
 
 impl HttpState {
@@ -49,6 +59,9 @@ impl HttpState {
                 answers: Arc::new(AnswerRoom::new(ANSWER_BYTES_HELD_MAX)),
                 replication: None,
                 live: Arc::new(LiveStreams::new(LIVE_STREAMS_MAX_DEFAULT)),
+                live_streams_max: LIVE_STREAMS_MAX_DEFAULT,
+                live_open: Arc::default(),
+                listen: None,
             }),
         }
     }
@@ -63,6 +76,9 @@ impl HttpState {
             answers: shared.answers.clone(),
             replication: shared.replication.clone(),
             live: shared.live.clone(),
+            live_streams_max: shared.live_streams_max,
+            live_open: shared.live_open.clone(),
+            listen: shared.listen,
         });
         change(&mut inner);
         HttpState {
@@ -106,7 +122,16 @@ impl HttpState {
     /// How many live streams (`feed=live`) may be open at once (default
     /// [`LIVE_STREAMS_MAX_DEFAULT`]); one more answers `503 unavailable`.
     pub fn live_streams_max(self, streams: usize) -> HttpState {
-        self.with(|inner| inner.live = Arc::new(LiveStreams::new(streams)))
+        self.with(|inner| {
+            inner.live = Arc::new(LiveStreams::new(streams));
+            inner.live_streams_max = streams;
+        })
+    }
+
+    /// Names `address` as where the server listens, on `/status` (default:
+    /// `null`, for a router served by an application that does not say).
+    pub fn listen(self, address: SocketAddr) -> HttpState {
+        self.with(|inner| inner.listen = Some(address))
     }
 
     /// Ends every live stream, and refuses new ones: for a server that
@@ -118,6 +143,22 @@ impl HttpState {
 
     pub(super) fn live(&self) -> &LiveStreams {
         &self.inner.live
+    }
+
+    /// The live streams open now, and the most that may be.
+    pub(super) fn live_streams(&self) -> (usize, usize) {
+        let open = self.inner.live_open.load(Ordering::Relaxed);
+        (open, self.inner.live_streams_max)
+    }
+
+    /// Counts one live stream open until the guard is dropped.
+    pub(super) fn live_stream_opened(&self) -> LiveStreamGuard {
+        self.inner.live_open.fetch_add(1, Ordering::Relaxed);
+        LiveStreamGuard(self.inner.live_open.clone())
+    }
+
+    pub(super) fn listen_address(&self) -> Option<SocketAddr> {
+        self.inner.listen
     }
 
     pub(crate) fn node(&self) -> &Node {
@@ -146,5 +187,14 @@ impl HttpState {
 
     pub(crate) fn answers(&self) -> &Arc<AnswerRoom> {
         &self.inner.answers
+    }
+}
+
+/// One live stream counted open, for as long as its body lives.
+pub(super) struct LiveStreamGuard(Arc<AtomicUsize>);
+
+impl Drop for LiveStreamGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
