@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::http::{BackupDir, HttpState, router};
 use crate::limits::{
     BATCH_EVENTS_MAX, BODY_BYTES_MAX, CLOCK_SKEW_MS_DEFAULT, LIVE_STREAMS_MAX_DEFAULT, Limits,
-    PAGE_EVENTS_DEFAULT, PAGE_EVENTS_MAX, REQUEST_TIMEOUT_MS_DEFAULT,
+    PAGE_EVENTS_DEFAULT, PAGE_EVENTS_MAX, REQUEST_TIMEOUT_MS_DEFAULT, SYNC_BACKOFF_MS_MAX,
     SYNC_INTERVAL_MS_DEFAULT,
 };
 use crate::replication::ReplicationConfig;
@@ -104,6 +104,11 @@ pub struct ServeArgs {
     /// in milliseconds (a local write starts a round at once).
     #[arg(long, env = "LATERBASE_SYNC_INTERVAL_MS", default_value_t = SYNC_INTERVAL_MS_DEFAULT)]
     pub sync_interval_ms: u64,
+
+    /// The longest wait before retrying a peer whose passes failed, in
+    /// milliseconds (the wait doubles from the interval up to this).
+    #[arg(long, env = "LATERBASE_SYNC_BACKOFF_MS_MAX", default_value_t = SYNC_BACKOFF_MS_MAX)]
+    pub sync_backoff_ms_max: u64,
 
     /// The most events one write may carry (at most 10,000).
     #[arg(long, env = "LATERBASE_BATCH_EVENTS_MAX", default_value_t = BATCH_EVENTS_MAX)]
@@ -269,7 +274,8 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
         .backup_dir(backup_dir.clone())
         .metrics(metrics)
         .request_timeout(Duration::from_millis(args.request_timeout_ms))
-        .live_streams_max(args.live_streams_max);
+        .live_streams_max(args.live_streams_max)
+        .listen(bound);
     // Listening for signals before saying so: from the "serving" line on,
     // SIGTERM stops the node cleanly.
     let shutdown = shutdown_signal()?;
@@ -285,6 +291,7 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
         let replication = ReplicationConfig {
             interval: Duration::from_millis(args.sync_interval_ms),
             token: args.token.clone(),
+            backoff_max: Duration::from_millis(args.sync_backoff_ms_max),
             ..ReplicationConfig::new(args.peers.clone())
         };
         let replication = node

@@ -288,7 +288,33 @@ pub struct InvalidName {
     pub reason: &'static str,
 }
 
-/// Checks a database name against `^[a-z][a-z0-9_-]{0,63}$` and the reserved names.
+/// The database names a new database may not take, because paths of the
+/// API begin with them: `db` always was, `status` and `ui` came with
+/// `GET /status` and the dashboard. A data directory written before may hold
+/// a database named `status` or `ui`: the node keeps serving it through
+/// `/db/{db}/...` (and warns at start), but no node creates one again.
+pub const RESERVED_NAMES: [&str; 3] = ["db", "status", "ui"];
+
+/// Checks the name of a database to create: the rule of
+/// [`validate_name`], and none of the [`RESERVED_NAMES`].
+pub fn validate_new_name(name: &str) -> Result<(), InvalidName> {
+    validate_name(name)?;
+    let reason = match name {
+        "status" => "the name 'status' is reserved",
+        "ui" => "the name 'ui' is reserved",
+        _ => return Ok(()),
+    };
+    Err(InvalidName {
+        name: name.to_owned(),
+        reason,
+    })
+}
+
+/// Checks a database or view name a path or a call carries against
+/// `^[a-z][a-z0-9_-]{0,63}$` and the name `db`, which no node ever held.
+/// The names reserved since (`status`, `ui`) pass, so that a database of
+/// either name from an older data directory stays readable;
+/// [`validate_new_name`] refuses them to a new database.
 pub fn validate_name(name: &str) -> Result<(), InvalidName> {
     let reason = if name.is_empty() {
         Some("it is empty")
@@ -428,5 +454,25 @@ mod tests {
         ] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn reserved_names_are_refused_to_new_databases_alone() {
+        for reserved in RESERVED_NAMES {
+            let refused = validate_new_name(reserved).expect_err(reserved);
+            assert_eq!(refused.name, reserved);
+            assert!(refused.reason.contains("reserved"), "{}", refused.reason);
+            assert!(refused.reason.contains(reserved), "{}", refused.reason);
+        }
+        // A database of a name reserved since the first release may be held
+        // already: it can still be named.
+        for held in ["status", "ui"] {
+            assert!(validate_name(held).is_ok(), "{held}");
+        }
+        assert!(validate_name("db").is_err());
+        for good in ["a", "uis", "statuses", "ui-2"] {
+            assert!(validate_new_name(good).is_ok(), "{good}");
+        }
+        assert!(validate_new_name("Bad").is_err());
     }
 }

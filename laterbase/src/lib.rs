@@ -95,7 +95,7 @@ extern crate self as laterbase;
 #[doc(hidden)]
 pub use views::private as __private;
 
-pub use actors::{Database, DatabaseInfo, DatabaseStats, MergeReceipt, Node, RowPages};
+pub use actors::{Database, DatabaseInfo, DatabaseStats, EventRates, MergeReceipt, Node, RowPages};
 pub use config::Config;
 pub use error::{EngineWrite, Error, Poison, Result, StorageError};
 pub use event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Receipt, Timestamp};

@@ -105,6 +105,21 @@ pub const SUBSCRIPTION_PAGE_BYTES: usize = 256 * 1024;
 /// (`--live-streams-max`); one more answers `503 unavailable`.
 pub const LIVE_STREAMS_MAX_DEFAULT: usize = 1_000;
 
+/// The seconds of history each database keeps of the events written and
+/// synced per second (`GET /status` and its chart): a fixed ring of this
+/// many slots, whatever the rate.
+pub const RATES_WINDOW_S: usize = 300;
+
+/// The seconds over which `GET /status` averages a database's writes per
+/// second; within [`RATES_WINDOW_S`].
+pub const WRITES_PER_S_WINDOW_S: usize = 60;
+
+const _: () = assert!(WRITES_PER_S_WINDOW_S <= RATES_WINDOW_S);
+
+/// Failed passes in a row after which `GET /status` shows a peer as
+/// `failing` rather than `retrying`.
+pub const PEER_FAILING_PASSES: u32 = 5;
+
 /// How long a live stream stays silent before it sends a heartbeat, by
 /// default (`heartbeat_ms`), and the bounds a request may ask within.
 pub const LIVE_HEARTBEAT_MS_DEFAULT: u64 = 15_000;
@@ -284,7 +299,7 @@ pub const SYNC_SAFETY_NET_MS_DEFAULT: u64 = 5_000;
 pub const SYNC_CALLERS_MAX: usize = 1_024;
 
 /// A peer that dials in and holds no watch is `retrying` once silent this
-/// long, and `failing` once silent `FAILING_AFTER` times this long.
+/// long, and `failing` once silent `PEER_FAILING_PASSES` times this long.
 pub const SYNC_CALLER_SILENCE_MS: u64 = 10_000;
 
 /// The most peers a database remembers runs and list reads for; beyond it

@@ -209,7 +209,10 @@ impl Cluster {
                 let replication = node.replicate(replication).await?;
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
                 let app = router(HttpState::new(node).replication(replication));
-                let app = net::unreliable_notices(app, seed ^ 0x0071_ce00 ^ ((index as u64) << 32) ^ starts);
+                let app = net::unreliable_notices(
+                    app,
+                    seed ^ 0x0071_ce00 ^ ((index as u64) << 32) ^ starts,
+                );
                 let listener = SimListener {
                     listener,
                     node: index,

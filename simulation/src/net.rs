@@ -173,27 +173,32 @@ pub fn unreliable_notices(router: axum::Router, seed: u64) -> axum::Router {
                     return response;
                 }
                 let (parts, body) = response.into_parts();
-                let messages = futures_util::StreamExt::map(body.into_data_stream(), move |chunk| {
-                    let chunk = chunk?;
-                    let mut out = Vec::with_capacity(chunk.len());
-                    let mut rng = rng.lock().unwrap_or_else(PoisonError::into_inner);
-                    for message in chunk.split_inclusive(|byte| *byte == b'\n').collect::<Vec<_>>().split_inclusive(|line| *line == b"\n") {
-                        let message: Vec<u8> = message.concat();
-                        let copies = if message.starts_with(b"event: notice") {
-                            match rng.random_range(0..8) {
-                                0 | 1 => 0,
-                                2 => 2,
-                                _ => 1,
+                let messages =
+                    futures_util::StreamExt::map(body.into_data_stream(), move |chunk| {
+                        let chunk = chunk?;
+                        let mut out = Vec::with_capacity(chunk.len());
+                        let mut rng = rng.lock().unwrap_or_else(PoisonError::into_inner);
+                        for message in chunk
+                            .split_inclusive(|byte| *byte == b'\n')
+                            .collect::<Vec<_>>()
+                            .split_inclusive(|line| *line == b"\n")
+                        {
+                            let message: Vec<u8> = message.concat();
+                            let copies = if message.starts_with(b"event: notice") {
+                                match rng.random_range(0..8) {
+                                    0 | 1 => 0,
+                                    2 => 2,
+                                    _ => 1,
+                                }
+                            } else {
+                                1
+                            };
+                            for _ in 0..copies {
+                                out.extend_from_slice(&message);
                             }
-                        } else {
-                            1
-                        };
-                        for _ in 0..copies {
-                            out.extend_from_slice(&message);
                         }
-                    }
-                    Ok::<_, axum::Error>(Bytes::from(out))
-                });
+                        Ok::<_, axum::Error>(Bytes::from(out))
+                    });
                 axum::response::Response::from_parts(parts, axum::body::Body::from_stream(messages))
             }
         },

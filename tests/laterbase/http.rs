@@ -22,6 +22,7 @@ mod limits;
 mod live;
 mod reads;
 mod routes;
+mod status;
 mod storage_failures;
 mod writes;
 

@@ -2,6 +2,7 @@
 
 mod answers;
 mod backup;
+mod browser;
 mod clock;
 mod crash;
 

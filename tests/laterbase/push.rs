@@ -23,7 +23,11 @@ struct Hub {
 
 impl Hub {
     async fn start() -> Hub {
-        let node = Node::open(Config::in_memory()).await.expect("open");
+        Hub::start_on(Config::in_memory()).await
+    }
+
+    async fn start_on(config: Config) -> Hub {
+        let node = Node::open(config).await.expect("open");
         let state = HttpState::new(node.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -123,7 +127,10 @@ async fn writes_reach_a_peer_that_dials_out_and_its_hub_without_an_interval() {
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "the new database did not reach the truck");
+        assert!(
+            Instant::now() < deadline,
+            "the new database did not reach the truck"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // The hub lists the truck among the peers that dial in, in touch and
@@ -136,7 +143,9 @@ async fn writes_reach_a_peer_that_dials_out_and_its_hub_without_an_interval() {
                 && caller.direction == Direction::In
                 && caller.watching
                 && caller.state() == PeerState::Ok
-                && caller.lag.is_some_and(|lag| lag.to_pull == 0 && lag.to_push == 0)
+                && caller
+                    .lag
+                    .is_some_and(|lag| lag.to_pull == 0 && lag.to_push == 0)
         });
         if caught_up {
             assert!(!callers[0].url.is_empty(), "the caller's address is known");
@@ -185,7 +194,9 @@ async fn a_watch_names_every_database_then_tells_of_each_write() {
     // The hub counts the watch among the peers that dial in.
     let callers = hub.state.callers().statuses();
     assert!(
-        callers.iter().any(|caller| caller.node == Some(watcher) && caller.watching),
+        callers
+            .iter()
+            .any(|caller| caller.node == Some(watcher) && caller.watching),
         "{callers:?}"
     );
     drop(body);
@@ -202,5 +213,42 @@ async fn a_watch_without_a_node_is_refused() {
         .await
         .expect("answer");
     assert_eq!(answer.status(), 400);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_of_a_name_reserved_since_an_older_release_syncs_too() {
+    use laterbase::storage::fjall::FjallStorage;
+    use laterbase::storage::{DatabaseRecord, Storage};
+    let dir = tempfile::tempdir().expect("tempdir");
+    // What an older node that let `ui` be created left on disk.
+    {
+        let storage = FjallStorage::open(dir.path()).expect("open the engine");
+        let record = DatabaseRecord {
+            name: "ui".to_owned(),
+            incarnation: 7,
+            created_at: laterbase::Timestamp(1_700_000_000_000),
+        };
+        storage.create_database(&record).expect("create");
+        storage.persist().expect("persist");
+    }
+    let hub = Hub::start_on(Config::new(dir.path())).await;
+    let id = EventId::from_parts(1_700_000_000_000, 5);
+    write(&hub.node.database("ui").expect("kept"), id, "{}").await;
+    let truck = Node::open(Config::in_memory()).await.expect("open");
+    assert!(
+        truck.create_database("ui").await.is_err(),
+        "no client makes one"
+    );
+    let replication = truck
+        .replicate(push_only(vec![hub.url.clone()]))
+        .await
+        .expect("replicate");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while truck.database("ui").map(|ui| ui.lc()).unwrap_or(0) < 1 {
+        assert!(Instant::now() < deadline, "{:?}", replication.peers());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    truck.shutdown().await.expect("shutdown");
     hub.stop().await;
 }

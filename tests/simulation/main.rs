@@ -157,12 +157,22 @@ const REPLAY_SEED: &str = "LATERBASE_SIMULATION_REPLAY_SEED";
 fn a_seed_replays_exactly() {
     let replay = || {
         let output = std::process::Command::new(std::env::current_exe().expect("this test binary"))
-            .args(["--exact", "replay_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "replay_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(REPLAY_SEED, "11")
             .output()
             .expect("the child runs");
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(output.status.success(), "the child failed: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "the child failed: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         // The harness may print the test's name on the same line.
         stdout
             .lines()

@@ -42,13 +42,18 @@ pub fn run(parent: Option<&Path>) {
         .enable_all()
         .build()
         .expect("client runtime");
-    println!("live streams: from a write's answer to the event on a stream ({WRITES} writes, one at a time)");
+    println!(
+        "live streams: from a write's answer to the event on a stream ({WRITES} writes, one at a time)"
+    );
     for streams in [1, STREAMS] {
         let served = Served::start(parent);
         let latencies = client.block_on(stream_latency(served.addr, streams));
         print_latencies(&format!("{streams} stream(s) open"), &latencies);
     }
-    println!("ingest of {} events in batches of {INGEST_BATCH}, with live streams open", thousands(INGEST_EVENTS as f64));
+    println!(
+        "ingest of {} events in batches of {INGEST_BATCH}, with live streams open",
+        thousands(INGEST_EVENTS as f64)
+    );
     let none = {
         let served = Served::start(parent);
         client.block_on(ingest_with_streams(served.addr, 0))
@@ -274,7 +279,9 @@ fn peer_latencies(
 
 /// Write-to-peer latency both ways between a hub and a truck that dials it.
 fn write_to_peer(parent: Option<&Path>) {
-    println!("write to peer: from a write's answer to the event readable on the peer ({WRITES} writes, one at a time; the truck dials the hub, the hub cannot dial the truck)");
+    println!(
+        "write to peer: from a write's answer to the event readable on the peer ({WRITES} writes, one at a time; the truck dials the hub, the hub cannot dial the truck)"
+    );
     let hub = Peer::start(parent, 1);
     let truck = Peer::start(parent, 1);
     truck.replicate(hub.addr);
@@ -323,7 +330,9 @@ fn idle_bytes(parent: Option<&Path>) {
     let start = Instant::now();
     std::thread::sleep(Duration::from_secs(10));
     let per_second = (bytes() - before) as f64 / start.elapsed().as_secs_f64();
-    println!("idle peers: {IDLE_DATABASES} databases each, both dialling the other, 10 s after 5 s of quiet");
+    println!(
+        "idle peers: {IDLE_DATABASES} databases each, both dialling the other, 10 s after 5 s of quiet"
+    );
     println!("  both ways, headers included   {per_second:>8.0} bytes/s   (goal: at most 1,000)");
 }
 

@@ -110,6 +110,10 @@ struct Staged {
     /// commit changed.
     changed_new: Vec<usize>,
     max_id: Option<EventId>,
+    /// New events staged by appends, for the database's rates.
+    written: u64,
+    /// New events staged by merges, for the database's rates.
+    synced: u64,
 }
 
 impl Staged {
@@ -207,15 +211,20 @@ impl Writer {
             new_losers: 0,
             changed_new: Vec::new(),
             max_id: self.max_id,
+            written: 0,
+            synced: 0,
         };
         let count = writes.len();
         let mut answers = Vec::with_capacity(count);
         for (index, pending) in writes.into_iter().enumerate() {
             // Only a later write of this commit needs to find these ids.
             let remember = index + 1 < count;
+            let before = staged.batch.events.len() as u64;
             let answer = match pending.write {
                 Write::Append { events, reply } => {
-                    Answer::Append(reply, self.stage_append(&mut staged, events, remember))
+                    let answer = self.stage_append(&mut staged, events, remember);
+                    staged.written += staged.batch.events.len() as u64 - before;
+                    Answer::Append(reply, answer)
                 }
                 Write::Merge {
                     events,
@@ -227,6 +236,7 @@ impl Writer {
                     if answer.is_ok() {
                         staged.batch.meta.extend(meta);
                     }
+                    staged.synced += staged.batch.events.len() as u64 - before;
                     Answer::Merge(reply, answer)
                 }
             };
@@ -554,6 +564,7 @@ impl Writer {
             return Err(failure);
         }
         let count = staged.batch.events.len() as u64;
+        self.shared.rates.record(staged.written, staged.synced);
         self.written_lc = last_lc;
         self.written_us += staged.batch.replaced.len() as u64;
         self.losers_listed += staged.new_losers;

@@ -29,8 +29,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::batch::{MergeReceipt, check_batch_size};
 use super::blocking::run_storage;
+use super::rates::{EventRates, RateRing};
 use super::view::ViewHandle;
 use super::watermarks::Watermarks;
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventId, NewEvent, Receipt};
 use crate::limits::{APPEND_KIB_IN_FLIGHT_MAX, Limits, MERGE_ITEMS_MAX};
@@ -93,6 +95,8 @@ pub(crate) struct NodeContext {
     pub(crate) views: Arc<Vec<Registration>>,
     /// What the node's merges refused of each peer.
     pub(crate) refusals: Arc<RefusalLedger>,
+    /// The node's wall clock, which times each database's rates.
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// Where a database's actor stands.
@@ -150,6 +154,8 @@ pub(crate) struct DatabaseShared {
     pub(crate) appends: AtomicU64,
     pub(crate) persists: AtomicU64,
     pub(crate) events: AtomicU64,
+    /// Events written and synced each second, counted by the writer.
+    pub(crate) rates: RateRing,
 }
 
 impl DatabaseShared {
@@ -197,6 +203,7 @@ impl DatabaseShared {
             appends: AtomicU64::new(0),
             persists: AtomicU64::new(0),
             events: AtomicU64::new(0),
+            rates: RateRing::new(context.clock.clone()),
         }
     }
 
@@ -266,6 +273,14 @@ impl Database {
             node: self.shared.node_id,
             incarnation: self.incarnation(),
         }
+    }
+
+    /// Events written by clients of this node and new events synced from
+    /// peers, each second of the last
+    /// [`RATES_WINDOW_S`](crate::limits::RATES_WINDOW_S) by the node's clock,
+    /// since the node started.
+    pub fn rates(&self) -> EventRates {
+        self.shared.rates.read()
     }
 
     /// Counters since the node started.

@@ -14,11 +14,12 @@ use super::blocking::run_storage;
 use super::database::{ActorSlot, Database};
 use super::node_actor::NodeActor;
 use super::node_state::{NodeMsg, NodeShared, forgive_a_full_disk, load};
+use super::rates::EventRates;
 #[cfg(feature = "server")]
 use crate::clock::{Clock, Random};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::event::{EventId, validate_name};
+use crate::event::{EventId, RESERVED_NAMES, validate_name, validate_new_name};
 use crate::limits::Limits;
 use crate::sync::refusals::PeerRefusals;
 
@@ -58,6 +59,15 @@ impl Node {
         };
         let (actor, _) = spawned.map_err(|error| Error::Start(error.to_string()))?;
         tracing::info!(node = %shared.node_id, databases = shared.databases.read().unwrap_or_else(PoisonError::into_inner).len(), "node started");
+        for name in shared
+            .databases
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .filter(|name| RESERVED_NAMES.contains(&name.as_str()))
+        {
+            tracing::warn!(database = %name, "this database's name is reserved for a route of the API since it was created: the node still serves it through /db/{{db}}/..., but no node creates a database of this name, so a peer that does not hold it already will not take it; copy its events into a database of another name");
+        }
         Ok(Node { actor, shared })
     }
 
@@ -101,6 +111,30 @@ impl Node {
     #[cfg(feature = "server")]
     pub(crate) fn random(&self) -> Arc<Random> {
         self.shared.random.clone()
+    }
+
+    /// How long the node has run, by its clock.
+    pub fn uptime(&self) -> Duration {
+        let now_ms = self.shared.clock.now_ms();
+        Duration::from_millis(now_ms.saturating_sub(self.shared.started_ms))
+    }
+
+    /// Events written by clients of this node and new events synced from
+    /// peers, each second of the last
+    /// [`RATES_WINDOW_S`](crate::limits::RATES_WINDOW_S) by the node's
+    /// clock, summed over every database (see [`Database::rates`]).
+    pub fn rates(&self) -> EventRates {
+        let until_s = self.shared.clock.now_ms() / 1000;
+        let mut rates = EventRates::empty(until_s);
+        let databases = self
+            .shared
+            .databases
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        for database in databases.values() {
+            rates.add(&database.rates.read_until(until_s));
+        }
+        rates
     }
 
     /// The node's wall clock read now, with the skew it allows writers' ids.
@@ -148,16 +182,33 @@ impl Node {
         Ok(self.ensure_database(name).await?.0)
     }
 
-    /// The database `name`, and whether this call created it.
+    /// The database `name`, and whether this call created it. A name of
+    /// [`RESERVED_NAMES`](crate::event::RESERVED_NAMES) finds a database an
+    /// older data directory holds, and creates none.
     pub async fn ensure_database(&self, name: &str) -> Result<(Database, bool)> {
+        self.ensure(name, false).await
+    }
+
+    /// [`ensure_database`](Node::ensure_database) for a database a peer
+    /// holds, which may bear a name reserved after the peer's release made
+    /// it: the set of databases syncs whatever their names.
+    pub(crate) async fn ensure_peer_database(&self, name: &str) -> Result<(Database, bool)> {
+        self.ensure(name, true).await
+    }
+
+    async fn ensure(&self, name: &str, from_peer: bool) -> Result<(Database, bool)> {
         validate_name(name)?;
         if let Some(shared) = self.shared.database(name) {
             return Ok((Database { shared }, false));
+        }
+        if !from_peer {
+            validate_new_name(name)?;
         }
         let name = name.to_owned();
         let (shared, created) = self
             .call("create_database", |reply| NodeMsg::CreateDatabase {
                 name,
+                from_peer,
                 reply,
             })
             .await??;

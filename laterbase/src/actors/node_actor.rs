@@ -15,7 +15,7 @@ use super::database_actor::{DatabaseActor, DatabaseArgs};
 use super::node_state::{NodeMsg, NodeShared, start_epoch};
 use super::supervision::{RestartBudget, stopped_child};
 use crate::error::{Error, Result};
-use crate::event::{Timestamp, validate_name};
+use crate::event::{Timestamp, validate_name, validate_new_name};
 use crate::limits::{
     DATABASE_RESTARTS_MAX, DATABASES_MAX, RESTART_WINDOW_MS, WRITER_LEASE_WAIT_MS_MAX,
 };
@@ -76,8 +76,12 @@ impl Actor for NodeActor {
         state: &mut NodeState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            NodeMsg::CreateDatabase { name, reply } => {
-                let answer = create_database(&myself, state, name).await;
+            NodeMsg::CreateDatabase {
+                name,
+                from_peer,
+                reply,
+            } => {
+                let answer = create_database(&myself, state, name, from_peer).await;
                 let _ = reply.send(answer);
             }
             NodeMsg::Stopping { reply } => {
@@ -147,10 +151,18 @@ async fn create_database(
     myself: &ActorRef<NodeMsg>,
     state: &mut NodeState,
     name: String,
+    from_peer: bool,
 ) -> Result<(Arc<DatabaseShared>, bool)> {
     validate_name(&name)?;
     if let Some(existing) = state.shared.database(&name) {
         return Ok((existing, false));
+    }
+    if from_peer {
+        if validate_new_name(&name).is_err() {
+            tracing::warn!(database = %name, "a peer holds a database of a reserved name (an older release made it): it syncs here too, served through /db/{{db}}/...");
+        }
+    } else {
+        validate_new_name(&name)?;
     }
     let count = state
         .shared
@@ -187,6 +199,7 @@ async fn create_database(
         commits: state.shared.commits.clone(),
         views: state.shared.views.clone(),
         refusals: state.shared.refusals.clone(),
+        clock: state.shared.clock.clone(),
     };
     let shared = Arc::new(DatabaseShared::new(record, store, history, &context));
     spawn_database(myself, state, shared.clone(), false)

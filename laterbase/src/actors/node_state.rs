@@ -11,9 +11,7 @@ use tokio::sync::watch;
 
 use super::blocking::run_storage;
 use super::database::{DatabaseShared, NodeContext};
-#[cfg(feature = "server")]
-use crate::clock::Clock;
-use crate::clock::{Hlc, Random};
+use crate::clock::{Clock, Hlc, Random};
 use crate::config::{Config, Engine};
 use crate::error::{Error, Result, StorageError};
 use crate::event::EventId;
@@ -32,9 +30,10 @@ pub(crate) struct NodeShared {
     pub(super) limits: Limits,
     pub(super) hlc: Arc<Hlc>,
     pub(super) random: Arc<Random>,
-    /// The wall clock, for the sync workers.
-    #[cfg(feature = "server")]
+    /// The wall clock, for the sync workers and the databases' rates.
     pub(super) clock: Arc<dyn Clock>,
+    /// When the node started, by `clock`.
+    pub(super) started_ms: u64,
     /// Counts commits that changed something: sync workers watch it to sync
     /// soon after a write.
     pub(super) commits: Arc<watch::Sender<u64>>,
@@ -70,6 +69,9 @@ pub(crate) enum NodeMsg {
     /// Create a database unless it exists; answers whether this created it.
     CreateDatabase {
         name: String,
+        /// Whether a peer holds it: a peer of an older release may hold a
+        /// database of a name reserved since, which syncs like any other.
+        from_peer: bool,
         reply: RpcReplyPort<Result<(Arc<DatabaseShared>, bool)>>,
     },
     /// The node is stopping: children that stop now are not restarted.
@@ -159,6 +161,7 @@ pub(super) async fn load(config: Config) -> Result<NodeShared> {
         commits: commits.clone(),
         views: views.clone(),
         refusals: refusals.clone(),
+        clock: config.clock.clone(),
     };
     let hlc = Arc::new(Hlc::new(
         config.clock.clone(),
@@ -181,7 +184,7 @@ pub(super) async fn load(config: Config) -> Result<NodeShared> {
         limits,
         hlc,
         random,
-        #[cfg(feature = "server")]
+        started_ms: config.clock.now_ms(),
         clock: config.clock,
         commits,
         views,

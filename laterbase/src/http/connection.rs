@@ -57,9 +57,10 @@ pub(super) async fn streams_leave_the_bound(request: Request, next: Next) -> Res
         if let Some(slot) = slot {
             slot.release();
         }
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
     }
     response
 }

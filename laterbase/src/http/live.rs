@@ -65,6 +65,15 @@ impl LiveStreams {
         })
     }
 
+    /// The live streams open now (peers' watches apart), and the most
+    /// that may be.
+    pub(super) fn counts(&self) -> (usize, usize) {
+        (
+            self.max.saturating_sub(self.open.available_permits()),
+            self.max,
+        )
+    }
+
     /// Turns true when every stream is to end.
     pub(super) fn ending(&self) -> watch::Receiver<bool> {
         self.ending.subscribe()

@@ -4,17 +4,19 @@
 //! [`Database`](crate::Database)). Every answer that is not a success is an
 //! [`ApiError`], extractor rejections included. Middleware, outermost first:
 //! metrics (requests by route and status, latency), the request timeout,
-//! the bearer token, then the room among the answers held (`held`: reads
-//! reserve theirs before they read, other large answers take theirs once
-//! built).
+//! the bearer token (`/healthz` and the dashboard's page and assets, which
+//! hold no data, go without), the count of live streams open, then the
+//! room among the answers held (`held`: reads reserve theirs before they
+//! read, other large answers take theirs once built).
 //!
 //! ```text
-//! request -> metrics -> timeout -> auth -> held -> route -> handler -> Node / Database
+//! request -> metrics -> timeout -> auth -> live count -> held -> route -> handler -> Node / Database
 //! ```
 
 mod backup;
 pub mod binary;
 mod connection;
+mod dashboard;
 mod error;
 mod event_json;
 mod events;
@@ -22,6 +24,7 @@ mod held;
 mod live;
 mod names;
 mod state;
+mod status;
 mod stream;
 
 use std::path::PathBuf;
@@ -53,6 +56,10 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/peers", get(peers))
+        .route("/status", get(status::status))
+        .route(dashboard::PAGE, get(dashboard::page))
+        .route(dashboard::SCRIPT, get(dashboard::script))
+        .route(dashboard::STYLE, get(dashboard::style))
         .route("/db", get(list_databases))
         .route(
             "/db/{db}",
@@ -103,15 +110,7 @@ async fn peers(State(state): State<HttpState>) -> Result<Json<serde_json::Value>
         .unwrap_or_default();
     let mut peers = Vec::with_capacity(statuses.len());
     for peer in &statuses {
-        let last_sync = match peer.last_sync {
-            Some(time) if !time.is_writable() => {
-                return Err(ApiError::internal(&format_args!(
-                    "the last sync with {} is at {} ms, which RFC 3339 cannot write",
-                    peer.url, time.0
-                )));
-            }
-            time => time.map(|time| time.to_string()),
-        };
+        let last_sync = status::last_sync(peer)?;
         let refused = peer
             .node
             .and_then(|node| refusals.get(&node))
@@ -350,7 +349,7 @@ async fn sync_offer(
         let held = state.answers().reserve(held::SYNC_ANSWER_BYTES).await?;
         let body = read_sync_body(body).await?;
         let offer = crate::replication::driver::OfferRequest::decode(&body, &name, peer)?;
-        let (database, _) = state.node().ensure_database(&name).await?;
+        let (database, _) = state.node().ensure_peer_database(&name).await?;
         let reply = crate::replication::driver::answer_offer(&database, peer, offer).await?;
         let lag = Lag {
             to_pull: reply.to_pull,
@@ -471,12 +470,15 @@ async fn hold_answers(State(state): State<HttpState>, request: Request, next: Ne
     state.answers().hold_built(response).await
 }
 
-/// Checks the bearer token in constant time; `/healthz` stays open.
+/// Checks the bearer token in constant time; `/healthz` and the dashboard's
+/// page and assets (each path exactly, no other below `/ui`) stay open:
+/// they hold no data, and the page asks for the token to read `/status`.
 async fn authorize(State(state): State<HttpState>, request: Request, next: Next) -> Response {
     let Some(token) = state.required_token() else {
         return next.run(request).await;
     };
-    if request.uri().path() == "/healthz" || bearer_matches(request.headers(), token) {
+    let path = request.uri().path();
+    if path == "/healthz" || dashboard::is_asset(path) || bearer_matches(request.headers(), token) {
         return next.run(request).await;
     }
     ApiError::unauthorized().into_response()

@@ -1,6 +1,8 @@
 //! What the HTTP layer serves from: the node, its replication, the token,
-//! the metrics, the backup directory and the room for answers.
+//! the metrics, the backup directory, the room for answers, the live
+//! streams and the address it is served on.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +38,8 @@ struct Inner {
     live: Arc<LiveStreams>,
     /// The peers that dial this node.
     callers: Callers,
+    /// The address the server listens on, as `/status` shows it.
+    listen: Option<SocketAddr>,
 }
 
 impl HttpState {
@@ -52,6 +56,7 @@ impl HttpState {
                 live: Arc::new(LiveStreams::new(LIVE_STREAMS_MAX_DEFAULT)),
                 callers: Callers::new(node.clock()),
                 node,
+                listen: None,
             }),
         }
     }
@@ -67,6 +72,7 @@ impl HttpState {
             replication: shared.replication.clone(),
             live: shared.live.clone(),
             callers: shared.callers.clone(),
+            listen: shared.listen,
         });
         change(&mut inner);
         HttpState {
@@ -113,6 +119,12 @@ impl HttpState {
         self.with(|inner| inner.live = Arc::new(LiveStreams::new(streams)))
     }
 
+    /// Names `address` as where the server listens, on `/status` (default:
+    /// `null`, for a router served by an application that does not say).
+    pub fn listen(self, address: SocketAddr) -> HttpState {
+        self.with(|inner| inner.listen = Some(address))
+    }
+
     /// Ends every live stream, and refuses new ones: for a server that
     /// stops, whose graceful drain would otherwise wait on streams that do
     /// not end.
@@ -122,6 +134,15 @@ impl HttpState {
 
     pub(super) fn live(&self) -> &LiveStreams {
         &self.inner.live
+    }
+
+    /// The live streams open now, and the most that may be.
+    pub(super) fn live_streams(&self) -> (usize, usize) {
+        self.inner.live.counts()
+    }
+
+    pub(super) fn listen_address(&self) -> Option<SocketAddr> {
+        self.inner.listen
     }
 
     pub(crate) fn node(&self) -> &Node {

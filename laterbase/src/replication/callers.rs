@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::config::{Direction, FAILING_AFTER, Lag, PeerStatus};
+use super::config::{Direction, Lag, PeerStatus};
 use crate::clock::Clock;
 use crate::event::{EventId, Timestamp};
-use crate::limits::{SYNC_CALLER_SILENCE_MS, SYNC_CALLERS_MAX};
+use crate::limits::{PEER_FAILING_PASSES, SYNC_CALLER_SILENCE_MS, SYNC_CALLERS_MAX};
 
 /// What this node saw of one peer that dials it.
 #[derive(Clone, Debug, Default)]
@@ -148,7 +148,7 @@ impl Callers {
 /// A peer that dials in and holds no watch, silent for so long, counts as
 /// that many failures: one per [`SYNC_CALLER_SILENCE_MS`], so that a truck
 /// gone dark shows `retrying`, then `failing` after
-/// [`FAILING_AFTER`] such stretches. One that holds a watch is in touch.
+/// [`PEER_FAILING_PASSES`] such stretches. One that holds a watch is in touch.
 fn silences(caller: &Caller, now_ms: u64) -> u32 {
     if caller.watches > 0 {
         return 0;
@@ -156,7 +156,7 @@ fn silences(caller: &Caller, now_ms: u64) -> u32 {
     let silent_ms = now_ms.saturating_sub(caller.last_heard_ms);
     u32::try_from(silent_ms / SYNC_CALLER_SILENCE_MS)
         .unwrap_or(u32::MAX)
-        .min(FAILING_AFTER)
+        .min(PEER_FAILING_PASSES)
 }
 
 /// An open watch of a peer that dials in.
@@ -217,12 +217,20 @@ mod tests {
         let watch = callers.watching(peer, None);
         let closed = 1_000 + 100 * SYNC_CALLER_SILENCE_MS;
         clock.set(closed);
-        assert_eq!(callers.statuses()[0].state(), PeerState::Ok, "a watch is touch");
+        assert_eq!(
+            callers.statuses()[0].state(),
+            PeerState::Ok,
+            "a watch is touch"
+        );
         drop(watch);
-        assert_eq!(callers.statuses()[0].state(), PeerState::Ok, "silence counts from the watch's end");
+        assert_eq!(
+            callers.statuses()[0].state(),
+            PeerState::Ok,
+            "silence counts from the watch's end"
+        );
         clock.set(closed + SYNC_CALLER_SILENCE_MS);
         assert_eq!(callers.statuses()[0].state(), PeerState::Retrying);
-        clock.set(closed + u64::from(FAILING_AFTER) * SYNC_CALLER_SILENCE_MS);
+        clock.set(closed + u64::from(PEER_FAILING_PASSES) * SYNC_CALLER_SILENCE_MS);
         assert_eq!(callers.statuses()[0].state(), PeerState::Failing);
         callers.answered(peer, None, "a", Err("refused".to_owned()));
         let status = &callers.statuses()[0];

@@ -11,7 +11,7 @@ use crate::actors::Node;
 use crate::clock::{Clock, Random};
 use crate::event::{EventId, Timestamp};
 use crate::limits::{
-    SYNC_BACKOFF_MS_MAX, SYNC_INTERVAL_MS_DEFAULT, SYNC_REQUEST_TIMEOUT_MS,
+    PEER_FAILING_PASSES, SYNC_BACKOFF_MS_MAX, SYNC_INTERVAL_MS_DEFAULT, SYNC_REQUEST_TIMEOUT_MS,
     SYNC_SAFETY_NET_MS_DEFAULT,
 };
 
@@ -87,15 +87,12 @@ pub enum PeerState {
     /// The last pass succeeded (or, for a peer that dials in, it is in
     /// touch).
     Ok,
-    /// 1 to [`FAILING_AFTER`]` - 1` passes failed in a row, or none has run
+    /// 1 to [`PEER_FAILING_PASSES`]` - 1` passes failed in a row, or none has run
     /// yet.
     Retrying,
-    /// [`FAILING_AFTER`] or more failed in a row.
+    /// [`PEER_FAILING_PASSES`] or more failed in a row.
     Failing,
 }
-
-/// Failed passes in a row from which a peer is failing.
-pub const FAILING_AFTER: u32 = 5;
 
 impl PeerState {
     /// `ok`, `retrying` or `failing`.
@@ -112,7 +109,7 @@ impl PeerState {
     pub fn of(failures: u32, reached: bool) -> PeerState {
         match failures {
             0 if reached => PeerState::Ok,
-            failures if failures >= FAILING_AFTER => PeerState::Failing,
+            failures if failures >= PEER_FAILING_PASSES => PeerState::Failing,
             _ => PeerState::Retrying,
         }
     }

@@ -37,8 +37,8 @@ mod watcher;
 mod worker;
 
 #[cfg(feature = "server")]
-pub use config::{Direction, FAILING_AFTER, Lag, PeerState, PeerStatus, ReplicationConfig};
-#[cfg(feature = "server")]
 pub use callers::{Callers, Watching};
+#[cfg(feature = "server")]
+pub use config::{Direction, Lag, PeerState, PeerStatus, ReplicationConfig};
 #[cfg(feature = "server")]
 pub use supervisor::Replication;

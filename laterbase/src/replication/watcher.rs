@@ -47,7 +47,10 @@ impl PeerWatch {
 
     /// Whether the watch is open.
     pub(crate) fn is_open(&self) -> bool {
-        self.view.lock().unwrap_or_else(PoisonError::into_inner).open
+        self.view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .open
     }
 
     fn set(&self, change: impl FnOnce(&mut WatchView)) {
@@ -106,7 +109,8 @@ async fn read(
     version: Option<u8>,
     nudge: &Nudge,
 ) -> String {
-    let silence = Duration::from_millis(SYNC_WATCH_HEARTBEAT_MS * u64::from(SYNC_WATCH_SILENCE_MAX));
+    let silence =
+        Duration::from_millis(SYNC_WATCH_HEARTBEAT_MS * u64::from(SYNC_WATCH_SILENCE_MAX));
     let mut buffer: Vec<u8> = Vec::new();
     // The standings named before `ready`, then taken whole.
     let mut named: Option<BTreeMap<String, Standing>> = Some(BTreeMap::new());
@@ -164,9 +168,7 @@ async fn read(
             }
         }
         if buffer.len() > SYNC_WATCH_MESSAGE_BYTES_MAX {
-            return format!(
-                "a message is longer than {SYNC_WATCH_MESSAGE_BYTES_MAX} bytes"
-            );
+            return format!("a message is longer than {SYNC_WATCH_MESSAGE_BYTES_MAX} bytes");
         }
     }
 }

@@ -291,7 +291,7 @@ async fn watched_pass(
     meet(state, peer, view.version)?;
     let mut failure = None;
     for name in view.standings.keys() {
-        if let Err(error) = state.shared.node.ensure_database(name).await {
+        if let Err(error) = state.shared.node.ensure_peer_database(name).await {
             failure.get_or_insert(error);
         }
     }
@@ -353,7 +353,7 @@ async fn full_pass(state: &mut WorkerState, report: &mut PassReport) -> Result<(
     // on, and reports the first failure.
     let mut failure = None;
     for name in &listed.databases {
-        if let Err(error) = state.shared.node.ensure_database(name).await {
+        if let Err(error) = state.shared.node.ensure_peer_database(name).await {
             failure.get_or_insert(error);
         }
     }
@@ -556,9 +556,8 @@ fn record(state: &mut WorkerState, report: PassReport, outcome: Result<()>) {
             state
                 .delay_ms
                 .store(backoff / 2 + jitter, Ordering::Relaxed);
-            state.retry_at = Some(
-                tokio::time::Instant::now() + Duration::from_millis(backoff / 2 + jitter),
-            );
+            state.retry_at =
+                Some(tokio::time::Instant::now() + Duration::from_millis(backoff / 2 + jitter));
             metrics::counter!("laterbase_sync_failures_total", "peer" => url.clone()).increment(1);
             tracing::warn!(peer = %url, %error, failures = state.failures, retry_ms = backoff / 2 + jitter, "sync pass failed");
         }

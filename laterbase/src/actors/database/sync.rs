@@ -160,7 +160,9 @@ mod incarnation_hex {
         out.serialize_str(&format!("{value:032x}"))
     }
 
-    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(input: D) -> Result<u128, D::Error> {
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        input: D,
+    ) -> Result<u128, D::Error> {
         let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(input)?;
         u128::from_str_radix(&text, 16).map_err(serde::de::Error::custom)
     }
