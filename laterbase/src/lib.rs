@@ -104,4 +104,4 @@ pub use laterbase_macros::view;
 pub use replication::{PeerStatus, Replication, ReplicationConfig};
 pub use storage::memory::MemoryStorage;
 pub use storage::{Conflict, ConflictsPage};
-pub use views::{FoldError, Key, KeyKind, Row, View, ViewStatus};
+pub use views::{FoldError, Key, KeyKind, LiveRow, Row, View, ViewStatus};

@@ -93,12 +93,16 @@ pub const PAGE_EVENTS_MAX: usize = 10_000;
 
 /// The most events a subscription (`Database::subscribe`, and each live
 /// stream) reads from the store at once and holds for its reader, within
-/// [`SUBSCRIPTION_PAGE_BYTES`]: a slow reader costs no more.
+/// [`SUBSCRIPTION_PAGE_BYTES`]: a slow reader costs no more. A subscription
+/// to a view's rows (`Database::subscribe_view`) reads as many events at
+/// once to learn which rows changed, and holds at most as many keys of
+/// changed rows and as many rows, each within the same bytes.
 pub const SUBSCRIPTION_PAGE_EVENTS: usize = 1_000;
 
-/// The most data a subscription holds for its reader (or one event alone,
-/// however large): with `LIVE_STREAMS_MAX_DEFAULT` streams open, at most
-/// 256 MiB in all.
+/// The most data a subscription holds for its reader (or one event or row
+/// alone, however large): with `LIVE_STREAMS_MAX_DEFAULT` streams open, at
+/// most 256 MiB in all (twice that for streams of rows, which hold keys
+/// and rows).
 pub const SUBSCRIPTION_PAGE_BYTES: usize = 256 * 1024;
 
 /// The live streams (`feed=live`) a node serves at once, by default

@@ -20,6 +20,7 @@ mod databases;
 mod encodings;
 mod limits;
 mod live;
+mod live_rows;
 mod reads;
 mod routes;
 mod status;

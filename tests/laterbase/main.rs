@@ -12,6 +12,7 @@ mod full_disk;
 mod http;
 mod imports;
 mod live;
+mod live_rows;
 mod merge;
 mod model;
 mod process;

@@ -1,7 +1,9 @@
 //! The handle of one database, the messages it sends its actor
 //! (`database_actor.rs`, the only writer), and the state they share; the
-//! reads are in `database/reads.rs`, and what sync and views ask of a
-//! database in `database/sync.rs` and `database/views.rs`.
+//! reads are in `database/reads.rs`, what sync and views ask of a
+//! database in `database/sync.rs` and `database/views.rs`, and the
+//! subscriptions to its events and to its views' rows in
+//! `database/live.rs` and `database/live_rows.rs`.
 //!
 //! Appends travel through the actor's mailbox. The actor queues each one and
 //! sends itself a `Flush` behind whatever else waits in the mailbox, so that
@@ -30,7 +32,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::batch::{MergeReceipt, check_batch_size};
 use super::blocking::run_storage;
 use super::rates::{EventRates, RateRing};
-use super::view::ViewHandle;
+use super::view::{ViewHandle, ViewProgress};
 use super::watermarks::Watermarks;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -44,6 +46,7 @@ use crate::sync::refusals::{Refusal, RefusalLedger};
 use crate::views::Registration;
 
 mod live;
+mod live_rows;
 mod reads;
 pub(crate) mod sync;
 mod views;
@@ -136,6 +139,9 @@ pub(crate) struct DatabaseShared {
     pub(crate) view_wakeups: tokio::sync::watch::Sender<u64>,
     /// Each view's count of fold steps run, by name: what commits cost it.
     pub(crate) view_steps: BTreeMap<&'static str, Arc<AtomicU64>>,
+    /// Where each view stands, by name, as its actor publishes it: what
+    /// wakes the subscriptions to its rows.
+    pub(crate) view_progress: BTreeMap<&'static str, Arc<tokio::sync::watch::Sender<ViewProgress>>>,
     /// The running actor; replaced when the supervisor restarts it.
     actor: tokio::sync::watch::Sender<ActorSlot>,
     /// How far the database is durable, as its writer publishes it.
@@ -179,6 +185,10 @@ impl DatabaseShared {
             .iter()
             .map(|view| (view.name, Arc::default()))
             .collect();
+        let view_progress = views
+            .iter()
+            .map(|view| (view.name, Arc::default()))
+            .collect();
         DatabaseShared {
             record,
             history,
@@ -191,6 +201,7 @@ impl DatabaseShared {
             view_leases,
             view_wakeups: tokio::sync::watch::Sender::new(0),
             view_steps,
+            view_progress,
             view_actors: RwLock::default(),
             store: RwLock::new(Some(store)),
             actor: tokio::sync::watch::Sender::new(ActorSlot::Restarting),

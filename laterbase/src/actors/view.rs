@@ -31,14 +31,42 @@ pub(crate) enum ViewQuery {
     /// Every row after `after`, as of one snapshot, to read a page at a
     /// time.
     Snapshot { after: Option<Key> },
+    /// Where the view stands and a snapshot of its rows that agrees with
+    /// it, at once: what a subscription to its rows reads.
+    Follow,
 }
 
 /// What a query answers.
 pub(crate) enum ViewAnswer {
     Row(Option<Row>),
-    Rows { rows: Vec<Row>, more: bool },
+    Rows {
+        rows: Vec<Row>,
+        more: bool,
+    },
     Status(ViewStatus),
     Snapshot(RowPages),
+    /// Where the view stands, and its rows then (`None` while it
+    /// rebuilds: they are not all there).
+    Follow {
+        progress: ViewProgress,
+        snapshot: Option<Arc<dyn ViewSnapshot>>,
+    },
+}
+
+/// Where a view stands, as its actor publishes it after each step, for the
+/// subscriptions to its rows: it only tells them to look, and never waits
+/// for them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ViewProgress {
+    /// The database's logical clock folded up to.
+    pub(crate) lc: u64,
+    /// The update number up to which rewrites of stored events are refolded.
+    pub(crate) us: u64,
+    /// How many times the view started over from an empty store since the
+    /// node started: rows may have changed that no event or rewrite names.
+    pub(crate) rebuilds: u64,
+    /// Whether it is refolding from the start.
+    pub(crate) rebuilding: bool,
 }
 
 /// Every row of a view as of one instant (taken once the view had folded

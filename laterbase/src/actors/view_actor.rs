@@ -29,13 +29,13 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::blocking::run_storage;
 use super::database::DatabaseShared;
-use super::view::{RowPages, ViewAnswer, ViewMsg, ViewQuery, rows_of};
+use super::view::{RowPages, ViewAnswer, ViewMsg, ViewProgress, ViewQuery, rows_of};
 use crate::error::{Error, Result};
 use crate::limits::{
     PAGE_BYTES_MAX, VIEW_FOLD_BYTES_MAX, VIEW_FOLD_EVENTS_MAX, VIEW_QUERIES_WAITING_MAX,
     VIEW_REWRITES_REFOLD_MAX,
 };
-use crate::storage::{Storage, ViewStore};
+use crate::storage::{Storage, ViewSnapshot, ViewStore};
 use crate::views::fold::{self, Engine, Position};
 use crate::views::{Registration, Row, ViewStatus};
 
@@ -72,6 +72,13 @@ pub(crate) struct ViewState {
     nudges: tokio::task::JoinHandle<()>,
     /// The view's lease, shared with the fold in flight.
     lease: Arc<tokio::sync::OwnedMutexGuard<()>>,
+    /// Where the view stands, published after each step for the
+    /// subscriptions to its rows.
+    progress: Arc<tokio::sync::watch::Sender<ViewProgress>>,
+    /// A snapshot of the rows as they stand, taken for the first
+    /// subscription that asked since the last step and shared by the
+    /// others; let go before the next step writes.
+    follow: Option<Arc<dyn ViewSnapshot>>,
 }
 
 impl Actor for ViewActor {
@@ -95,6 +102,10 @@ impl Actor for ViewActor {
         // position it leaves.
         let lease = match shared.view_leases.get(name) {
             Some(lease) => Arc::new(lease.clone().lock_owned().await),
+            None => return Err(format!("view {name} is not registered on database {db}").into()),
+        };
+        let progress = match shared.view_progress.get(name) {
+            Some(progress) => progress.clone(),
             None => return Err(format!("view {name} is not registered on database {db}").into()),
         };
         let fingerprint = engine.fingerprint();
@@ -126,6 +137,9 @@ impl Actor for ViewActor {
             Some(steps) => steps.clone(),
             None => return Err(format!("view {name} is not registered on database {db}").into()),
         };
+        if rebuilding {
+            progress.send_modify(|progress| progress.rebuilds += 1);
+        }
         let step_queued = Arc::new(AtomicBool::new(true));
         let nudges = tokio::spawn(nudge(
             shared.view_wakeups.subscribe(),
@@ -133,7 +147,7 @@ impl Actor for ViewActor {
             myself.clone(),
         ));
         myself.send_message(ViewMsg::Step)?;
-        Ok(ViewState {
+        let state = ViewState {
             registration,
             engine,
             store,
@@ -145,7 +159,11 @@ impl Actor for ViewActor {
             steps,
             nudges,
             lease,
-        })
+            progress,
+            follow: None,
+        };
+        publish(&state);
+        Ok(state)
     }
 
     async fn handle(
@@ -166,7 +184,7 @@ impl Actor for ViewActor {
                 }
             }
             ViewMsg::Query { query, lc, reply } => {
-                if matches!(query, ViewQuery::Status) || ready(state, lc) {
+                if matches!(query, ViewQuery::Status | ViewQuery::Follow) || ready(state, lc) {
                     let _ = reply.send(answer(state, query).await);
                 } else if state.waiting.len() >= VIEW_QUERIES_WAITING_MAX {
                     let _ = reply.send(Err(Error::Unavailable(
@@ -195,6 +213,27 @@ impl Actor for ViewActor {
 /// to it, is not rebuilding, and has refolded every durable rewrite.
 fn ready(state: &ViewState, lc: u64) -> bool {
     state.position.lc >= lc && !state.rebuilding && !rewritten(state)
+}
+
+/// Where the view stands now.
+fn progress(state: &ViewState) -> ViewProgress {
+    ViewProgress {
+        lc: state.position.lc,
+        us: state.position.us,
+        rebuilds: state.progress.borrow().rebuilds,
+        rebuilding: state.rebuilding,
+    }
+}
+
+/// Tells the subscriptions to the view's rows where it stands, if that
+/// moved; never waits for them.
+fn publish(state: &ViewState) {
+    let now = progress(state);
+    state.progress.send_if_modified(|published| {
+        let moved = *published != now;
+        *published = now;
+        moved
+    });
 }
 
 /// Whether a stored event was rewritten since the view last refolded.
@@ -241,6 +280,11 @@ async fn step(state: &mut ViewState) -> Result<(), ActorProcessingErr> {
     let durable_us = state.shared.durable.us();
     let durable_lc = state.shared.durable.lc();
     let (db, name) = (state.registration.db, state.registration.name);
+    if durable_us > state.position.us || state.position.lc < durable_lc {
+        // No longer as the rows will stand; and a store that shares its
+        // rows with a snapshot copies them on write.
+        state.follow = None;
+    }
     if durable_us > state.position.us {
         refold_rewritten(state, durable_us).await?;
     }
@@ -283,6 +327,7 @@ async fn step(state: &mut ViewState) -> Result<(), ActorProcessingErr> {
             "view rebuilt"
         );
     }
+    publish(state);
     let ready = state.position.lc;
     let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut state.waiting)
         .into_iter()
@@ -349,6 +394,9 @@ async fn refold_rewritten(
             })
             .await?;
             state.rebuilding = true;
+            state
+                .progress
+                .send_modify(|progress| progress.rebuilds += 1);
             metrics::counter!("laterbase_view_rebuilds_total", "database" => db, "view" => name)
                 .increment(1);
         }
@@ -373,7 +421,7 @@ fn read_events(
 }
 
 /// Answers `query` from the store as it stands.
-async fn answer(state: &ViewState, query: ViewQuery) -> Result<ViewAnswer> {
+async fn answer(state: &mut ViewState, query: ViewQuery) -> Result<ViewAnswer> {
     let store = state.store.clone();
     let engine = state.engine.clone();
     match query {
@@ -385,6 +433,29 @@ async fn answer(state: &ViewState, query: ViewQuery) -> Result<ViewAnswer> {
             skipped: state.position.skipped,
             rebuilding: state.rebuilding,
         })),
+        ViewQuery::Follow => {
+            let progress = progress(state);
+            if state.rebuilding {
+                return Ok(ViewAnswer::Follow {
+                    progress,
+                    snapshot: None,
+                });
+            }
+            let snapshot = match &state.follow {
+                Some(snapshot) => snapshot.clone(),
+                None => {
+                    let snapshot: Arc<dyn ViewSnapshot> = Arc::from(
+                        run_storage(state.shared.may_block, move || Ok(store.snapshot()?)).await?,
+                    );
+                    state.follow = Some(snapshot.clone());
+                    snapshot
+                }
+            };
+            Ok(ViewAnswer::Follow {
+                progress,
+                snapshot: Some(snapshot),
+            })
+        }
         ViewQuery::Snapshot { after } => {
             let may_block = state.shared.may_block;
             let snapshot = run_storage(may_block, move || Ok(store.snapshot()?)).await?;

@@ -27,8 +27,7 @@ use crate::clock::Horizon;
 use crate::event::Receipt;
 use crate::event::{Event, EventId, NewEvent};
 use crate::limits::{
-    CONFLICTS_PAGE_BYTES_MAX, GET_IDS_MAX, JSON_DEPTH_MAX, LIVE_HEARTBEAT_MS_DEFAULT,
-    LIVE_HEARTBEAT_MS_MAX, LIVE_HEARTBEAT_MS_MIN, Limits, PAGE_EVENTS_MAX,
+    CONFLICTS_PAGE_BYTES_MAX, GET_IDS_MAX, JSON_DEPTH_MAX, Limits, PAGE_EVENTS_MAX,
 };
 
 /// `POST /db/{db}/e`: checks in the contract's order (name, database, size,
@@ -294,19 +293,7 @@ pub(super) async fn read(
     )? {
         Query::Pages(read) => read,
         Query::Live { lc, heartbeat } => {
-            // A reader that resumes says where it stopped.
-            let lc = match headers.get("last-event-id") {
-                Some(id) => id
-                    .to_str()
-                    .ok()
-                    .and_then(|id| id.trim().parse().ok())
-                    .ok_or_else(|| {
-                        ApiError::invalid_query(format!(
-                            "Last-Event-ID {id:?} is not the lc of an event"
-                        ))
-                    })?,
-                None => lc,
-            };
+            let lc = live::resume_lc(&headers, Some(lc))?.unwrap_or(lc);
             return live::changes(state.live(), &database, lc, heartbeat);
         }
     };
@@ -332,7 +319,7 @@ pub(super) async fn read(
 }
 
 /// Whether the request's `Accept` names `content_type`.
-fn accepts(headers: &HeaderMap, content_type: &str) -> bool {
+pub(super) fn accepts(headers: &HeaderMap, content_type: &str) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
@@ -374,15 +361,9 @@ fn parse_read(query: &str, limits: &Limits, accepts_live: bool) -> Result<Query,
                 "a live feed follows the changes feed: keys, after and before do not combine with it",
             ));
         }
-        let heartbeat_ms = heartbeat_ms.unwrap_or(LIVE_HEARTBEAT_MS_DEFAULT);
-        if !(LIVE_HEARTBEAT_MS_MIN..=LIVE_HEARTBEAT_MS_MAX).contains(&heartbeat_ms) {
-            return Err(ApiError::invalid_query(format!(
-                "heartbeat_ms must be from {LIVE_HEARTBEAT_MS_MIN} to {LIVE_HEARTBEAT_MS_MAX}, not {heartbeat_ms}"
-            )));
-        }
         return Ok(Query::Live {
             lc: lc.unwrap_or(0),
-            heartbeat: Duration::from_millis(heartbeat_ms),
+            heartbeat: live::heartbeat(heartbeat_ms)?,
         });
     }
     if heartbeat_ms.is_some() {

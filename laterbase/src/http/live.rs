@@ -1,13 +1,16 @@
-//! Live streams over Server-Sent Events: `GET /db/{db}/e?feed=live` (or
-//! `Accept: text/event-stream`), every event stored after `lc` (or the
-//! `Last-Event-ID`), first the stored ones, then each new one once durable.
+//! Live streams over Server-Sent Events: the changes feed,
+//! `GET /db/{db}/e?feed=live` (every event stored after `lc`, first the
+//! stored ones, then each new one once durable), and a view's rows,
+//! `GET /{db}/{view}?feed=live` (every row or the one of `key`, or those
+//! changed after `lc`, then each row as it changes); either also with
+//! `Accept: text/event-stream`, and resumed from the `Last-Event-ID`.
 //!
 //! A stream reads the store at its reader's pace through
-//! `Database::subscribe`, holding one page; a silent stream sends a
-//! heartbeat comment every `heartbeat_ms`. Streams are counted apart from
-//! other answers, at most `--live-streams-max` at once, and all of them end
-//! when the server stops (`HttpState::end_live_streams`) or the node shuts
-//! down.
+//! `Database::subscribe` or `Database::subscribe_view`, holding one page; a
+//! silent stream sends a heartbeat comment every `heartbeat_ms`. Streams
+//! are counted apart from other answers, at most `--live-streams-max` at
+//! once, and all of them end when the server stops
+//! (`HttpState::end_live_streams`) or the node shuts down.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -15,18 +18,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use futures_util::stream;
+use futures_util::stream::{self, Stream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::error::ApiError;
 use super::event_json::push_event;
 use crate::actors::Database;
 use crate::event::Event;
-use crate::limits::SYNC_WATCHES_MAX;
+use crate::limits::{
+    LIVE_HEARTBEAT_MS_DEFAULT, LIVE_HEARTBEAT_MS_MAX, LIVE_HEARTBEAT_MS_MIN, SYNC_WATCHES_MAX,
+};
+use crate::views::LiveRow;
 
 /// The content type of a live stream.
 pub const CONTENT_TYPE: &str = "text/event-stream";
@@ -98,15 +104,44 @@ impl LiveStreams {
     }
 }
 
-/// One event as a message: its `lc` as the id, and the event as the
-/// changes feed shows it (a value with line breaks in its whitespace goes
-/// on as many `data:` lines, which a reader joins back).
-fn message(event: &Event) -> Result<Bytes, ApiError> {
+/// How long a stream may stay silent, from `heartbeat_ms` (or the default).
+pub(super) fn heartbeat(heartbeat_ms: Option<u64>) -> Result<Duration, ApiError> {
+    let heartbeat_ms = heartbeat_ms.unwrap_or(LIVE_HEARTBEAT_MS_DEFAULT);
+    if !(LIVE_HEARTBEAT_MS_MIN..=LIVE_HEARTBEAT_MS_MAX).contains(&heartbeat_ms) {
+        return Err(ApiError::invalid_query(format!(
+            "heartbeat_ms must be from {LIVE_HEARTBEAT_MS_MIN} to {LIVE_HEARTBEAT_MS_MAX}, not {heartbeat_ms}"
+        )));
+    }
+    Ok(Duration::from_millis(heartbeat_ms))
+}
+
+/// Where a stream starts: after the `lc` a `Last-Event-ID` header names (a
+/// reader that resumes says where it stopped), or else `lc`.
+pub(super) fn resume_lc(headers: &HeaderMap, lc: Option<u64>) -> Result<Option<u64>, ApiError> {
+    let Some(id) = headers.get("last-event-id") else {
+        return Ok(lc);
+    };
+    id.to_str()
+        .ok()
+        .and_then(|id| id.trim().parse().ok())
+        .map(Some)
+        .ok_or_else(|| ApiError::invalid_query(format!("Last-Event-ID {id:?} is not an lc")))
+}
+
+/// One message: `id: <id>`, `event: <kind>`, and the JSON `write` puts
+/// after `data: ` (a value with line breaks in its whitespace goes on as
+/// many `data:` lines, which a reader joins back).
+fn message(
+    id: u64,
+    kind: &str,
+    capacity: usize,
+    write: impl FnOnce(&mut String) -> Result<(), ApiError>,
+) -> Result<Bytes, ApiError> {
     // Writing to a String cannot fail.
-    let mut out = String::with_capacity(event.data.len() * 4 / 3 + 160);
-    let _ = write!(out, "id: {}\nevent: event\ndata: ", event.lc);
+    let mut out = String::with_capacity(capacity + 160);
+    let _ = write!(out, "id: {id}\nevent: {kind}\ndata: ");
     let start = out.len();
-    push_event(&mut out, event)?;
+    write(&mut out)?;
     if out.get(start..).is_some_and(|json| json.contains('\n')) {
         let json = out.split_off(start);
         for (index, line) in json.split('\n').enumerate() {
@@ -120,6 +155,30 @@ fn message(event: &Event) -> Result<Bytes, ApiError> {
     Ok(Bytes::from(out))
 }
 
+/// One event as a message: its `lc` as the id, and the event as the
+/// changes feed shows it.
+fn event_message(event: &Event) -> Result<Bytes, ApiError> {
+    message(event.lc, "event", event.data.len() * 4 / 3, |out| {
+        push_event(out, event)
+    })
+}
+
+/// One row as a message: where a reader resumes from as the id, and
+/// `{"key": K, "value": V, "lc": N}` as the view route shows the row
+/// (`value` is `null` for a row no longer there).
+fn row_message(row: &LiveRow) -> Result<Bytes, ApiError> {
+    let value = row.value.as_ref().unwrap_or(&serde_json::Value::Null);
+    message(row.resume_lc, "row", 64, |out| {
+        // Compact JSON, on one line; writing to a String cannot fail.
+        let _ = write!(
+            out,
+            r#"{{"key":{},"value":{value},"lc":{}}}"#,
+            row.key, row.lc
+        );
+        Ok(())
+    })
+}
+
 /// The answer of a live changes feed of `database` after `after_lc`.
 pub(super) fn changes(
     streams: &LiveStreams,
@@ -128,42 +187,85 @@ pub(super) fn changes(
     heartbeat: Duration,
 ) -> Result<Response, ApiError> {
     let permit = streams.permit()?;
+    let what = format!("the changes of {}", database.name());
+    let events = database.subscribe(after_lc);
+    Ok(respond(
+        streams,
+        permit,
+        events,
+        event_message,
+        heartbeat,
+        what,
+    ))
+}
+
+/// The answer of a live stream of the rows of `view` of `database` (or of
+/// the one row of `key`), from every row or from those changed after
+/// `after_lc`.
+pub(super) fn rows(
+    streams: &LiveStreams,
+    database: &Database,
+    view: &str,
+    after_lc: Option<u64>,
+    key: Option<&str>,
+    heartbeat: Duration,
+) -> Result<Response, ApiError> {
+    let rows = database.subscribe_view(view, after_lc, key)?;
+    let permit = streams.permit()?;
+    let what = format!("the rows of {}/{view}", database.name());
+    Ok(respond(streams, permit, rows, row_message, heartbeat, what))
+}
+
+/// A stream of `items`, each written out by `write`, with heartbeats,
+/// holding its `permit` among the streams open until it ends; `what` names
+/// it in the log.
+fn respond<T: Send + 'static>(
+    streams: &LiveStreams,
+    permit: OwnedSemaphorePermit,
+    items: impl Stream<Item = crate::error::Result<T>> + Send + 'static,
+    write: fn(&T) -> Result<Bytes, ApiError>,
+    heartbeat: Duration,
+    what: String,
+) -> Response {
     let ending = streams.ending.subscribe();
-    let events = Box::pin(database.subscribe(after_lc));
-    let name = database.name().to_owned();
+    let items = Box::pin(items);
     let body = stream::unfold(
-        (events, ending, permit, name),
-        move |(mut events, mut ending, permit, name)| {
+        (items, ending, permit, what),
+        move |(mut items, mut ending, permit, what)| {
             async move {
                 if *ending.borrow_and_update() {
                     return None;
                 }
                 let frame = tokio::select! {
-                    next = events.next() => match next {
-                        Some(Ok(event)) => match message(&event) {
+                    next = items.next() => match next {
+                        Some(Ok(item)) => match write(&item) {
                             Ok(frame) => frame,
                             // The cause is logged where it was found.
                             Err(_) => {
-                                tracing::error!(database = %name, lc = event.lc, "a live stream ends: an event cannot be written out");
+                                tracing::error!(stream = %what, "a live stream ends: a message cannot be written out");
                                 return None;
                             }
                         },
-                        // The node shut down.
-                        Some(Err(_)) | None => return None,
+                        // The node shut down, most often.
+                        Some(Err(error)) => {
+                            tracing::debug!(stream = %what, %error, "a live stream ends");
+                            return None;
+                        }
+                        None => return None,
                     },
                     () = tokio::time::sleep(heartbeat) => Bytes::from_static(b": heartbeat\n\n"),
                     _ = ending.changed() => return None,
                 };
-                Some((Ok::<_, Infallible>(frame), (events, ending, permit, name)))
+                Some((Ok::<_, Infallible>(frame), (items, ending, permit, what)))
             }
         },
     );
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, CONTENT_TYPE),
             (header::CACHE_CONTROL, "no-cache"),
         ],
         Body::from_stream(body),
     )
-        .into_response())
+        .into_response()
 }

@@ -213,17 +213,26 @@ async fn conflicts(
 }
 
 /// `GET /{db}/{view}`: every row, or one with `?key=K`; `limit` and `after`
-/// page through a large view (then the answer says whether `more` follow).
+/// page through a large view (then the answer says whether `more` follow);
+/// `feed=live` (or `Accept: text/event-stream`) streams the rows as they
+/// change.
 async fn view(
     State(state): State<HttpState>,
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Path((database, view)) = path.map_err(|_| undecodable_name())?;
     crate::event::validate_name(&database)?;
     crate::event::validate_name(&view)?;
     let db = state.node().database(&database)?;
-    let query = parse_view_query(query.as_deref().unwrap_or(""))?;
+    let accepts_live = events::accepts(&headers, live::CONTENT_TYPE);
+    let query = parse_view_query(query.as_deref().unwrap_or(""), accepts_live)?;
+    if let Some(heartbeat) = query.live {
+        let after_lc = live::resume_lc(&headers, query.lc)?;
+        let key = query.key.as_deref();
+        return live::rows(state.live(), &db, &view, after_lc, key, heartbeat);
+    }
     if let Some(key) = query.key {
         if query.limit.is_some() || query.after.is_some() {
             return Err(ApiError::invalid_query(
@@ -269,18 +278,38 @@ struct ViewQueryParams {
     key: Option<String>,
     limit: Option<usize>,
     after: Option<String>,
+    /// A live stream of the rows, with its heartbeat.
+    live: Option<std::time::Duration>,
+    /// Where a live stream starts.
+    lc: Option<u64>,
 }
 
-fn parse_view_query(query: &str) -> Result<ViewQueryParams, ApiError> {
+fn parse_view_query(query: &str, accepts_live: bool) -> Result<ViewQueryParams, ApiError> {
     let mut params = ViewQueryParams {
         key: None,
         limit: None,
         after: None,
+        live: None,
+        lc: None,
+    };
+    let (mut live, mut heartbeat_ms) = (accepts_live, None);
+    let number = |name: &str, value: &str| {
+        value
+            .parse::<u64>()
+            .map_err(|_| ApiError::invalid_query(format!("{name} {value:?} is not a whole number")))
     };
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         match name.as_ref() {
             "key" => params.key = Some(value.into_owned()),
             "after" => params.after = Some(value.into_owned()),
+            "feed" if value == "live" => live = true,
+            "feed" => {
+                return Err(ApiError::invalid_query(format!(
+                    "feed must be live, not {value:?}"
+                )));
+            }
+            "lc" => params.lc = Some(number("lc", &value)?),
+            "heartbeat_ms" => heartbeat_ms = Some(number("heartbeat_ms", &value)?),
             "limit" => match value.parse::<usize>() {
                 Ok(limit) if limit >= 1 => params.limit = Some(limit),
                 _ => {
@@ -291,10 +320,22 @@ fn parse_view_query(query: &str) -> Result<ViewQueryParams, ApiError> {
             },
             other => {
                 return Err(ApiError::invalid_query(format!(
-                    "unknown query parameter {other:?}: a view takes key, or limit and after"
+                    "unknown query parameter {other:?}: a view takes key, or limit and after, or feed=live with key, lc and heartbeat_ms"
                 )));
             }
         }
+    }
+    if live {
+        if params.limit.is_some() || params.after.is_some() {
+            return Err(ApiError::invalid_query(
+                "a live view streams every row (or the one of key) as it changes: limit and after do not combine with it",
+            ));
+        }
+        params.live = Some(live::heartbeat(heartbeat_ms)?);
+    } else if params.lc.is_some() || heartbeat_ms.is_some() {
+        return Err(ApiError::invalid_query(
+            "lc and heartbeat_ms are for a live view (feed=live)",
+        ));
     }
     Ok(params)
 }

@@ -29,5 +29,5 @@ mod view;
 
 pub use finite::NotFinite;
 pub use registry::{Registration, registered};
-pub use row::{Row, ViewStatus};
+pub use row::{LiveRow, Row, ViewStatus};
 pub use view::{FoldError, Key, KeyKind, View};

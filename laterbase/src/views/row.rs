@@ -1,4 +1,5 @@
-//! What a view answers: its rows, and where it stands.
+//! What a view answers: its rows, the rows a live subscription hands out,
+//! and where it stands.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +10,25 @@ pub struct Row {
     pub key: serde_json::Value,
     /// The row's value.
     pub value: serde_json::Value,
+}
+
+/// A row as a live subscription to a view hands it out
+/// ([`Database::subscribe_view`](crate::Database::subscribe_view)).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveRow {
+    /// The row's key (`null` for a view without a key), as [`Row`] shows it.
+    pub key: serde_json::Value,
+    /// The row's value, as [`Row`] shows it; `None` for a row that is no
+    /// longer there (a rewritten event's events went to another key).
+    pub value: Option<serde_json::Value>,
+    /// The database's logical clock the view had folded when the value was
+    /// read: the value covers every event up to it.
+    pub lc: u64,
+    /// Where a new subscription resumes from (its `after_lc`) if this is
+    /// the last row seen: every row that changed up to this `lc` has been
+    /// handed out. At most `lc`, and the same once a burst of changes has
+    /// been handed out.
+    pub resume_lc: u64,
 }
 
 /// Where a view stands.

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{Api, assert_error};
 
-fn live(uri: &str, last_event_id: Option<&str>) -> Request<Body> {
+pub(super) fn live(uri: &str, last_event_id: Option<&str>) -> Request<Body> {
     let mut request = Request::builder().method("GET").uri(uri);
     if let Some(id) = last_event_id {
         request = request.header("last-event-id", id);
@@ -20,7 +20,7 @@ fn live(uri: &str, last_event_id: Option<&str>) -> Request<Body> {
 }
 
 /// The next message of a stream: its lines, or `None` once it ended.
-async fn next_message(body: &mut Body) -> Option<String> {
+pub(super) async fn next_message(body: &mut Body) -> Option<String> {
     loop {
         let frame = body.frame().await?.expect("a frame");
         if let Ok(data) = frame.into_data() {

@@ -80,7 +80,7 @@ impl Database {
         Ok(statuses)
     }
 
-    fn view_handle(&self, view: &str) -> Result<ViewHandle> {
+    pub(super) fn view_handle(&self, view: &str) -> Result<ViewHandle> {
         let not_found = || Error::ViewNotFound {
             db: self.name().to_owned(),
             view: view.to_owned(),

@@ -50,6 +50,21 @@ pub(crate) trait Engine: Send + Sync {
     /// Whether the view keeps an index of each key's events (a custom
     /// fold), so that refolding a key reads only its events.
     fn indexed(&self) -> bool;
+    /// The row key (its bytes in the store) an event of `data` is folded
+    /// under; `None` if it does not decode into the view's event or its key
+    /// is too long, so that it is skipped.
+    fn key_of(&self, data: &[u8]) -> Option<Vec<u8>>;
+    /// The row keys that events `ids`, rewritten in place, belong or
+    /// belonged to (their stored form and every listed loser), for those
+    /// folded up to `up_to_lc`: the rows [`Engine::refold_rewritten`]
+    /// refolds. An id that lists no loser (only its `recorded_at` moved)
+    /// touches none.
+    fn rewritten_keys(
+        &self,
+        log: &dyn DatabaseStore,
+        ids: &[EventId],
+        up_to_lc: u64,
+    ) -> StorageResult<Vec<Vec<u8>>>;
     /// A row's value from its stored bytes; `None` for a row none of whose
     /// events folded, which is not shown.
     fn value(&self, stored: &[u8]) -> StorageResult<Option<serde_json::Value>>;
@@ -192,33 +207,9 @@ impl<V: View> Engine for Typed<V> {
         us: u64,
         position: &mut Position,
     ) -> StorageResult<bool> {
-        // Each touched key, with the rewritten ids that are or were of it.
-        let mut touched: BTreeMap<Vec<u8>, Vec<EventId>> = BTreeMap::new();
-        for &id in ids {
-            let Some(event) = log.lc_of(id)?.filter(|lc| *lc <= position.lc) else {
-                // Not folded yet: it is folded in its stored form when its
-                // turn comes.
-                continue;
-            };
-            let losers = log.losers(id)?;
-            if crate::storage::losers_may_be_missing(&losers) {
-                return Ok(false);
-            }
-            if losers.is_empty() {
-                continue;
-            }
-            let Some(stored) = log.event_at(event)? else {
-                continue;
-            };
-            for form in losers.iter().chain([&stored.data]) {
-                if let Some(key) = key_of::<V>(form) {
-                    let ids = touched.entry(key).or_default();
-                    if !ids.contains(&id) {
-                        ids.push(id);
-                    }
-                }
-            }
-        }
+        let Some(touched) = touched_keys::<V>(log, ids, position.lc)? else {
+            return Ok(false);
+        };
         let mut changes = Vec::new();
         if V::ORDERED {
             for (key, mut ids) in touched {
@@ -252,10 +243,64 @@ impl<V: View> Engine for Typed<V> {
         V::ORDERED
     }
 
+    fn key_of(&self, data: &[u8]) -> Option<Vec<u8>> {
+        key_of::<V>(data)
+    }
+
+    fn rewritten_keys(
+        &self,
+        log: &dyn DatabaseStore,
+        ids: &[EventId],
+        up_to_lc: u64,
+    ) -> StorageResult<Vec<Vec<u8>>> {
+        // Losers left unlisted make the view rebuild; the keys of those
+        // listed are what can be named.
+        let touched = touched_keys::<V>(log, ids, up_to_lc)?;
+        Ok(touched.map_or_else(Vec::new, |touched| touched.into_keys().collect()))
+    }
+
     fn value(&self, stored: &[u8]) -> StorageResult<Option<serde_json::Value>> {
         let row = RowState::<V::State>::decode(stored)?;
         Ok((!row.stored.is_empty()).then(|| V::value(&row.state)))
     }
+}
+
+/// Each key that events `ids`, rewritten in place and folded up to
+/// `up_to_lc`, are or were of (their stored form and every listed loser),
+/// with the ids of it. An id not folded yet is folded in its stored form
+/// when its turn comes, and one that lists no loser changed no key. `None`
+/// when a form the view folded may be missing from the list of losers (see
+/// [`losers_may_be_missing`](crate::storage::losers_may_be_missing)).
+fn touched_keys<V: View>(
+    log: &dyn DatabaseStore,
+    ids: &[EventId],
+    up_to_lc: u64,
+) -> StorageResult<Option<BTreeMap<Vec<u8>, Vec<EventId>>>> {
+    let mut touched: BTreeMap<Vec<u8>, Vec<EventId>> = BTreeMap::new();
+    for &id in ids {
+        let Some(event) = log.lc_of(id)?.filter(|lc| *lc <= up_to_lc) else {
+            continue;
+        };
+        let losers = log.losers(id)?;
+        if crate::storage::losers_may_be_missing(&losers) {
+            return Ok(None);
+        }
+        if losers.is_empty() {
+            continue;
+        }
+        let Some(stored) = log.event_at(event)? else {
+            continue;
+        };
+        for form in losers.iter().chain([&stored.data]) {
+            if let Some(key) = key_of::<V>(form) {
+                let ids = touched.entry(key).or_default();
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+    }
+    Ok(Some(touched))
 }
 
 /// Encodes the rows an order-insensitive batch moved. A state that cannot be
