@@ -122,10 +122,8 @@ async fn writes_reach_a_peer_that_dials_out_and_its_hub_without_an_interval() {
     write(&depot, id, "{\"depot\":1}").await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(depot) = truck.database("depot") {
-            if depot.lc() == 1 {
-                break;
-            }
+        if truck.database("depot").is_ok_and(|depot| depot.lc() == 1) {
+            break;
         }
         assert!(
             Instant::now() < deadline,

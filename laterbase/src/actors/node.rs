@@ -192,6 +192,7 @@ impl Node {
     /// [`ensure_database`](Node::ensure_database) for a database a peer
     /// holds, which may bear a name reserved after the peer's release made
     /// it: the set of databases syncs whatever their names.
+    #[cfg(feature = "server")]
     pub(crate) async fn ensure_peer_database(&self, name: &str) -> Result<(Database, bool)> {
         self.ensure(name, true).await
     }

@@ -93,12 +93,11 @@ impl Callers {
                 caller.failures = 0;
                 caller.last_error = None;
                 caller.last_sync = Some(Timestamp(now_ms));
-                if let Some(lag) = lag {
-                    if caller.lags.len() < crate::limits::DATABASES_MAX
-                        || caller.lags.contains_key(database)
-                    {
-                        caller.lags.insert(database.to_owned(), lag);
-                    }
+                if let Some(lag) = lag
+                    && (caller.lags.len() < crate::limits::DATABASES_MAX
+                        || caller.lags.contains_key(database))
+                {
+                    caller.lags.insert(database.to_owned(), lag);
                 }
             }
             Err(error) => {
