@@ -88,6 +88,9 @@ pub async fn serve_with(
     options: ServeOptions,
 ) {
     let graceful = GracefulShutdown::new();
+    // Every connection's task, so that those still open after the drain
+    // are closed rather than left running.
+    let mut connections = tokio::task::JoinSet::new();
     let slots = Arc::new(Semaphore::new(options.connections_max));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -131,7 +134,8 @@ pub async fn serve_with(
             .max_buf_size(HEADER_BYTES_MAX)
             .serve_connection(TokioIo::new(Box::pin(stream)), service);
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        while connections.try_join_next().is_some() {}
+        connections.spawn(async move {
             if let Err(error) = connection.await {
                 if is_write_timeout(&error) {
                     metrics::counter!("laterbase_http_write_timeouts_total").increment(1);
@@ -151,9 +155,11 @@ pub async fn serve_with(
     {
         tracing::warn!(
             timeout_ms = DRAIN_TIMEOUT_MS,
+            open = connections.len(),
             "requests still in flight after the drain timeout; closing them"
         );
     }
+    connections.shutdown().await;
 }
 
 /// Whether a connection ended because its reader took nothing for the

@@ -16,6 +16,7 @@ use crate::support::{assert_contiguous, read_feed};
 pub(crate) struct Served {
     pub(crate) node: Node,
     pub(crate) url: String,
+    state: HttpState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -28,19 +29,23 @@ impl Served {
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = router(HttpState::new(node.clone()));
+        let state = HttpState::new(node.clone());
+        let app = router(state.clone());
         let task = tokio::spawn(laterbase::server::serve(listener, app, async {
             let _ = stopped.await;
         }));
         Served {
             node,
             url,
+            state,
             stop: Some(stop),
             task: Some(task),
         }
     }
 
     pub(crate) async fn stop(mut self) {
+        // As `laterbase serve` stops: streams and peers' watches end first.
+        self.state.end_live_streams();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -95,6 +95,12 @@ impl Node {
         self.actor.get_cell()
     }
 
+    /// Whether the node has shut down.
+    #[cfg(feature = "server")]
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shared.storage().is_err()
+    }
+
     /// Counts the commits that changed something, as they happen.
     #[cfg(feature = "server")]
     pub(crate) fn commits(&self) -> watch::Receiver<u64> {
@@ -269,6 +275,10 @@ impl Node {
             .storage
             .write()
             .unwrap_or_else(PoisonError::into_inner) = None;
+        // Peers' watches wake, find the node shut down, and end.
+        self.shared
+            .commits
+            .send_modify(|commits| *commits = commits.wrapping_add(1));
         persisted?;
         stopped.map_err(|_| Error::Timeout {
             operation: "shutdown",

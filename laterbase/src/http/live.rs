@@ -20,9 +20,9 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use futures_util::StreamExt;
+use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, Stream};
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::error::ApiError;
@@ -33,6 +33,10 @@ use crate::limits::{
     LIVE_HEARTBEAT_MS_DEFAULT, LIVE_HEARTBEAT_MS_MAX, LIVE_HEARTBEAT_MS_MIN, SYNC_WATCHES_MAX,
 };
 use crate::views::LiveRow;
+
+/// The most bytes of messages a stream gathers into one chunk when more
+/// than one is ready: fewer, larger writes for a reader that is behind.
+const LIVE_CHUNK_BYTES: usize = 64 * 1024;
 
 /// The content type of a live stream.
 pub const CONTENT_TYPE: &str = "text/event-stream";
@@ -230,33 +234,61 @@ fn respond<T: Send + 'static>(
     let ending = streams.ending.subscribe();
     let items = Box::pin(items);
     let body = stream::unfold(
-        (items, ending, permit, what),
-        move |(mut items, mut ending, permit, what)| {
+        (items, ending, permit, what, false),
+        move |(mut items, mut ending, permit, what, finished)| {
             async move {
-                if *ending.borrow_and_update() {
+                if finished || *ending.borrow_and_update() {
                     return None;
                 }
-                let frame = tokio::select! {
-                    next = items.next() => match next {
+                // What is ready goes out at once, without a timer; a stream
+                // with nothing ready waits for the next item, a heartbeat
+                // or the end.
+                let first = match items.next().now_or_never() {
+                    Some(next) => next,
+                    None => tokio::select! {
+                        next = items.next() => next,
+                        () = tokio::time::sleep(heartbeat) => {
+                            let beat = Bytes::from_static(b": heartbeat\n\n");
+                            return Some((Ok::<_, Infallible>(beat), (items, ending, permit, what, false)));
+                        }
+                        _ = ending.changed() => return None,
+                    },
+                };
+                let mut out = BytesMut::new();
+                let mut next = first;
+                let finished = loop {
+                    match next {
                         Some(Ok(item)) => match write(&item) {
-                            Ok(frame) => frame,
+                            Ok(frame) => out.extend_from_slice(&frame),
                             // The cause is logged where it was found.
                             Err(_) => {
                                 tracing::error!(stream = %what, "a live stream ends: a message cannot be written out");
-                                return None;
+                                break true;
                             }
                         },
                         // The node shut down, most often.
                         Some(Err(error)) => {
                             tracing::debug!(stream = %what, %error, "a live stream ends");
-                            return None;
+                            break true;
                         }
-                        None => return None,
-                    },
-                    () = tokio::time::sleep(heartbeat) => Bytes::from_static(b": heartbeat\n\n"),
-                    _ = ending.changed() => return None,
+                        None => break true,
+                    }
+                    // Messages already read go out together, within a chunk.
+                    if out.len() >= LIVE_CHUNK_BYTES {
+                        break false;
+                    }
+                    match items.next().now_or_never() {
+                        Some(more) => next = more,
+                        None => break false,
+                    }
                 };
-                Some((Ok::<_, Infallible>(frame), (items, ending, permit, what)))
+                if out.is_empty() {
+                    return None;
+                }
+                Some((
+                    Ok::<_, Infallible>(out.freeze()),
+                    (items, ending, permit, what, finished),
+                ))
             }
         },
     );

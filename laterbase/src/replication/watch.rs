@@ -95,8 +95,8 @@ fn write_notice(out: &mut String, notice: &Notice) {
 
 /// The messages of a watch of `node`: every database, `ready`, then a
 /// notice for each database whose standing moved after each commit, and a
-/// heartbeat after `heartbeat` of silence, until `ending` turns true. It
-/// holds one standing per database.
+/// heartbeat after `heartbeat` of silence, until `ending` turns true or the
+/// node shuts down. It holds one standing per database.
 pub(crate) fn messages(
     node: Node,
     heartbeat: Duration,
@@ -136,6 +136,9 @@ pub(crate) fn messages(
                 }
             } else {
                 watch.commits.borrow_and_update();
+            }
+            if watch.node.is_shut_down() {
+                return None;
             }
             let mut out = String::new();
             for name in watch.node.databases() {

@@ -243,6 +243,9 @@ struct DatabaseList {
 /// What a pass did, summed over its rounds.
 #[derive(Default)]
 struct PassReport {
+    /// Whether the pass reached the peer: a watched pass with nothing to
+    /// sync asks it nothing, and is no sync to show.
+    reached: bool,
     rounds: u64,
     totals: RoundReport,
     /// Events left out of pushes, the peer being unable to take them.
@@ -341,6 +344,7 @@ async fn full_pass(state: &mut WorkerState, report: &mut PassReport) -> Result<(
         .node
         .ok_or_else(|| Error::Sync("the peer did not name its node".to_owned()))?;
     meet(state, peer, answer.version)?;
+    report.reached = true;
     let body = answer.body;
     // An answer that is not a list of names is an error, not an empty list:
     // read as none, it would hide a broken peer behind a pass that succeeds.
@@ -403,6 +407,7 @@ async fn sync_database(
             other => other?,
         };
         rounds += 1;
+        report.reached = true;
         received += done.events_in;
         if let Some(left_out) = done.unsent_last {
             let said = unsent_message(name, left_out);
@@ -515,7 +520,9 @@ fn record(state: &mut WorkerState, report: PassReport, outcome: Result<()>) {
             state.failures = 0;
             state.retry_at = None;
             status.failures = 0;
-            status.last_sync = Some(now);
+            if report.reached {
+                status.last_sync = Some(now);
+            }
             // Databases gone from this node (none are, today) drop out.
             let databases = state.shared.node.databases();
             state.lags.retain(|name, _| databases.contains(name));

@@ -66,6 +66,19 @@ impl Subscription {
             }
             // Marked seen before the read: a commit after it wakes the wait.
             self.commits.borrow_and_update();
+            // Nothing durable past where it stands: no read to make. A
+            // commit publishes its clock before it wakes the subscribers.
+            if self.database.lc() <= self.after_lc {
+                if self.commits.changed().await.is_err() {
+                    self.ended = true;
+                    return Some(Err(Error::Unavailable("the database is closed")));
+                }
+                if self.database.shared.store().is_err() {
+                    self.ended = true;
+                    return Some(Err(Error::Unavailable("the database is closed")));
+                }
+                continue;
+            }
             match self
                 .database
                 .changes_within(
