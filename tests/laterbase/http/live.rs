@@ -19,12 +19,32 @@ pub(super) fn live(uri: &str, last_event_id: Option<&str>) -> Request<Body> {
     request.body(Body::empty()).expect("request")
 }
 
-/// The next message of a stream: its lines, or `None` once it ended.
-pub(super) async fn next_message(body: &mut Body) -> Option<String> {
+/// A stream's body, read a message at a time: a chunk may carry several.
+pub(super) struct Messages {
+    body: Body,
+    pending: String,
+}
+
+impl From<Body> for Messages {
+    fn from(body: Body) -> Messages {
+        Messages {
+            body,
+            pending: String::new(),
+        }
+    }
+}
+
+/// The next message of a stream, with the blank line that ends it, or
+/// `None` once it ended.
+pub(super) async fn next_message(body: &mut Messages) -> Option<String> {
     loop {
-        let frame = body.frame().await?.expect("a frame");
+        if let Some(end) = body.pending.find("\n\n") {
+            return Some(body.pending.drain(..end + 2).collect());
+        }
+        let frame = body.body.frame().await?.expect("a frame");
         if let Ok(data) = frame.into_data() {
-            return Some(String::from_utf8(data.to_vec()).expect("text"));
+            body.pending
+                .push_str(std::str::from_utf8(&data).expect("text"));
         }
     }
 }
@@ -60,7 +80,7 @@ async fn a_live_feed_sends_the_stored_events_then_each_new_one() {
     let response = api.open(live("/db/live/e?feed=live", None)).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let mut body = response.into_body();
+    let mut body: Messages = response.into_body().into();
     for lc in 1..=3 {
         let (seen, event) = event_of(&next_message(&mut body).await.expect("a message"));
         assert_eq!(seen, lc);
@@ -84,10 +104,11 @@ async fn a_live_feed_resumes_after_the_last_event_id() {
     let api = Api::new().await;
     api.create("live").await;
     write(&api, 6).await;
-    let mut body = api
+    let mut body: Messages = api
         .open(live("/db/live/e?feed=live&lc=1", Some("4")))
         .await
-        .into_body();
+        .into_body()
+        .into();
     assert_eq!(
         event_of(&next_message(&mut body).await.expect("a message")).0,
         5
@@ -98,7 +119,7 @@ async fn a_live_feed_resumes_after_the_last_event_id() {
         .header("accept", "text/event-stream")
         .body(Body::empty())
         .expect("request");
-    let mut body = api.open(request).await.into_body();
+    let mut body: Messages = api.open(request).await.into_body().into();
     assert_eq!(
         event_of(&next_message(&mut body).await.expect("a message")).0,
         6
@@ -109,10 +130,11 @@ async fn a_live_feed_resumes_after_the_last_event_id() {
 async fn a_silent_live_feed_sends_heartbeats() {
     let api = Api::new().await;
     api.create("live").await;
-    let mut body = api
+    let mut body: Messages = api
         .open(live("/db/live/e?feed=live&heartbeat_ms=100", None))
         .await
-        .into_body();
+        .into_body()
+        .into();
     assert_eq!(
         next_message(&mut body).await.as_deref(),
         Some(": heartbeat\n\n")
@@ -211,7 +233,7 @@ async fn live_feeds_are_bounded_and_end_when_the_server_stops() {
     );
     state.end_live_streams();
     for response in [first, third] {
-        let mut body = response.into_body();
+        let mut body: Messages = response.into_body().into();
         assert_eq!(next_message(&mut body).await, None, "the stream ends");
     }
     let answer = api.get("/db/live/e?feed=live").await;

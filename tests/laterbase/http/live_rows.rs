@@ -8,7 +8,7 @@ use axum::http::{Request, StatusCode};
 use laterbase::NewEvent;
 use serde_json::{Value, json};
 
-use super::live::{live, next_message};
+use super::live::{Messages, live, next_message};
 use super::{Api, assert_error};
 
 /// The id a row message names (where a reader resumes from) and its data.
@@ -29,7 +29,7 @@ fn row_of(message: &str) -> (u64, Value) {
 }
 
 /// The next row message of a stream, past any heartbeat.
-async fn next_row(body: &mut Body) -> (u64, Value) {
+async fn next_row(body: &mut Messages) -> (u64, Value) {
     loop {
         let message = next_message(body).await.expect("a message");
         if !message.starts_with(':') {
@@ -66,7 +66,7 @@ async fn a_live_view_sends_every_row_then_each_change() {
     let response = api.open(live("/fleet/sensor_stats?feed=live", None)).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let mut body = response.into_body();
+    let mut body: Messages = response.into_body().into();
     let (first_id, first) = next_row(&mut body).await;
     let (second_id, second) = next_row(&mut body).await;
     assert_eq!(
@@ -96,10 +96,11 @@ async fn a_live_view_resumes_with_exactly_the_rows_changed_after_the_last_event_
     write(&api, &[("b", 4.0)]).await;
     write(&api, &[("d", 5.0)]).await;
     // The header takes the place of lc.
-    let mut body = api
+    let mut body: Messages = api
         .open(live("/fleet/sensor_stats?feed=live&lc=1", Some("3")))
         .await
-        .into_body();
+        .into_body()
+        .into();
     let (_, first) = next_row(&mut body).await;
     let (id, second) = next_row(&mut body).await;
     assert_eq!(
@@ -116,7 +117,7 @@ async fn a_live_view_resumes_with_exactly_the_rows_changed_after_the_last_event_
         .header("accept", "text/event-stream")
         .body(Body::empty())
         .expect("request");
-    let mut body = api.open(request).await.into_body();
+    let mut body: Messages = api.open(request).await.into_body().into();
     let (_, first) = next_row(&mut body).await;
     let (id, second) = next_row(&mut body).await;
     assert_eq!(
@@ -131,10 +132,11 @@ async fn a_live_view_of_one_key_sends_only_that_row() {
     let api = Api::new().await;
     api.create("fleet").await;
     write(&api, &[("a", 1.0), ("b", 2.0)]).await;
-    let mut body = api
+    let mut body: Messages = api
         .open(live("/fleet/sensor_stats?feed=live&key=b", None))
         .await
-        .into_body();
+        .into_body()
+        .into();
     let (id, first) = next_row(&mut body).await;
     assert_eq!((id, readings(&first)), (2, ("b", 1, 2)));
     write(&api, &[("a", 3.0)]).await;
@@ -147,10 +149,11 @@ async fn a_live_view_of_one_key_sends_only_that_row() {
 async fn a_silent_live_view_sends_heartbeats() {
     let api = Api::new().await;
     api.create("fleet").await;
-    let mut body = api
+    let mut body: Messages = api
         .open(live("/fleet/sensor_stats?feed=live&heartbeat_ms=100", None))
         .await
-        .into_body();
+        .into_body()
+        .into();
     assert_eq!(
         next_message(&mut body).await.as_deref(),
         Some(": heartbeat\n\n")
@@ -259,7 +262,7 @@ async fn live_views_count_among_the_live_streams_and_end_when_the_server_stops()
         assert_error(&answer, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     }
     state.end_live_streams();
-    let mut body = rows.into_body();
+    let mut body: Messages = rows.into_body().into();
     assert_eq!(next_message(&mut body).await, None, "the stream ends");
 }
 
@@ -268,10 +271,11 @@ async fn a_live_view_ends_when_the_node_shuts_down() {
     let api = Api::new().await;
     api.create("fleet").await;
     write(&api, &[("a", 1.0)]).await;
-    let mut body = api
+    let mut body: Messages = api
         .open(live("/fleet/sensor_stats?feed=live", None))
         .await
-        .into_body();
+        .into_body()
+        .into();
     assert_eq!(readings(&next_row(&mut body).await.1), ("a", 1, 1));
     api.node.shutdown().await.expect("shutdown");
     assert_eq!(next_message(&mut body).await, None, "the stream ends");
