@@ -4,7 +4,8 @@
 //!   (`GET /db/bench/e?feed=live`), with 1 stream open and with 1,000 (the
 //!   event is read off every one of them; the time is taken on the first).
 //! - Ingest of 100,000 events in batches of 1,000 with 1,000 streams open,
-//!   beside the same ingest with none.
+//!   beside the same ingest with none: streams of another database, then
+//!   of the one written that read nothing, then that read every event.
 //! - The time from a write's answer on one node to its event being readable
 //!   on a peer, both ways, where only one of the two dials the other (a
 //!   truck and its hub: the hub's writes reach the truck over its watch).
@@ -51,7 +52,7 @@ pub fn run(parent: Option<&Path>) {
         print_latencies(&format!("{streams} stream(s) open"), &latencies);
     }
     println!(
-        "ingest of {} events in batches of {INGEST_BATCH}, with live streams open on the same database",
+        "ingest of {} events in batches of {INGEST_BATCH}, with live streams open",
         thousands(INGEST_EVENTS as f64)
     );
     let ingest = |streams, readers| {
@@ -59,6 +60,7 @@ pub fn run(parent: Option<&Path>) {
         client.block_on(ingest_with_streams(served.addr, streams, readers))
     };
     let none = ingest(0, Readers::Reading);
+    let elsewhere = ingest(STREAMS, Readers::Elsewhere);
     let stalled = ingest(STREAMS, Readers::Stalled);
     let reading = ingest(STREAMS, Readers::Reading);
     let rate = |time: Duration| INGEST_EVENTS as f64 / time.as_secs_f64();
@@ -66,6 +68,12 @@ pub fn run(parent: Option<&Path>) {
         "  no stream open                   {:>10} events/s  {:>8.3} s",
         thousands(rate(none)),
         none.as_secs_f64()
+    );
+    println!(
+        "  {STREAMS} streams on another database {:>8} events/s  {:>8.3} s   {:.2}x of none",
+        thousands(rate(elsewhere)),
+        elsewhere.as_secs_f64(),
+        none.as_secs_f64() / elsewhere.as_secs_f64()
     );
     println!(
         "  {STREAMS} streams, none reading     {:>10} events/s  {:>8.3} s   {:.2}x of none (goal: at least 0.8)",
@@ -86,9 +94,14 @@ pub fn run(parent: Option<&Path>) {
 
 /// Opens a live stream of `bench` from `lc` 0 on `addr`: its body.
 async fn open_stream(addr: SocketAddr) -> hyper::body::Incoming {
+    open_stream_of(addr, "bench").await
+}
+
+/// Opens a live stream of `database` from `lc` 0 on `addr`: its body.
+async fn open_stream_of(addr: SocketAddr, database: &str) -> hyper::body::Incoming {
     let mut sender = connect(addr).await;
     sender.ready().await.expect("connection ready");
-    let request = Request::get("/db/bench/e?lc=0&feed=live")
+    let request = Request::get(format!("/db/{database}/e?lc=0&feed=live"))
         .header("host", "bench")
         .body(Full::new(Bytes::new()))
         .expect("request");
@@ -195,6 +208,8 @@ enum Readers {
     Reading,
     /// None reads anything once open.
     Stalled,
+    /// They follow another database, which nothing writes to.
+    Elsewhere,
 }
 
 /// Ingest of `INGEST_EVENTS` with `streams` streams open; with
@@ -203,8 +218,24 @@ enum Readers {
 async fn ingest_with_streams(addr: SocketAddr, streams: usize, readers: Readers) -> Duration {
     let (arrivals, mut arrived) = tokio::sync::mpsc::unbounded_channel();
     let mut stalled = Vec::new();
+    if let Readers::Elsewhere = readers {
+        let mut sender = connect(addr).await;
+        let create = Request::put("/db/other")
+            .header("host", "bench")
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let (status, _) = send(&mut sender, create).await;
+        assert!(
+            status == 200 || status == 201,
+            "the other database is made: {status}"
+        );
+    }
     for _ in 0..streams {
-        let body = open_stream(addr).await;
+        let database = match readers {
+            Readers::Elsewhere => "other",
+            Readers::Reading | Readers::Stalled => "bench",
+        };
+        let body = open_stream_of(addr, database).await;
         match readers {
             Readers::Reading => {
                 tokio::spawn(drain(
@@ -213,6 +244,9 @@ async fn ingest_with_streams(addr: SocketAddr, streams: usize, readers: Readers)
                 ));
             }
             Readers::Stalled => stalled.push(body),
+            Readers::Elsewhere => {
+                tokio::spawn(drain(body, Report::Nothing));
+            }
         }
     }
     drop(arrivals);
