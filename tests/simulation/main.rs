@@ -144,23 +144,28 @@ fn one_id_written_with_different_bytes_across_a_partition_has_one_winner() {
     converged(c);
 }
 
-/// The variable that makes [`replay_child`] run a seed and print its
-/// outcome.
+/// Set in the child processes of [`a_seed_replays_exactly`]: the seed the
+/// child runs and prints the outcome of.
 const REPLAY_SEED: &str = "LATERBASE_SIMULATION_REPLAY_SEED";
 
 /// A seed replays exactly in a process of its own, as the runner replays
-/// it: each run is a child process (this test binary, running
-/// [`replay_child`] alone), because tests running beside each other in one
-/// process share tokio's task numbers, on which the order a crashed host's
-/// connections close depends.
+/// it: each run is a child process (this test binary, running this test
+/// alone with [`REPLAY_SEED`] set), because tests running beside each other
+/// in one process share tokio's task numbers, on which the order a crashed
+/// host's connections close depends.
 #[test]
 fn a_seed_replays_exactly() {
+    if let Ok(seed) = std::env::var(REPLAY_SEED) {
+        let seed: u64 = seed.parse().expect("a seed is a number");
+        let outcome = run(seed, 3, Mix::ALL).expect("the seed converges");
+        println!("outcome: {} {}", outcome.digest, outcome.summary);
+        return;
+    }
     let replay = || {
         let output = std::process::Command::new(std::env::current_exe().expect("this test binary"))
             .args([
                 "--exact",
-                "replay_child",
-                "--ignored",
+                "a_seed_replays_exactly",
                 "--nocapture",
                 "--test-threads=1",
             ])
@@ -183,19 +188,6 @@ fn a_seed_replays_exactly() {
     let first = replay();
     let second = replay();
     assert_eq!(first, second);
-}
-
-/// Runs the seed [`REPLAY_SEED`] names and prints its outcome, for
-/// [`a_seed_replays_exactly`].
-#[test]
-#[ignore = "the child of a_seed_replays_exactly, run by it"]
-fn replay_child() {
-    let seed: u64 = std::env::var(REPLAY_SEED)
-        .expect("run by a_seed_replays_exactly, which names the seed")
-        .parse()
-        .expect("a seed is a number");
-    let outcome = run(seed, 3, Mix::ALL).expect("the seed converges");
-    println!("outcome: {} {}", outcome.digest, outcome.summary);
 }
 
 /// Random seeds, split in two so that both cores run them. The budget is

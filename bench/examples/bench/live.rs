@@ -23,12 +23,11 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
-use laterbase::http::{HttpState, router};
-use laterbase::{Config, Database, NewEvent, Node, ReplicationConfig};
-use laterbase_bench::{fresh_dir, thousands};
+use laterbase::{Database, NewEvent};
+use laterbase_bench::thousands;
 
 use super::http::{Served, connect, json_bodies, post, send};
-use super::sync::relay;
+use super::sync::{self, relay};
 
 const WRITES: usize = 300;
 const STREAMS: usize = 1_000;
@@ -271,72 +270,14 @@ async fn ingest_with_streams(addr: SocketAddr, streams: usize, readers: Readers)
     elapsed
 }
 
-/// A node on its own runtime, serving on loopback, that may replicate.
-struct Peer {
-    node: Node,
-    addr: SocketAddr,
-    runtime: tokio::runtime::Runtime,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Peer {
-    fn start(parent: Option<&Path>, databases: usize) -> Peer {
-        let dir = fresh_dir(parent);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let (node, addr, stop) = runtime.block_on(async {
-            let node = Node::open(Config::new(dir.path())).await.expect("open");
-            for index in 0..databases {
-                node.create_database(&database_name(index))
-                    .await
-                    .expect("create");
-            }
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let addr = listener.local_addr().expect("address");
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let app = router(HttpState::new(node.clone()));
-            tokio::spawn(laterbase::server::serve(listener, app, async {
-                let _ = stopped.await;
-            }));
-            (node, addr, stop)
-        });
-        Peer {
-            node,
-            addr,
-            runtime,
-            stop: Some(stop),
-            _dir: dir,
-        }
+/// A node serving on loopback from its own runtime, holding `databases`
+/// databases.
+fn peer(parent: Option<&Path>, databases: usize) -> sync::Served {
+    let served = sync::Served::start(parent);
+    for index in 0..databases {
+        served.create(&database_name(index));
     }
-
-    fn replicate(&self, peer: SocketAddr) {
-        self.runtime
-            .block_on(
-                self.node
-                    .replicate(ReplicationConfig::new(vec![format!("http://{peer}")])),
-            )
-            .expect("replicate");
-    }
-
-    fn database(&self, name: &str) -> Database {
-        self.node.database(name).expect("database")
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let node = self.node.clone();
-        let _ = self.runtime.block_on(node.shutdown());
-    }
+    served
 }
 
 fn database_name(index: usize) -> String {
@@ -380,11 +321,11 @@ fn write_to_peer(parent: Option<&Path>) {
     println!(
         "write to peer: from a write's answer to the event readable on the peer ({WRITES} writes, one at a time; the truck dials the hub, the hub cannot dial the truck)"
     );
-    let hub = Peer::start(parent, 1);
-    let truck = Peer::start(parent, 1);
+    let hub = peer(parent, 1);
+    let truck = peer(parent, 1);
     truck.replicate(hub.addr);
     let name = database_name(0);
-    let (hub_db, truck_db) = (hub.database(&name), truck.database(&name));
+    let (hub_db, truck_db) = (hub.create(&name), truck.create(&name));
     let client = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -402,8 +343,8 @@ fn write_to_peer(parent: Option<&Path>) {
 /// Bytes per second between two idle peers holding `IDLE_DATABASES`
 /// databases, each dialling the other through a counting relay.
 fn idle_bytes(parent: Option<&Path>) {
-    let a = Peer::start(parent, IDLE_DATABASES);
-    let b = Peer::start(parent, IDLE_DATABASES);
+    let a = peer(parent, IDLE_DATABASES);
+    let b = peer(parent, IDLE_DATABASES);
     let to_b = relay(&a.runtime, b.addr);
     let to_a = relay(&b.runtime, a.addr);
     a.replicate(to_b.addr);
@@ -411,14 +352,19 @@ fn idle_bytes(parent: Option<&Path>) {
     // One write in every database, then quiet.
     a.runtime.block_on(async {
         for index in 0..IDLE_DATABASES {
-            a.database(&database_name(index))
+            a.create(&database_name(index))
                 .append(vec![NewEvent::new(b"{}".to_vec())])
                 .await
                 .expect("write");
         }
     });
     let deadline = Instant::now() + Duration::from_secs(60);
-    while (0..IDLE_DATABASES).any(|index| b.database(&database_name(index)).lc() == 0) {
+    let synced = |index| {
+        b.node
+            .database(&database_name(index))
+            .is_ok_and(|database| database.lc() > 0)
+    };
+    while !(0..IDLE_DATABASES).all(synced) {
         assert!(Instant::now() < deadline, "the databases did not sync");
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -21,16 +21,16 @@ const VALUE_BYTES: usize = 100;
 const PAYLOAD_BYTES: usize = 26 + VALUE_BYTES;
 
 /// A node serving on loopback from its own thread and runtime.
-struct Served {
-    node: Node,
-    addr: SocketAddr,
-    runtime: tokio::runtime::Runtime,
+pub(crate) struct Served {
+    pub(crate) node: Node,
+    pub(crate) addr: SocketAddr,
+    pub(crate) runtime: tokio::runtime::Runtime,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
 
 impl Served {
-    fn start(parent: Option<&Path>) -> Served {
+    pub(crate) fn start(parent: Option<&Path>) -> Served {
         let dir = fresh_dir(parent);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -60,9 +60,26 @@ impl Served {
     }
 
     fn database(&self) -> Database {
+        self.create("bench")
+    }
+
+    /// The database `name`, created if need be.
+    pub(crate) fn create(&self, name: &str) -> Database {
         self.runtime
-            .block_on(self.node.create_database("bench"))
+            .block_on(self.node.create_database(name))
             .expect("database")
+    }
+
+    /// Syncs with the node at `peer`, as `--peer` does.
+    pub(crate) fn replicate(&self, peer: SocketAddr) {
+        self.runtime
+            .block_on(
+                self.node
+                    .replicate(laterbase::ReplicationConfig::new(vec![format!(
+                        "http://{peer}"
+                    )])),
+            )
+            .expect("replicate");
     }
 }
 

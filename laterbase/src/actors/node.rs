@@ -174,6 +174,25 @@ impl Node {
         databases.keys().cloned().collect()
     }
 
+    /// Calls `each` with every database, in name order, under one read of
+    /// the list: no name is copied, none looked up again.
+    #[cfg(feature = "server")]
+    pub(crate) fn each_database(&self, mut each: impl FnMut(&str, &Database)) {
+        let databases = self
+            .shared
+            .databases
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (name, shared) in databases.iter() {
+            each(
+                name,
+                &Database {
+                    shared: shared.clone(),
+                },
+            );
+        }
+    }
+
     /// The database `name`, or [`Error::DatabaseNotFound`].
     pub fn database(&self, name: &str) -> Result<Database> {
         validate_name(name)?;

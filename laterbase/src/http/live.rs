@@ -65,14 +65,25 @@ impl LiveStreams {
     /// Room for one more peer's watch, or `503 unavailable` (the peer then
     /// syncs every interval).
     pub(super) fn watch_permit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.room(&self.watches, || {
+            format!("{SYNC_WATCHES_MAX} peers' watches are open, the most this node serves at once")
+        })
+    }
+
+    /// A permit of `bound`, or `503 unavailable` saying `full` when it has
+    /// none, or that the node is stopping.
+    fn room(
+        &self,
+        bound: &Arc<Semaphore>,
+        full: impl FnOnce() -> String,
+    ) -> Result<OwnedSemaphorePermit, ApiError> {
         if *self.ending.borrow() {
             return Err(ApiError::unavailable("the node is stopping"));
         }
-        self.watches.clone().try_acquire_owned().map_err(|_| {
-            ApiError::unavailable(format!(
-                "{SYNC_WATCHES_MAX} peers' watches are open, the most this node serves at once"
-            ))
-        })
+        bound
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::unavailable(full()))
     }
 
     /// The live streams open now (peers' watches apart), and the most
@@ -96,14 +107,11 @@ impl LiveStreams {
 
     /// Room for one more stream, or `503 unavailable`.
     fn permit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        if *self.ending.borrow() {
-            return Err(ApiError::unavailable("the node is stopping"));
-        }
-        self.open.clone().try_acquire_owned().map_err(|_| {
-            ApiError::unavailable(format!(
+        self.room(&self.open, || {
+            format!(
                 "{} live streams are open, the most this node serves at once",
                 self.max
-            ))
+            )
         })
     }
 }

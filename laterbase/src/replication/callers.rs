@@ -132,12 +132,7 @@ impl Callers {
                 status.last_error.clone_from(&caller.last_error);
                 status.watching = caller.watches > 0;
                 status.failures = caller.failures.max(silences(caller, now_ms));
-                status.lag = (!caller.lags.is_empty()).then(|| {
-                    caller.lags.values().fold(Lag::default(), |sum, lag| Lag {
-                        to_pull: sum.to_pull.saturating_add(lag.to_pull),
-                        to_push: sum.to_push.saturating_add(lag.to_push),
-                    })
-                });
+                status.lag = (!caller.lags.is_empty()).then(|| caller.lags.values().sum());
                 status
             })
             .collect()

@@ -81,6 +81,15 @@ pub struct Lag {
     pub to_push: u64,
 }
 
+impl<'a> std::iter::Sum<&'a Lag> for Lag {
+    fn sum<I: Iterator<Item = &'a Lag>>(lags: I) -> Lag {
+        lags.fold(Lag::default(), |sum, lag| Lag {
+            to_pull: sum.to_pull.saturating_add(lag.to_pull),
+            to_push: sum.to_push.saturating_add(lag.to_push),
+        })
+    }
+}
+
 /// How a peer's sync goes, as `/status` says it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerState {

@@ -141,22 +141,18 @@ pub(crate) fn messages(
                 return None;
             }
             let mut out = String::new();
-            for name in watch.node.databases() {
-                let Ok(database) = watch.node.database(&name) else {
-                    continue;
-                };
+            let told = &mut watch.told;
+            watch.node.each_database(|name, database| {
                 let standing = database.standing();
-                if watch.told.get(&name) != Some(&standing) {
-                    write_notice(
-                        &mut out,
-                        &Notice {
-                            db: name.clone(),
-                            standing,
-                        },
-                    );
-                    watch.told.insert(name, standing);
+                if told.get(name) != Some(&standing) {
+                    let notice = Notice {
+                        db: name.to_owned(),
+                        standing,
+                    };
+                    write_notice(&mut out, &notice);
+                    told.insert(notice.db, standing);
                 }
-            }
+            });
             if !watch.started {
                 watch.started = true;
                 out.push_str("event: ready\ndata: {}\n\n");

@@ -526,10 +526,7 @@ fn record(state: &mut WorkerState, report: PassReport, outcome: Result<()>) {
             // Databases gone from this node (none are, today) drop out.
             let databases = state.shared.node.databases();
             state.lags.retain(|name, _| databases.contains(name));
-            status.lag = Some(state.lags.values().fold(Lag::default(), |sum, lag| Lag {
-                to_pull: sum.to_pull.saturating_add(lag.to_pull),
-                to_push: sum.to_push.saturating_add(lag.to_push),
-            }));
+            status.lag = Some(state.lags.values().sum());
             status.last_error = None;
             state
                 .delay_ms

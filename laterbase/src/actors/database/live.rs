@@ -69,11 +69,8 @@ impl Subscription {
             // Nothing durable past where it stands: no read to make. A
             // commit publishes its clock before it wakes the subscribers.
             if self.database.lc() <= self.after_lc {
-                if self.commits.changed().await.is_err() {
-                    self.ended = true;
-                    return Some(Err(Error::Unavailable("the database is closed")));
-                }
-                if self.database.shared.store().is_err() {
+                let woke = self.commits.changed().await.is_ok();
+                if !woke || self.database.shared.store().is_err() {
                     self.ended = true;
                     return Some(Err(Error::Unavailable("the database is closed")));
                 }
