@@ -44,6 +44,7 @@ impl Served {
         let path = dir.path().to_owned();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
+                .thread_name("node")
                 .enable_all()
                 .build()
                 .expect("server runtime");

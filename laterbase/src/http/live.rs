@@ -5,12 +5,15 @@
 //! changed after `lc`, then each row as it changes); either also with
 //! `Accept: text/event-stream`, and resumed from the `Last-Event-ID`.
 //!
-//! A stream reads the store at its reader's pace through
-//! `Database::subscribe` or `Database::subscribe_view`, holding one page; a
-//! silent stream sends a heartbeat comment every `heartbeat_ms`. Streams
-//! are counted apart from other answers, at most `--live-streams-max` at
-//! once, and all of them end when the server stops
-//! (`HttpState::end_live_streams`) or the node shuts down.
+//! A stream reads at its reader's pace, holding one page: a changes feed
+//! from its database's shared tail (`feed`) when it is at the head, else
+//! through `Database::subscribe`; rows through `Database::subscribe_view`.
+//! Its work runs on the live streams' own runtime, which yields to
+//! commits and requests (`pump`). A silent stream sends a heartbeat
+//! comment every `heartbeat_ms`. Streams are counted apart from other
+//! answers, at most `--live-streams-max` at once, and all of them end when
+//! the server stops (`HttpState::end_live_streams`) or the node shuts
+//! down.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -20,23 +23,20 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use bytes::{Bytes, BytesMut};
-use futures_util::stream::{self, Stream};
-use futures_util::{FutureExt, StreamExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use bytes::Bytes;
+use futures_util::stream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::error::ApiError;
 use super::event_json::push_event;
+use super::feed::{ChangesPump, Feeds};
+use super::pump::{Background, Pump, StreamRuntime};
 use crate::actors::Database;
 use crate::event::Event;
 use crate::limits::{
     LIVE_HEARTBEAT_MS_DEFAULT, LIVE_HEARTBEAT_MS_MAX, LIVE_HEARTBEAT_MS_MIN, SYNC_WATCHES_MAX,
 };
 use crate::views::LiveRow;
-
-/// The most bytes of messages a stream gathers into one chunk when more
-/// than one is ready: fewer, larger writes for a reader that is behind.
-const LIVE_CHUNK_BYTES: usize = 64 * 1024;
 
 /// The content type of a live stream.
 pub const CONTENT_TYPE: &str = "text/event-stream";
@@ -50,6 +50,10 @@ pub(super) struct LiveStreams {
     /// Peers' watches, bounded apart: a hub's trucks each hold one.
     watches: Arc<Semaphore>,
     ending: watch::Sender<bool>,
+    /// Where the streams' work runs.
+    background: Background,
+    /// The shared tails of the databases' changes.
+    feeds: Feeds,
 }
 
 impl LiveStreams {
@@ -59,6 +63,8 @@ impl LiveStreams {
             max,
             watches: Arc::new(Semaphore::new(SYNC_WATCHES_MAX)),
             ending: watch::Sender::new(false),
+            background: Background::default(),
+            feeds: Feeds::default(),
         }
     }
 
@@ -191,7 +197,8 @@ fn row_message(row: &LiveRow) -> Result<Bytes, ApiError> {
     })
 }
 
-/// The answer of a live changes feed of `database` after `after_lc`.
+/// The answer of a live changes feed of `database` after `after_lc`: it
+/// follows the database's shared tail (`feed`) whenever it can.
 pub(super) fn changes(
     streams: &LiveStreams,
     database: &Database,
@@ -200,15 +207,18 @@ pub(super) fn changes(
 ) -> Result<Response, ApiError> {
     let permit = streams.permit()?;
     let what = format!("the changes of {}", database.name());
-    let events = database.subscribe(after_lc);
-    Ok(respond(
-        streams,
-        permit,
-        events,
-        event_message,
-        heartbeat,
-        what,
-    ))
+    let (pump, ready) = Pump::new(event_message, heartbeat, streams.ending(), what);
+    let feed = streams
+        .feeds
+        .of(database, &streams.background, event_message);
+    let pump = ChangesPump {
+        database: database.clone(),
+        after_lc,
+        feed,
+        pump,
+    };
+    streams.background.spawn(pump.run());
+    Ok(answer(streams, permit, ready))
 }
 
 /// The answer of a live stream of the rows of `view` of `database` (or of
@@ -225,87 +235,35 @@ pub(super) fn rows(
     let rows = database.subscribe_view(view, after_lc, key)?;
     let permit = streams.permit()?;
     let what = format!("the rows of {}/{view}", database.name());
-    Ok(respond(streams, permit, rows, row_message, heartbeat, what))
+    let (pump, ready) = Pump::new(row_message, heartbeat, streams.ending(), what);
+    streams.background.spawn(pump.run(Box::pin(rows)));
+    Ok(answer(streams, permit, ready))
 }
 
-/// A stream of `items`, each written out by `write`, with heartbeats,
-/// holding its `permit` among the streams open until it ends; `what` names
-/// it in the log.
-fn respond<T: Send + 'static>(
+/// The answer of a stream whose chunks come `ready`, holding its `permit`
+/// among the streams open until its body is dropped (the stream's pump
+/// stops as soon as it is). Its connection moves to the live streams'
+/// runtime, which writes it out when nothing else wants the processor
+/// (`pump::StreamRuntime`).
+fn answer(
     streams: &LiveStreams,
     permit: OwnedSemaphorePermit,
-    items: impl Stream<Item = crate::error::Result<T>> + Send + 'static,
-    write: fn(&T) -> Result<Bytes, ApiError>,
-    heartbeat: Duration,
-    what: String,
+    ready: mpsc::Receiver<Bytes>,
 ) -> Response {
-    let ending = streams.ending.subscribe();
-    let items = Box::pin(items);
-    let body = stream::unfold(
-        (items, ending, permit, what, false),
-        move |(mut items, mut ending, permit, what, finished)| {
-            async move {
-                if finished || *ending.borrow_and_update() {
-                    return None;
-                }
-                // What is ready goes out at once, without a timer; a stream
-                // with nothing ready waits for the next item, a heartbeat
-                // or the end.
-                let first = match items.next().now_or_never() {
-                    Some(next) => next,
-                    None => tokio::select! {
-                        next = items.next() => next,
-                        () = tokio::time::sleep(heartbeat) => {
-                            let beat = Bytes::from_static(b": heartbeat\n\n");
-                            return Some((Ok::<_, Infallible>(beat), (items, ending, permit, what, false)));
-                        }
-                        _ = ending.changed() => return None,
-                    },
-                };
-                let mut out = BytesMut::new();
-                let mut next = first;
-                let finished = loop {
-                    match next {
-                        Some(Ok(item)) => match write(&item) {
-                            Ok(frame) => out.extend_from_slice(&frame),
-                            // The cause is logged where it was found.
-                            Err(_) => {
-                                tracing::error!(stream = %what, "a live stream ends: a message cannot be written out");
-                                break true;
-                            }
-                        },
-                        // The node shut down, most often.
-                        Some(Err(error)) => {
-                            tracing::debug!(stream = %what, %error, "a live stream ends");
-                            break true;
-                        }
-                        None => break true,
-                    }
-                    // Messages already read go out together, within a chunk.
-                    if out.len() >= LIVE_CHUNK_BYTES {
-                        break false;
-                    }
-                    match items.next().now_or_never() {
-                        Some(more) => next = more,
-                        None => break false,
-                    }
-                };
-                if out.is_empty() {
-                    return None;
-                }
-                Some((
-                    Ok::<_, Infallible>(out.freeze()),
-                    (items, ending, permit, what, finished),
-                ))
-            }
-        },
-    );
-    (
+    let body = stream::unfold((ready, permit), |(mut ready, permit)| async move {
+        let chunk = ready.recv().await?;
+        Some((Ok::<_, Infallible>(chunk), (ready, permit)))
+    });
+    let mut response = (
         [
             (header::CONTENT_TYPE, CONTENT_TYPE),
             (header::CACHE_CONTROL, "no-cache"),
         ],
         Body::from_stream(body),
     )
-        .into_response()
+        .into_response();
+    if let Some(runtime) = streams.background.handle() {
+        response.extensions_mut().insert(StreamRuntime(runtime));
+    }
+    response
 }

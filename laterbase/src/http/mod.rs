@@ -20,9 +20,11 @@ mod dashboard;
 mod error;
 mod event_json;
 mod events;
+mod feed;
 mod held;
 mod live;
 mod names;
+mod pump;
 mod state;
 mod status;
 mod stream;
@@ -42,7 +44,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 pub use backup::{BackupDir, BackupRefusal};
-pub use connection::{ConnectionSlot, Remote};
+pub use connection::{ConnectionSlot, Remote, StreamedConnection};
 pub use error::ApiError;
 pub use state::HttpState;
 

@@ -243,8 +243,9 @@ struct DatabaseList {
 /// What a pass did, summed over its rounds.
 #[derive(Default)]
 struct PassReport {
-    /// Whether the pass reached the peer: a watched pass with nothing to
-    /// sync asks it nothing, and is no sync to show.
+    /// Whether the pass reached the peer: asked it, or heard it over its
+    /// watch (whose standings say what is left to sync, nothing at all for
+    /// peers holding no database).
     reached: bool,
     rounds: u64,
     totals: RoundReport,
@@ -292,6 +293,7 @@ async fn watched_pass(
         .node
         .ok_or_else(|| Error::Sync("the peer's watch did not name its node".to_owned()))?;
     meet(state, peer, view.version)?;
+    report.reached = true;
     let mut failure = None;
     for name in view.standings.keys() {
         if let Err(error) = state.shared.node.ensure_peer_database(name).await {

@@ -239,3 +239,66 @@ async fn live_feeds_are_bounded_and_end_when_the_server_stops() {
     let answer = api.get("/db/live/e?feed=live").await;
     assert_error(&answer, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
 }
+
+/// Reads `body` until the message of `last`, asserting that the messages
+/// are those of `first..=last`, each once, in order, each event the one
+/// written with that `lc` (`{"n": lc, ...}`).
+async fn read_in_order(body: &mut Messages, first: u64, last: u64) {
+    let mut expected = first;
+    while expected <= last {
+        let message = next_message(body).await.expect("the stream goes on");
+        if message.starts_with(':') {
+            continue;
+        }
+        let (lc, event) = event_of(&message);
+        assert_eq!(lc, expected, "each event once, in order");
+        assert_eq!(event["data"]["n"], lc, "the event of that lc");
+        expected += 1;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_that_start_behind_or_fall_behind_the_shared_tail_see_every_event_once() {
+    let api = Api::new().await;
+    api.create("live").await;
+    let db = api.node.database("live").expect("the database");
+    let pad = "x".repeat(1024);
+    let mut written = 0_u64;
+    let mut append = async |count: u64| {
+        let events = (written + 1..=written + count)
+            .map(|n| NewEvent::new(format!("{{\"n\":{n},\"pad\":\"{pad}\"}}")))
+            .collect();
+        db.append(events).await.expect("appended");
+        written += count;
+        written
+    };
+    append(500).await;
+    // One stream from the start, behind where the database's shared tail
+    // begins; one from the head, which the tail serves.
+    let mut behind: Messages = api
+        .open(live("/db/live/e?feed=live", None))
+        .await
+        .into_body()
+        .into();
+    let mut head: Messages = api
+        .open(live("/db/live/e?feed=live&lc=500", None))
+        .await
+        .into_body()
+        .into();
+    read_in_order(&mut behind, 1, 10).await;
+    // 12 MiB written while neither reads: more than the tail keeps, so
+    // both fall behind it, and catch up on their own.
+    let mut last = 0;
+    for _ in 0..24 {
+        last = append(500).await;
+    }
+    read_in_order(&mut head, 501, 1_000).await;
+    // Written while one reads and the other does not.
+    last = append(500).await.max(last);
+    read_in_order(&mut head, 1_001, last).await;
+    read_in_order(&mut behind, 11, last).await;
+    // Both at the head now, served by the tail again.
+    let last = append(10).await;
+    read_in_order(&mut head, last - 9, last).await;
+    read_in_order(&mut behind, last - 9, last).await;
+}

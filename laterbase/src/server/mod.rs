@@ -25,7 +25,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::http::{ConnectionSlot, Remote};
+pub use self::tcp::TcpConnection;
+use crate::http::{ConnectionSlot, Remote, StreamedConnection};
+
+mod tcp;
 use crate::limits::{
     ANSWER_WRITE_TIMEOUT_MS_DEFAULT, CONNECTIONS_MAX, DRAIN_TIMEOUT_MS, HEADER_BYTES_MAX,
     HEADER_READ_TIMEOUT_MS,
@@ -39,15 +42,27 @@ pub trait Listener: Send + 'static {
 
     /// The next connection and its peer's address.
     fn accept(&self) -> impl Future<Output = std::io::Result<(Self::Io, SocketAddr)>> + Send;
+
+    /// What to do to `io` once it is given over to a stream (a live
+    /// stream, a peer's watch), if anything: a TCP connection then keeps
+    /// little unsent.
+    fn for_streams(io: &Self::Io) -> Option<StreamedConnection> {
+        let _ = io;
+        None
+    }
 }
 
 impl Listener for TcpListener {
-    type Io = tokio::net::TcpStream;
+    type Io = TcpConnection;
 
-    async fn accept(&self) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    async fn accept(&self) -> std::io::Result<(TcpConnection, SocketAddr)> {
         let (stream, remote) = TcpListener::accept(self).await?;
         let _ = stream.set_nodelay(true);
-        Ok((stream, remote))
+        Ok((TcpConnection::new(stream), remote))
+    }
+
+    fn for_streams(io: &TcpConnection) -> Option<StreamedConnection> {
+        Some(Arc::new(io.for_streams()))
     }
 }
 
@@ -81,8 +96,8 @@ pub async fn serve(listener: impl Listener, router: Router, shutdown: impl Futur
 }
 
 /// [`serve`], with `options`.
-pub async fn serve_with(
-    listener: impl Listener,
+pub async fn serve_with<L: Listener>(
+    listener: L,
     router: Router,
     shutdown: impl Future<Output = ()>,
     options: ServeOptions,
@@ -114,7 +129,7 @@ pub async fn serve_with(
         };
         // Each request learns its connection's remote address and slot,
         // which a stream gives back (`http::ConnectionSlot`).
-        let slot = ConnectionSlot::new(slot);
+        let slot = ConnectionSlot::new(slot, L::for_streams(&stream));
         let connection_slot = slot.clone();
         let service = TowerToHyperService::new(tower::util::MapRequest::new(
             router.clone(),
@@ -136,7 +151,18 @@ pub async fn serve_with(
         let connection = graceful.watch(connection);
         while connections.try_join_next().is_some() {}
         connections.spawn(async move {
-            if let Err(error) = connection.await {
+            // A connection whose answer is a live stream goes on on the
+            // runtime the answer names, as long as this task runs.
+            let mut connection = Box::pin(connection);
+            let ended = tokio::select! {
+                ended = &mut connection => ended,
+                runtime = slot.moved() => match AbortOnDrop(runtime.spawn(connection)).await {
+                    Ok(ended) => ended,
+                    // Its runtime stopped.
+                    Err(_) => return,
+                },
+            };
+            if let Err(error) = ended {
                 if is_write_timeout(&error) {
                     metrics::counter!("laterbase_http_write_timeouts_total").increment(1);
                     tracing::info!(%remote, "closed a connection whose reader took nothing of its answer for the write timeout");
@@ -160,6 +186,26 @@ pub async fn serve_with(
         );
     }
     connections.shutdown().await;
+}
+
+/// A task, aborted when this is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
 }
 
 /// Whether a connection ended because its reader took nothing for the
