@@ -33,7 +33,7 @@ const WRITES: usize = 300;
 const STREAMS: usize = 1_000;
 const INGEST_EVENTS: usize = 100_000;
 const INGEST_BATCH: usize = 1_000;
-const INGEST_ROUNDS: usize = 3;
+const INGEST_ROUNDS: usize = 5;
 const IDLE_DATABASES: usize = 100;
 
 /// Runs every case and prints its figures.
@@ -77,7 +77,7 @@ pub fn run(parent: Option<&Path>) {
     let yielding_readers = readers_runtime(true);
     // Each case runs `INGEST_ROUNDS` times, the cases in turn, and shows
     // its median: one ingest takes a fraction of a second, and what ran
-    // just before it (a node closing, the disk) moves it by a tenth.
+    // just before it (a node closing, the disk) moves it by a third.
     let cases = [
         ("no stream open", &stream_readers, 0, Readers::Reading),
         (
@@ -108,7 +108,10 @@ pub fn run(parent: Option<&Path>) {
     let mut times = vec![Vec::new(); cases.len()];
     let mut delivered = vec![None; cases.len()];
     for round in 0..INGEST_ROUNDS {
-        for (index, (_, readers_runtime, streams, readers)) in cases.iter().enumerate() {
+        // Each round starts one case later: no case always follows the same.
+        for turn in 0..cases.len() {
+            let index = (round + turn) % cases.len();
+            let (_, readers_runtime, streams, readers) = &cases[index];
             let served = Served::start(parent);
             let ingest = client.block_on(ingest_with_streams(
                 served.addr,

@@ -191,9 +191,8 @@ pub(super) struct StreamRuntime(pub(super) Handle);
 
 /// The runtime live streams run on, started with the first of them: its
 /// threads run at the lowest scheduling priority the system has (on Linux,
-/// niceness 19; elsewhere, the default), so that commits, requests and
-/// sync go first whenever they want the processor, and streams use what
-/// is left. A stream that falls behind under a burst of writes catches up
+/// the idle policy), so that commits, requests and sync go first whenever
+/// they want the processor, and streams use what is left. A stream that falls behind under a burst of writes catches up
 /// when the burst is over; a commit never waits for one.
 #[derive(Debug, Default)]
 pub(super) struct Background {
@@ -248,11 +247,18 @@ impl Background {
     }
 }
 
-/// Lowers the calling thread to the least scheduling priority: on Linux
-/// the niceness is the thread's own, so only this thread yields.
+/// Lowers the calling thread to the least scheduling priority: the idle
+/// policy where there is one (Linux: the thread runs only when no other
+/// wants the processor), else the least priority of the usual policy.
 fn yield_to_others() {
-    #[cfg(target_os = "linux")]
-    if let Err(error) = rustix::process::nice(19) {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_current_thread_priority, set_thread_priority_and_policy, thread_native_id,
+    };
+    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+    let lowered = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle)
+        .or_else(|_| set_current_thread_priority(ThreadPriority::Min));
+    if let Err(error) = lowered {
         tracing::debug!(%error, "a live stream thread keeps its priority");
     }
 }

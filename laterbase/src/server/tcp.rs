@@ -14,9 +14,10 @@ use tokio::net::TcpStream;
 
 /// The most bytes a streamed connection's kernel holds unsent (asked of
 /// the kernel, which doubles it for its bookkeeping): a stalled reader
-/// costs this much copying once, and a reader 200 ms away still gets
-/// about 600 KB/s.
-const STREAM_SEND_BUFFER_BYTES: usize = 64 * 1024;
+/// costs about this much copying once, and a reader 200 ms away still
+/// gets about 300 KB/s (some 2,000 events a second), which a live stream
+/// rarely needs; a long catch-up is faster paged (`GET /db/{db}/e`).
+const STREAM_SEND_BUFFER_BYTES: usize = 32 * 1024;
 
 /// An accepted TCP connection.
 #[derive(Debug)]
