@@ -262,3 +262,50 @@ fn yield_to_others() {
         tracing::debug!(%error, "a live stream thread keeps its priority");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::Background;
+
+    /// The last stream to end may hold the last handle on its own runtime.
+    #[test]
+    fn the_runtime_may_be_let_go_from_one_of_its_own_threads() {
+        let background = Arc::new(Background::default());
+        let runtime = background.handle().expect("the runtime starts");
+        let held = background.clone();
+        drop(background);
+        let (done, finished) = std::sync::mpsc::channel();
+        runtime.spawn(async move {
+            drop(held);
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("let go without a panic");
+    }
+
+    #[test]
+    fn its_threads_yield_to_all_others() {
+        let background = Background::default();
+        let runtime = background.handle().expect("the runtime starts");
+        let (told, policy) = std::sync::mpsc::channel();
+        runtime.spawn(async move {
+            let _ = told.send(thread_priority::thread_schedule_policy());
+        });
+        let policy = policy
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a policy")
+            .expect("read");
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            policy,
+            thread_priority::ThreadSchedulePolicy::Normal(
+                thread_priority::NormalThreadSchedulePolicy::Idle
+            )
+        );
+        let _ = policy;
+    }
+}
