@@ -226,7 +226,9 @@ impl Background {
     /// be.
     pub(super) fn handle(&self) -> Option<Handle> {
         let runtime = self.runtime.get_or_init(|| {
-            let threads = std::thread::available_parallelism().map_or(1, usize::from);
+            // Half the processors at most: even when nothing else wants
+            // them, streams leave the others free for what comes.
+            let threads = std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1));
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(threads)
                 .max_blocking_threads(LIVE_READERS_MAX)
