@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use super::error::ApiError;
-use super::pump::{Background, Items, Pump, gather};
+use super::pump::{Background, Items, LIVE_CHUNK_BYTES, Pump, gather};
 use crate::actors::Database;
 use crate::event::Event;
 
@@ -134,7 +134,9 @@ impl Recent {
         }
     }
 
-    /// What a stream that sent every event up to `after_lc` does next.
+    /// What a stream that sent every event up to `after_lc` does next: at
+    /// most `LIVE_CHUNK_BYTES` of messages at a time (and the first chunk
+    /// after it whole), so that a stream holds no more than a chunk or two.
     fn next(&self, after_lc: u64) -> Next {
         if self.ended || after_lc < self.floor {
             return Next::OnItsOwn;
@@ -142,16 +144,24 @@ impl Recent {
         if after_lc >= self.lc {
             return Next::Wait;
         }
+        let first = self
+            .chunks
+            .partition_point(|chunk| chunk.last_lc() <= after_lc);
         let mut send = Vec::new();
-        for chunk in &self.chunks {
-            if chunk.last_lc() <= after_lc {
-                continue;
+        let mut bytes = 0;
+        let mut lc = after_lc;
+        for chunk in self.chunks.range(first..) {
+            if bytes >= LIVE_CHUNK_BYTES {
+                break;
             }
-            let first = chunk.messages.partition_point(|(lc, _)| *lc <= after_lc);
-            let start = chunk.messages.get(first).map_or(0, |(_, start)| *start);
-            send.push(chunk.bytes.slice(start..));
+            let from = chunk.messages.partition_point(|(lc, _)| *lc <= after_lc);
+            let start = chunk.messages.get(from).map_or(0, |(_, start)| *start);
+            let message = chunk.bytes.slice(start..);
+            bytes += message.len();
+            send.push(message);
+            lc = chunk.last_lc();
         }
-        Next::Send(send, self.lc)
+        Next::Send(send, lc)
     }
 }
 
@@ -314,6 +324,26 @@ mod tests {
         recent.push(chunk(&[7, 8, 9, 10, 11]), 9);
         assert_eq!(recent.floor, 6);
         assert_eq!(sent(recent.next(6)), ("7;8;9;10;11;".to_owned(), 11));
+    }
+
+    #[test]
+    fn a_stream_behind_gets_a_chunk_at_a_time() {
+        let mut recent = Recent::at(0);
+        let big = |lc: u64| Chunk {
+            bytes: Bytes::from(vec![b'x'; LIVE_CHUNK_BYTES / 2]),
+            messages: vec![(lc, 0)],
+        };
+        for lc in 1..=5 {
+            recent.push(big(lc), usize::MAX);
+        }
+        let Next::Send(messages, lc) = recent.next(0) else {
+            panic!("messages to send");
+        };
+        assert_eq!((messages.len(), lc), (2, 2));
+        let Next::Send(messages, lc) = recent.next(4) else {
+            panic!("messages to send");
+        };
+        assert_eq!((messages.len(), lc), (1, 5));
     }
 
     #[test]

@@ -302,3 +302,23 @@ async fn streams_that_start_behind_or_fall_behind_the_shared_tail_see_every_even
     read_in_order(&mut head, last - 9, last).await;
     read_in_order(&mut behind, last - 9, last).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_feed_at_the_head_ends_when_the_node_shuts_down() {
+    let api = Api::new().await;
+    api.create("live").await;
+    write(&api, 2).await;
+    // From the head: what comes next, the database's shared tail sends.
+    let mut body: Messages = api
+        .open(live("/db/live/e?feed=live&lc=2", None))
+        .await
+        .into_body()
+        .into();
+    write(&api, 2).await;
+    for lc in 3..=4 {
+        let message = next_message(&mut body).await.expect("a message");
+        assert_eq!(event_of(&message).0, lc);
+    }
+    api.node.shutdown().await.expect("shutdown");
+    assert_eq!(next_message(&mut body).await, None, "the stream ends");
+}

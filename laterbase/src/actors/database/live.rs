@@ -69,8 +69,13 @@ impl Subscription {
             // Nothing durable past where it stands: no read to make. A
             // commit publishes its clock before it wakes the subscribers.
             if self.database.lc() <= self.after_lc {
-                let woke = self.commits.changed().await.is_ok();
-                if !woke || self.database.shared.store().is_err() {
+                // A subscription made after the node shut down has seen
+                // its last wakeup already.
+                let closed = self.database.shared.store().is_err();
+                if closed
+                    || self.commits.changed().await.is_err()
+                    || self.database.shared.store().is_err()
+                {
                     self.ended = true;
                     return Some(Err(Error::Unavailable("the database is closed")));
                 }
