@@ -175,18 +175,18 @@ async fn tail(database: Database, start: u64, write: Write, recent: watch::Sende
             first = events.next() => first,
             () = recent.closed() => return,
         };
-        let mut chunk = Chunk {
-            bytes: Bytes::new(),
-            messages: Vec::new(),
-        };
+        let mut messages = Vec::new();
         let mut out = BytesMut::new();
         let finished = gather(&mut events, first, &mut out, |event, out| {
             let message = write(event)?;
-            chunk.messages.push((event.lc, out.len()));
+            messages.push((event.lc, out.len()));
             out.extend_from_slice(&message);
             Ok(())
         });
-        chunk.bytes = out.freeze();
+        let chunk = Chunk {
+            bytes: out.freeze(),
+            messages,
+        };
         recent.send_modify(|recent| {
             if !chunk.messages.is_empty() {
                 recent.push(chunk, LIVE_RECENT_BYTES);

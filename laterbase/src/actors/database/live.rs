@@ -69,13 +69,10 @@ impl Subscription {
             // Nothing durable past where it stands: no read to make. A
             // commit publishes its clock before it wakes the subscribers.
             if self.database.lc() <= self.after_lc {
-                // A subscription made after the node shut down has seen
-                // its last wakeup already.
-                let closed = self.database.shared.store().is_err();
-                if closed
-                    || self.commits.changed().await.is_err()
-                    || self.database.shared.store().is_err()
-                {
+                // Checked before the wait, which the loop comes back to
+                // after each wakeup: a subscription made after the node
+                // shut down has seen its last wakeup already.
+                if self.database.shared.store().is_err() || self.commits.changed().await.is_err() {
                     self.ended = true;
                     return Some(Err(Error::Unavailable("the database is closed")));
                 }
