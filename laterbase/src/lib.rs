@@ -101,7 +101,7 @@ pub use error::{EngineWrite, Error, Poison, Result, StorageError};
 pub use event::{ChangesPage, Event, EventId, KeysPage, NewEvent, RangePage, Receipt, Timestamp};
 pub use laterbase_macros::view;
 #[cfg(feature = "server")]
-pub use replication::{PeerStatus, Replication, ReplicationConfig};
+pub use replication::{Peer, PeerStatus, Replication, ReplicationConfig};
 pub use storage::memory::MemoryStorage;
 pub use storage::{Conflict, ConflictsPage};
 pub use views::{FoldError, Key, KeyKind, LiveRow, Row, View, ViewStatus};

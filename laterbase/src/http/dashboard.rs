@@ -45,11 +45,6 @@ const STYLE_ASSET: Asset = Asset {
     bytes: include_bytes!("ui/app.css"),
 };
 
-/// Whether `path` is one of the dashboard's files, which go without a token.
-pub(super) fn is_asset(path: &str) -> bool {
-    [PAGE, SCRIPT, STYLE].contains(&path)
-}
-
 /// `GET /ui`.
 pub(super) async fn page(headers: HeaderMap) -> Response {
     serve(&PAGE_ASSET, &headers)

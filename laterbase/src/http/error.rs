@@ -40,6 +40,12 @@ impl ApiError {
         )
     }
 
+    /// 403: a known token without the scope or the database the route
+    /// needs.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
     /// 400: malformed JSON.
     pub fn invalid_json(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)

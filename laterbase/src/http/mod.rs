@@ -13,6 +13,7 @@
 //! request -> metrics -> timeout -> auth -> live count -> held -> route -> handler -> Node / Database
 //! ```
 
+mod access;
 mod backup;
 pub mod binary;
 mod connection;
@@ -30,6 +31,7 @@ mod status;
 mod stream;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::rejection::PathRejection;
@@ -41,8 +43,8 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
+pub use access::{Access, Caller, Grant, Need, Scope, glob_matches};
 pub use backup::{BackupDir, BackupRefusal};
 pub use connection::{ConnectionSlot, Remote, StreamedConnection};
 pub use error::ApiError;
@@ -54,38 +56,130 @@ use names::{database_name, undecodable_name};
 
 /// The router of the whole API over `state`.
 pub fn router(state: HttpState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/peers", get(peers))
-        .route("/status", get(status::status))
-        .route(dashboard::PAGE, get(dashboard::page))
-        .route(dashboard::SCRIPT, get(dashboard::script))
-        .route(dashboard::STYLE, get(dashboard::style))
-        .route("/db", get(list_databases))
-        .route(
-            "/db/{db}",
-            get(database_info)
-                .put(create_database)
-                .post(create_database),
-        )
-        .route("/db/{db}/e", get(events::read).post(events::write))
-        .route("/db/{db}/conflicts", get(conflicts))
-        .route("/db/{db}/views", get(view_statuses))
-        .route("/admin/backup", axum::routing::post(backup))
-        .route("/sync/{db}/offer", axum::routing::post(sync_offer))
-        .route("/sync/{db}/fill", axum::routing::post(sync_fill))
-        .route(crate::replication::watch::WATCH_PATH, get(sync_watch))
-        .route("/{db}/{view}", get(view))
+    let Routes { router, rules } = routes();
+    let rules = Arc::new(rules);
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), hold_answers))
-        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .layer(middleware::from_fn_with_state(
+            (state.clone(), rules),
+            authorize,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), time_out))
         .layer(middleware::from_fn(measure))
         .layer(middleware::from_fn(connection::streams_leave_the_bound))
         .layer(middleware::from_fn_with_state(state.clone(), name_node))
         .with_state(state)
+}
+
+/// Every route the router serves, each method with what it needs of its
+/// caller: the table [`router`] is built from, so that no route escapes it.
+pub fn route_rules() -> Vec<RouteRule> {
+    routes().rules
+}
+
+/// One method of one route, and what it needs of its caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteRule {
+    /// The route, as the router matches it (`/db/{db}/e`).
+    pub path: &'static str,
+    /// The method.
+    pub method: Method,
+    /// What the caller's token needs.
+    pub need: Need,
+}
+
+/// The router as it is built, and the rule of each method of each route.
+struct Routes {
+    router: Router<HttpState>,
+    rules: Vec<RouteRule>,
+}
+
+impl Routes {
+    /// Serves `path` with `service`, whose methods need what `needs` says.
+    fn route(
+        mut self,
+        path: &'static str,
+        needs: &[(Method, Need)],
+        service: axum::routing::MethodRouter<HttpState>,
+    ) -> Routes {
+        self.router = self.router.route(path, service);
+        for (method, need) in needs {
+            self.rules.push(RouteRule {
+                path,
+                method: method.clone(),
+                need: *need,
+            });
+        }
+        self
+    }
+}
+
+fn routes() -> Routes {
+    use Method as M;
+    use Need::{Admin, Nothing, On, SyncAny, Token};
+    use Scope::{Read, Sync, Write};
+    let routes = Routes {
+        router: Router::new(),
+        rules: Vec::new(),
+    };
+    routes
+        .route("/healthz", &[(M::GET, Nothing)], get(healthz))
+        .route("/metrics", &[(M::GET, Admin)], get(metrics))
+        .route("/peers", &[(M::GET, Admin)], get(peers))
+        .route("/status", &[(M::GET, Admin)], get(status::status))
+        .route(dashboard::PAGE, &[(M::GET, Nothing)], get(dashboard::page))
+        .route(
+            dashboard::SCRIPT,
+            &[(M::GET, Nothing)],
+            get(dashboard::script),
+        )
+        .route(
+            dashboard::STYLE,
+            &[(M::GET, Nothing)],
+            get(dashboard::style),
+        )
+        .route("/db", &[(M::GET, Token)], get(list_databases))
+        .route(
+            "/db/{db}",
+            &[
+                (M::GET, On(Read)),
+                (M::PUT, On(Write)),
+                (M::POST, On(Write)),
+            ],
+            get(database_info)
+                .put(create_database)
+                .post(create_database),
+        )
+        .route(
+            "/db/{db}/e",
+            &[(M::GET, On(Read)), (M::POST, On(Write))],
+            get(events::read).post(events::write),
+        )
+        .route("/db/{db}/conflicts", &[(M::GET, On(Read))], get(conflicts))
+        .route("/db/{db}/views", &[(M::GET, On(Read))], get(view_statuses))
+        .route(
+            "/admin/backup",
+            &[(M::POST, Admin)],
+            axum::routing::post(backup),
+        )
+        .route(
+            "/sync/{db}/offer",
+            &[(M::POST, On(Sync))],
+            axum::routing::post(sync_offer),
+        )
+        .route(
+            "/sync/{db}/fill",
+            &[(M::POST, On(Sync))],
+            axum::routing::post(sync_fill),
+        )
+        .route(
+            crate::replication::watch::WATCH_PATH,
+            &[(M::GET, SyncAny)],
+            get(sync_watch),
+        )
+        .route("/{db}/{view}", &[(M::GET, On(Read))], get(view))
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -146,8 +240,14 @@ async fn peers(State(state): State<HttpState>) -> Result<Json<serde_json::Value>
     Ok(Json(answer))
 }
 
-async fn list_databases(State(state): State<HttpState>) -> Json<serde_json::Value> {
-    Json(json!({"databases": state.node().databases()}))
+/// `GET /db`: the databases the caller may read or sync.
+async fn list_databases(
+    State(state): State<HttpState>,
+    Extension(caller): Extension<Caller>,
+) -> Json<serde_json::Value> {
+    let mut databases = state.node().databases();
+    databases.retain(|name| caller.allows(Scope::Read, name) || caller.allows(Scope::Sync, name));
+    Json(json!({ "databases": databases }))
 }
 
 async fn create_database(
@@ -450,14 +550,23 @@ async fn sync_fill(
 async fn sync_watch(
     State(state): State<HttpState>,
     remote: Option<Extension<Remote>>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let peer = peer_node(&headers)?;
     let permit = state.live().watch_permit()?;
     let address = remote.map(|Extension(Remote(address))| address);
     let watching = state.callers().watching(peer, address);
+    // The peer hears only of the databases its token may sync.
+    let caller = caller.map(|Extension(caller)| caller);
+    let shown = move |name: &str| {
+        caller
+            .as_ref()
+            .is_none_or(|caller| caller.allows(Scope::Sync, name))
+    };
     let messages = crate::replication::watch::messages(
         state.node().clone(),
+        shown,
         std::time::Duration::from_millis(crate::limits::SYNC_WATCH_HEARTBEAT_MS),
         state.live().ending(),
     );
@@ -513,28 +622,86 @@ async fn hold_answers(State(state): State<HttpState>, request: Request, next: Ne
     state.answers().hold_built(response).await
 }
 
-/// Checks the bearer token in constant time; `/healthz` and the dashboard's
-/// page and assets (each path exactly, no other below `/ui`) stay open:
-/// they hold no data, and the page asks for the token to read `/status`.
-async fn authorize(State(state): State<HttpState>, request: Request, next: Next) -> Response {
-    let Some(token) = state.required_token() else {
-        return next.run(request).await;
+/// Holds every request to its route's rule (`access`), before anything
+/// else reads it: `401` without a token the node knows, `403` with one that
+/// lacks the scope or the database. What the route needs is the router's
+/// table's: a path the router matches that the table does not name is
+/// refused to every token, so that a route added outside the table is
+/// closed, not open. The caller goes on to the handler as an extension.
+async fn authorize(
+    State((state, rules)): State<(HttpState, Arc<Vec<RouteRule>>)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let need = match request.extensions().get::<MatchedPath>() {
+        // The fallback: a known token learns the path is not found.
+        None => Need::Token,
+        Some(matched) => {
+            let method = if request.method() == Method::HEAD {
+                Method::GET
+            } else {
+                request.method().clone()
+            };
+            let of_path: Vec<&RouteRule> = rules
+                .iter()
+                .filter(|rule| rule.path == matched.as_str())
+                .collect();
+            if of_path.is_empty() {
+                return ApiError::forbidden(format!(
+                    "the route {} has no access rule",
+                    matched.as_str()
+                ))
+                .into_response();
+            }
+            match of_path.iter().find(|rule| rule.method == method) {
+                Some(rule) => rule.need,
+                // Another method of a path open to all (the dashboard's):
+                // anyone learns it is not allowed; of another path, a
+                // known token does.
+                None if of_path.iter().all(|rule| rule.need == Need::Nothing) => Need::Nothing,
+                None => Need::Token,
+            }
+        }
     };
-    let path = request.uri().path();
-    if path == "/healthz" || dashboard::is_asset(path) || bearer_matches(request.headers(), token) {
+    if need == Need::Nothing {
         return next.run(request).await;
     }
-    ApiError::unauthorized().into_response()
-}
-
-fn bearer_matches(headers: &HeaderMap, token: &[u8]) -> bool {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return false;
+    let caller = match state.tokens().caller(request.headers()) {
+        Ok(caller) => caller,
+        Err(error) => return error.into_response(),
     };
-    let Some(given) = value.as_bytes().strip_prefix(b"Bearer ") else {
-        return false;
+    let (mut parts, body) = request.into_parts();
+    let name = match need {
+        Need::On(_) => Some(
+            <axum::extract::RawPathParams as axum::extract::FromRequestParts<()>>::from_request_parts(&mut parts, &())
+                .await
+                .ok()
+                .and_then(|params| {
+                    params
+                        .iter()
+                        .find(|(key, _)| *key == "db")
+                        .map(|(_, value)| value.to_owned())
+                })
+                // A name that does not decode matches only `*`: the route
+                // then says what is wrong with it.
+                .unwrap_or_default(),
+        ),
+        _ => None,
     };
-    given.ct_eq(token).into()
+    if let Err(error) = need.check(&caller, name.as_deref()) {
+        return error.into_response();
+    }
+    if parts.uri.path().starts_with("/sync/") {
+        let claimed = parts
+            .headers
+            .get(NODE_HEADER)
+            .and_then(|value| value.to_str().ok());
+        if let Err(error) = access::check_node(&caller, claimed) {
+            return error.into_response();
+        }
+    }
+    parts.extensions.insert(caller);
+    next.run(Request::from_parts(parts, body)).await
 }
 
 /// Answers 503 when a request takes longer than the request timeout.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use super::access::{Access, Grant};
 use super::backup::BackupDir;
 use super::held::AnswerRoom;
 use super::live::LiveStreams;
@@ -23,8 +24,8 @@ pub struct HttpState {
 
 struct Inner {
     node: Node,
-    /// The access token; `None` leaves every route open.
-    token: Option<Vec<u8>>,
+    /// The tokens the node knows; none leaves every route open.
+    access: Access,
     /// Renders `/metrics`; `None` answers an empty exposition.
     metrics: Option<PrometheusHandle>,
     request_timeout: Duration,
@@ -47,7 +48,7 @@ impl HttpState {
     pub fn new(node: Node) -> HttpState {
         HttpState {
             inner: Arc::new(Inner {
-                token: None,
+                access: Access::open(),
                 metrics: None,
                 request_timeout: Duration::from_millis(REQUEST_TIMEOUT_MS_DEFAULT),
                 backup_dir: None,
@@ -64,7 +65,7 @@ impl HttpState {
     fn with(self, change: impl FnOnce(&mut Inner)) -> HttpState {
         let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
             node: shared.node.clone(),
-            token: shared.token.clone(),
+            access: shared.access.clone(),
             metrics: shared.metrics.clone(),
             request_timeout: shared.request_timeout,
             backup_dir: shared.backup_dir.clone(),
@@ -80,9 +81,21 @@ impl HttpState {
         }
     }
 
-    /// Requires `Authorization: Bearer <token>` on every route but `/healthz`.
+    /// Requires `Authorization: Bearer <token>` on every route but
+    /// `/healthz` and the dashboard's page: one token with every scope on
+    /// every database (`None`: open to all).
     pub fn token(self, token: Option<String>) -> HttpState {
-        self.with(|inner| inner.token = token.map(String::into_bytes))
+        let access = match token {
+            Some(token) => Access::grants(vec![Grant::everything(&token)]),
+            None => Access::open(),
+        };
+        self.access(access)
+    }
+
+    /// Holds every request to `access`: the tokens the node knows, each
+    /// with its scopes (`docs/http.md`, "Access").
+    pub fn access(self, access: Access) -> HttpState {
+        self.with(|inner| inner.access = access)
     }
 
     /// Renders `/metrics` from this recorder's handle.
@@ -162,8 +175,8 @@ impl HttpState {
         self.inner.metrics.as_ref()
     }
 
-    pub(super) fn required_token(&self) -> Option<&[u8]> {
-        self.inner.token.as_deref()
+    pub(super) fn tokens(&self) -> &Access {
+        &self.inner.access
     }
 
     pub(super) fn timeout(&self) -> Duration {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::driver::Flow;
 use super::transport::PeerConnector;
 use crate::actors::Node;
 use crate::clock::{Clock, Random};
@@ -18,11 +19,11 @@ use crate::limits::{
 /// How a node replicates: its peers, the interval, and the shared token.
 #[derive(Clone, Debug)]
 pub struct ReplicationConfig {
-    /// The peers' base URLs.
-    pub peers: Vec<String>,
+    /// The peers, each with the databases and the direction synced with it.
+    pub peers: Vec<Peer>,
     /// The time between passes when nothing is written.
     pub interval: Duration,
-    /// The access token peers require, if any.
+    /// The token presented to every peer that names none of its own.
     pub token: Option<String>,
     /// How connections to peers are made: TCP, or a simulated network.
     pub connector: PeerConnector,
@@ -36,12 +37,13 @@ pub struct ReplicationConfig {
 }
 
 impl ReplicationConfig {
-    /// Replication with `peers` over TCP, every
+    /// Replication with the peers at the base URLs `peers`, every database
+    /// both ways, over TCP, every
     /// [`SYNC_INTERVAL_MS_DEFAULT`](SYNC_INTERVAL_MS_DEFAULT)
     /// and soon after each write, without a token.
     pub fn new(peers: Vec<String>) -> ReplicationConfig {
         ReplicationConfig {
-            peers,
+            peers: peers.into_iter().map(Peer::new).collect(),
             interval: Duration::from_millis(SYNC_INTERVAL_MS_DEFAULT),
             token: None,
             connector: PeerConnector::tcp(),
@@ -49,6 +51,53 @@ impl ReplicationConfig {
             request_timeout: Duration::from_millis(SYNC_REQUEST_TIMEOUT_MS),
             safety_net: Duration::from_millis(SYNC_SAFETY_NET_MS_DEFAULT),
         }
+    }
+}
+
+/// A peer this node dials, and what it syncs with it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Its base URL (`http://` or `https://`).
+    pub url: String,
+    /// The databases synced with it: names, or globs where `*` stands for
+    /// any run of characters. Outside them, this node neither sends nor
+    /// takes anything, nor creates a database on either side.
+    pub databases: Vec<String>,
+    /// The token presented to it; `None`: the configuration's shared
+    /// [`token`](ReplicationConfig::token), if any.
+    pub token: Option<String>,
+    /// Which way events go.
+    pub flow: Flow,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token itself.
+        f.debug_struct("Peer")
+            .field("url", &self.url)
+            .field("databases", &self.databases)
+            .field("token", &self.token.as_ref().map(|_| "…"))
+            .field("flow", &self.flow)
+            .finish()
+    }
+}
+
+impl Peer {
+    /// The peer at `url`: every database, both ways, the shared token.
+    pub fn new(url: impl Into<String>) -> Peer {
+        Peer {
+            url: url.into(),
+            databases: vec!["*".to_owned()],
+            token: None,
+            flow: Flow::Both,
+        }
+    }
+
+    /// Whether the database `name` is synced with this peer.
+    pub fn syncs(&self, name: &str) -> bool {
+        self.databases
+            .iter()
+            .any(|glob| crate::http::glob_matches(glob, name))
     }
 }
 

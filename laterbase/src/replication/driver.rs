@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::event::EventId;
 use crate::limits::SYNC_ANSWER_BYTES_MAX;
 use crate::sync::fit::{BOUNDS, deliver_within, fill_within, peer_body_bytes_max};
-use crate::sync::protocol::{self, Entries, LeftOut, Origin, StepError, StepResult};
+use crate::sync::protocol::{self, Cursor, Entries, LeftOut, Origin, StepError, StepResult};
 use crate::sync::recall::PeerRecall;
 use crate::sync::wire::{self, FillRequest};
 
@@ -65,13 +65,67 @@ pub struct RoundReport {
     pub unsent_last: Option<LeftOut>,
 }
 
+/// Which way events go between this node and a peer it syncs with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flow {
+    /// Both ways.
+    #[default]
+    Both,
+    /// From this node to the peer only: nothing of the peer's is taken.
+    Push,
+    /// From the peer to this node only: nothing of this node's is sent.
+    Pull,
+}
+
+impl Flow {
+    /// Whether this node sends its events to the peer.
+    pub fn sends(self) -> bool {
+        self != Flow::Pull
+    }
+
+    /// Whether this node takes the peer's events.
+    pub fn takes(self) -> bool {
+        self != Flow::Push
+    }
+
+    /// `both`, `push` or `pull`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flow::Both => "both",
+            Flow::Push => "push",
+            Flow::Pull => "pull",
+        }
+    }
+}
+
 /// One round with `peer` for `database`, as the initiator, in wire
-/// `version` (the peer's, if older than this node's).
+/// `version` (the peer's, if older than this node's), both ways.
 pub async fn round(
     database: &Database,
     peer: EventId,
     transport: &dyn Transport,
     version: u8,
+) -> Result<RoundReport> {
+    round_one_way(database, peer, transport, version, Flow::Both, &mut None).await
+}
+
+/// [`round`], with events going only the ways `flow` lets them.
+///
+/// Nothing in the messages says which way a round goes, so that a peer of
+/// any release answers it: a round that only pulls pushes an empty page and
+/// sends no list of losers; a round that only pushes takes nothing of the
+/// reply (no event, no list, no cursor), and asks for the peer's log from
+/// `skip`, where the last reply said the peer's head stood (kept by the
+/// caller, in memory only: the cursor this node stores into the peer stays
+/// where its pulls left it).
+pub async fn round_one_way(
+    database: &Database,
+    peer: EventId,
+    transport: &dyn Transport,
+    version: u8,
+    flow: Flow,
+    skip: &mut Option<Cursor>,
 ) -> Result<RoundReport> {
     let name = database.name().to_owned();
     let current = version >= wire::VERSION;
@@ -79,13 +133,21 @@ pub async fn round(
     let log = database.sync_log()?;
     let recall = database.recall(peer);
     let may_block = database.shared.may_block;
+    let pull_from = if flow.takes() {
+        link.into_peer
+    } else {
+        skip.or(link.into_peer)
+    };
+    let bulk = link.bulk && flow.takes();
     let (offer, initiator) = run_storage(may_block, move || {
+        let mut view = recall.view(current);
+        view.push &= flow.sends();
         Ok(protocol::offer(
             &log,
-            link.into_peer,
+            pull_from,
             link.peer_into_local,
-            link.bulk,
-            recall.view(current),
+            bulk,
+            view,
             BOUNDS,
         )?)
     })
@@ -104,11 +166,20 @@ pub async fn round(
     let answer = send(transport, format!("/sync/{name}/offer"), body).await?;
     report.bytes_in += answer.len() as u64;
     let reply = wire::decode_reply(&answer).map_err(|error| protocol_error(&error))?;
-    let (ids, events) = count(&reply.page.entries);
-    report.ids_in += ids;
-    report.events_in += events;
-    report.more |= reply.page.more;
-    report.remaining = reply.remaining;
+    if flow.takes() {
+        let (ids, events) = count(&reply.page.entries);
+        report.ids_in += ids;
+        report.events_in += events;
+        report.more |= reply.page.more;
+        report.remaining = reply.remaining;
+    } else {
+        // The peer's head, as its reply shows it: the next round asks from
+        // there, for a page of only what is new.
+        *skip = Some(Cursor {
+            lc: reply.page.to.lc.saturating_add(reply.remaining),
+            ..reply.page.to
+        });
+    }
     report.peer_losers_listed = reply.losers_listed;
     let (missing, push_taken, cursor_stored) =
         (reply.missing.clone(), reply.push_taken, reply.cursor_stored);
@@ -136,9 +207,18 @@ pub async fn round(
         ))
     })
     .await?;
-    let (fill, initiator, effects) = checked(database, peer, "reply", filled)?;
+    let (mut fill, initiator, effects) = checked(database, peer, "reply", filled)?;
     if let Some(origin) = origin {
         database.update_recall(peer, |recall| recall.learn(origin));
+    }
+    let effects = flow_effects(flow, effects);
+    if !flow.takes() {
+        fill.want.clear();
+        fill.losers_wanted = None;
+    }
+    if !flow.sends() {
+        fill.events.clear();
+        fill.losers = None;
     }
     database.apply_sync(peer, effects).await?;
     if fill.is_empty() {
@@ -164,8 +244,22 @@ pub async fn round(
         .any(|page| page.more);
     let recall = database.recall(peer);
     let effects = protocol::finish(initiator, &request.fill, deliver, recall.view(current));
-    database.apply_sync(peer, effects).await?;
+    database
+        .apply_sync(peer, flow_effects(flow, effects))
+        .await?;
     Ok(report)
+}
+
+/// What of a step's `effects` a round that goes `flow` keeps: one that
+/// only pushes keeps only where the peer's cursor into this node stands.
+fn flow_effects(flow: Flow, effects: protocol::Effects) -> protocol::Effects {
+    if flow.takes() {
+        return effects;
+    }
+    protocol::Effects {
+        peer_cursor_into_local: effects.peer_cursor_into_local,
+        ..protocol::Effects::default()
+    }
 }
 
 /// An offer as a responder reads it, decoded and checked before anything is

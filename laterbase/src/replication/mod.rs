@@ -39,6 +39,7 @@ mod worker;
 #[cfg(feature = "server")]
 pub use callers::{Callers, Watching};
 #[cfg(feature = "server")]
-pub use config::{Direction, Lag, PeerState, PeerStatus, ReplicationConfig};
+pub use config::{Direction, Lag, Peer, PeerState, PeerStatus, ReplicationConfig};
+pub use driver::Flow;
 #[cfg(feature = "server")]
 pub use supervisor::Replication;

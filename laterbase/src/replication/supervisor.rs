@@ -40,7 +40,7 @@ impl Node {
             config
                 .peers
                 .iter()
-                .map(|url| PeerStatus::new(Direction::Out, url.clone()))
+                .map(|peer| PeerStatus::new(Direction::Out, peer.url.clone()))
                 .collect(),
         ));
         let shared = Shared {
@@ -109,7 +109,7 @@ impl Actor for ReplicationSupervisor {
         };
         let (_, index) = state.workers.remove(position);
         let (Some(url), Some(restarts)) = (
-            state.args.config.peers.get(index),
+            state.args.config.peers.get(index).map(|peer| &peer.url),
             state.restarts.get_mut(index),
         ) else {
             return Err(format!("a worker of no peer stopped: index {index}").into());

@@ -93,12 +93,14 @@ fn write_notice(out: &mut String, notice: &Notice) {
     }
 }
 
-/// The messages of a watch of `node`: every database, `ready`, then a
+/// The messages of a watch of `node`: every database `shown` lets the
+/// watcher see, `ready`, then a
 /// notice for each database whose standing moved after each commit, and a
 /// heartbeat after `heartbeat` of silence, until `ending` turns true or the
 /// node shuts down. It holds one standing per database.
 pub(crate) fn messages(
     node: Node,
+    shown: impl Fn(&str) -> bool + Send + Sync + 'static,
     heartbeat: Duration,
     ending: watch::Receiver<bool>,
 ) -> impl Stream<Item = Bytes> + Send + 'static {
@@ -108,10 +110,12 @@ pub(crate) fn messages(
         commits: watch::Receiver<u64>,
         ending: watch::Receiver<bool>,
         started: bool,
+        shown: Box<dyn Fn(&str) -> bool + Send + Sync>,
     }
     let commits = node.commits();
     let start = Watch {
         node,
+        shown: Box::new(shown),
         told: BTreeMap::new(),
         commits,
         ending,
@@ -141,8 +145,11 @@ pub(crate) fn messages(
                 return None;
             }
             let mut out = String::new();
-            let told = &mut watch.told;
+            let (told, shown) = (&mut watch.told, &watch.shown);
             watch.node.each_database(|name, database| {
+                if !shown(name) {
+                    return;
+                }
                 let standing = database.standing();
                 if told.get(name) != Some(&standing) {
                     let notice = Notice {

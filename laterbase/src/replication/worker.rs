@@ -20,8 +20,9 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::watch;
 
+use super::config::Peer;
 use super::config::{Lag, Shared};
-use super::driver::{RoundReport, round};
+use super::driver::{RoundReport, round_one_way};
 use super::transport::{HttpTransport, PeerConnector};
 use super::watcher::{Nudge, PeerWatch, WatchView, watch_peer};
 use crate::actors::Database;
@@ -32,6 +33,7 @@ use crate::limits::{
     SYNC_ROUNDS_PER_PASS_MAX, SYNC_V2_BODY_BYTES_MAX, SYNC_V2_PUSH_EVENT_BYTES_MAX,
 };
 use crate::sync::LeftOut;
+use crate::sync::protocol::Cursor;
 use crate::sync::wire;
 
 /// How often a long catch-up logs its progress.
@@ -73,13 +75,18 @@ pub(crate) struct WorkerState {
     version: u8,
     /// The peer's base URL, as configured.
     url: String,
+    /// The peer as configured: the databases synced with it, and which way.
+    configured: Peer,
+    /// Per database, in a round that only pushes, where the peer's head
+    /// stood at its last reply: the next round asks its log from there.
+    skips: std::sync::Mutex<BTreeMap<String, Cursor>>,
     /// The peer as its watch shows it, kept by the watcher task.
     watch: Arc<PeerWatch>,
     watcher: tokio::task::JoinHandle<()>,
     /// Per database, where the peer (as its watch told) and this node stood
-    /// when its last rounds ended clean: until one of them moves, it has
-    /// nothing to sync.
-    synced: BTreeMap<String, (Option<Standing>, Standing)>,
+    /// when its last rounds ended clean, each if events go from it: until
+    /// one of them moves, it has nothing to sync.
+    synced: BTreeMap<String, (Option<Standing>, Option<Standing>)>,
     /// When the next safety-net round is due, and the turn it takes.
     safety_due: tokio::time::Instant,
     safety_turn: usize,
@@ -101,18 +108,19 @@ impl Actor for SyncWorker {
         args: WorkerArgs,
     ) -> Result<WorkerState, ActorProcessingErr> {
         let config = &args.shared.config;
-        let url = config.peers.get(args.index).cloned().ok_or_else(|| {
+        let peer = config.peers.get(args.index).cloned().ok_or_else(|| {
             format!(
                 "no peer {} among the {} configured",
                 args.index,
                 config.peers.len()
             )
         })?;
+        let url = peer.url.clone();
         let transport = HttpTransport::with_connector(
             config.connector.clone(),
             &url,
             args.shared.node.id(),
-            config.token.clone(),
+            peer.token.clone().or_else(|| config.token.clone()),
         )
         .with_timeout(config.request_timeout);
         let tick_pending = Arc::new(AtomicBool::new(false));
@@ -159,6 +167,8 @@ impl Actor for SyncWorker {
             losers_seen: std::sync::Mutex::default(),
             version: wire::VERSION,
             url,
+            configured: peer,
+            skips: std::sync::Mutex::default(),
             watch,
             watcher,
             synced: BTreeMap::new(),
@@ -295,12 +305,16 @@ async fn watched_pass(
     meet(state, peer, view.version)?;
     report.reached = true;
     let mut failure = None;
+    let flow = state.configured.flow;
     for name in view.standings.keys() {
+        if !flow.takes() || !state.configured.syncs(name) {
+            continue;
+        }
         if let Err(error) = state.shared.node.ensure_peer_database(name).await {
             failure.get_or_insert(error);
         }
     }
-    let names = state.shared.node.databases();
+    let names = synced_databases(state, |name| view.standings.contains_key(name));
     let now = tokio::time::Instant::now();
     let safety = if now >= state.safety_due && !names.is_empty() {
         state.safety_due = now + state.shared.config.safety_net;
@@ -310,8 +324,20 @@ async fn watched_pass(
         None
     };
     for name in names {
-        let local = state.shared.node.database(&name)?.standing();
-        let told = view.standings.get(&name).copied();
+        // Only the sides events go from: a peer that takes nothing of this
+        // node is not synced for a write here, nor one that gives nothing
+        // for a write there.
+        let local = flow
+            .sends()
+            .then(|| {
+                state
+                    .shared
+                    .node
+                    .database(&name)
+                    .map(|database| database.standing())
+            })
+            .transpose()?;
+        let told = view.standings.get(&name).copied().filter(|_| flow.takes());
         let current = state.synced.get(&name) == Some(&(told, local));
         if current && safety.as_ref() != Some(&name) {
             continue;
@@ -358,12 +384,18 @@ async fn full_pass(state: &mut WorkerState, report: &mut PassReport) -> Result<(
     // One database that fails does not hold up the others: the pass goes
     // on, and reports the first failure.
     let mut failure = None;
+    let flow = state.configured.flow;
     for name in &listed.databases {
+        if !flow.takes() || !state.configured.syncs(name) {
+            continue;
+        }
         if let Err(error) = state.shared.node.ensure_peer_database(name).await {
             failure.get_or_insert(error);
         }
     }
-    for name in state.shared.node.databases() {
+    for name in synced_databases(state, |name| {
+        listed.databases.iter().any(|listed| listed == name)
+    }) {
         match sync_database(state, peer, &name, report).await {
             Ok(lag) => {
                 state.lags.insert(name, lag);
@@ -380,6 +412,16 @@ async fn full_pass(state: &mut WorkerState, report: &mut PassReport) -> Result<(
     }
 }
 
+/// The databases of this node synced with the peer: those its table
+/// names, and of them, when nothing of this node is sent, only those the
+/// peer holds (`held_there`): an offer would create the others there.
+fn synced_databases(state: &WorkerState, held_there: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut names = state.shared.node.databases();
+    let configured = &state.configured;
+    names.retain(|name| configured.syncs(name) && (configured.flow.sends() || held_there(name)));
+    names
+}
+
 /// Rounds for one database until neither side has more, within the bound;
 /// how far apart they left the two nodes.
 async fn sync_database(
@@ -394,8 +436,24 @@ async fn sync_database(
     let mut received = 0_u64;
     let mut logged = started;
     let mut version = state.version;
+    let flow = state.configured.flow;
+    let mut skip = state
+        .skips
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(name)
+        .copied();
     loop {
-        let done = match round(&database, peer, &state.transport, version).await {
+        let rounded =
+            round_one_way(&database, peer, &state.transport, version, flow, &mut skip).await;
+        if let Some(skip) = skip {
+            state
+                .skips
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(name.to_owned(), skip);
+        }
+        let done = match rounded {
             // A peer that refuses this version for one it names (a node
             // downgraded since the pass began, say): speak that one.
             Err(Error::Sync(text))
@@ -436,7 +494,7 @@ async fn sync_database(
         report.totals.bytes_in += done.bytes_in;
         report.totals.bytes_out += done.bytes_out;
         if !done.more || rounds >= SYNC_ROUNDS_PER_PASS_MAX {
-            if version < wire::VERSION {
+            if version < wire::VERSION && flow.takes() {
                 pull_conflicts(state, &database, done.peer_losers_listed).await;
             }
             // What the peer has pulled of this node's log, as it last said.
@@ -446,8 +504,12 @@ async fn sync_database(
                 .peer_into_local
                 .map_or(0, |cursor| cursor.lc);
             return Ok(Lag {
-                to_pull: done.remaining,
-                to_push: database.lc().saturating_sub(pulled),
+                to_pull: if flow.takes() { done.remaining } else { 0 },
+                to_push: if flow.sends() {
+                    database.lc().saturating_sub(pulled)
+                } else {
+                    0
+                },
             });
         }
     }
