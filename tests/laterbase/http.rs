@@ -15,6 +15,7 @@ use laterbase::{Config, Node};
 use serde_json::Value;
 use tower::ServiceExt;
 
+mod access;
 mod checks;
 mod databases;
 mod encodings;
