@@ -8,6 +8,7 @@ mod crash;
 
 mod durability;
 mod errors;
+mod fleet;
 mod full_disk;
 mod http;
 mod imports;

@@ -1,6 +1,8 @@
 //! Sync messages over HTTP, with hyper's client. The connector is a type
 //! parameter, so that a simulation can carry the connections itself.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -84,17 +86,64 @@ impl PeerConnector {
         PeerConnector(std::sync::Arc::new(connect))
     }
 
-    /// TCP connections, with `TCP_NODELAY`.
+    /// Plain TCP connections, with `TCP_NODELAY`: an `https://` peer is
+    /// refused (see [`PeerConnector::tls`]), never spoken to in plain HTTP.
     pub fn tcp() -> PeerConnector {
+        PeerConnector::over_tcp(None)
+    }
+
+    /// TCP connections, TLS to an `https://` peer, whose certificate is
+    /// verified against the system's roots plus the PEM certificates in
+    /// `extra_ca` (a fleet's own CA), if given.
+    pub fn tls(extra_ca: Option<&std::path::Path>) -> Result<PeerConnector, String> {
+        Ok(PeerConnector::tls_with(client_config(extra_ca)?))
+    }
+
+    /// TCP connections, TLS with `config` to an `https://` peer.
+    pub fn tls_with(config: Arc<rustls::ClientConfig>) -> PeerConnector {
+        PeerConnector::over_tcp(Some(tokio_rustls::TlsConnector::from(config)))
+    }
+
+    fn over_tcp(tls: Option<tokio_rustls::TlsConnector>) -> PeerConnector {
         let mut tcp = HttpConnector::new();
         tcp.set_nodelay(true);
+        // The scheme is this connector's to check: `https` takes TLS.
+        tcp.enforce_http(false);
         PeerConnector::new(move |uri| {
             let mut tcp = tcp.clone();
+            let tls = tls.clone();
             Box::pin(async move {
+                let secure = match uri.scheme_str() {
+                    Some("http") => false,
+                    Some("https") => true,
+                    other => {
+                        return Err(std::io::Error::other(format!(
+                            "a peer's URL is http:// or https://, not {}",
+                            other.unwrap_or("without a scheme")
+                        )));
+                    }
+                };
+                let host = uri.host().unwrap_or_default().to_owned();
                 let io = tower::Service::call(&mut tcp, uri)
                     .await
                     .map_err(std::io::Error::other)?;
-                Ok(BoxedIo::new(io))
+                if !secure {
+                    return Ok(BoxedIo::new(io));
+                }
+                let Some(tls) = tls else {
+                    return Err(std::io::Error::other(
+                        "this node has no TLS configured for https:// peers",
+                    ));
+                };
+                // `[::1]` names the address `::1`.
+                let name = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(name.to_owned())
+                    .map_err(|error| std::io::Error::other(format!("{host}: {error}")))?;
+                let stream = tls
+                    .connect(name, io.into_inner())
+                    .await
+                    .map_err(|error| std::io::Error::other(format!("TLS with {host}: {error}")))?;
+                Ok(BoxedIo::new(hyper_util::rt::TokioIo::new(stream)))
             })
         })
     }
@@ -121,6 +170,55 @@ impl tower::Service<hyper::Uri> for PeerConnector {
     fn call(&mut self, uri: hyper::Uri) -> Connecting {
         (self.0)(uri)
     }
+}
+
+/// The configuration of a TLS client that verifies peers against the
+/// system's roots plus the PEM certificates in `extra_ca`, if given.
+pub fn client_config(
+    extra_ca: Option<&std::path::Path>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let system = rustls_native_certs::load_native_certs();
+    for error in &system.errors {
+        tracing::debug!(%error, "a system root certificate could not be read");
+    }
+    let (_, ignored) = roots.add_parsable_certificates(system.certs);
+    if ignored > 0 {
+        tracing::debug!(
+            ignored,
+            "system root certificates that do not parse were left out"
+        );
+    }
+    if let Some(path) = extra_ca {
+        let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|error| format!("cannot read the CA {}: {error}", path.display()))?
+            .collect::<Result<_, _>>()
+            .map_err(|error| format!("the CA {} is not PEM: {error}", path.display()))?;
+        if certificates.is_empty() {
+            return Err(format!(
+                "the CA file {} holds no certificate",
+                path.display()
+            ));
+        }
+        for certificate in certificates {
+            roots.add(certificate).map_err(|error| {
+                format!(
+                    "the CA {} is not a usable certificate: {error}",
+                    path.display()
+                )
+            })?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|error| format!("cannot configure TLS: {error}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// What a peer answered.
@@ -228,7 +326,11 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpTransport<C> {
         let response = tokio::time::timeout(self.timeout, self.client.request(request))
             .await
             .map_err(|_| TransportError(format!("{uri}: no answer within {timeout_ms} ms")))?
-            .map_err(|error| TransportError(format!("{uri}: {error}")))?;
+            // The client's error says only "connect": its sources say why
+            // (refused, a certificate that does not verify).
+            .map_err(|error| {
+                TransportError(format!("{uri}: {}", crate::error::ErrorChain(&error)))
+            })?;
         let header = |name: &str| {
             response
                 .headers()

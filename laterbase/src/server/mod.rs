@@ -29,6 +29,7 @@ pub use self::tcp::TcpConnection;
 use crate::http::{ConnectionSlot, Remote, StreamedConnection};
 
 mod tcp;
+pub mod tls;
 use crate::limits::{
     ANSWER_WRITE_TIMEOUT_MS_DEFAULT, CONNECTIONS_MAX, DRAIN_TIMEOUT_MS, HEADER_BYTES_MAX,
     HEADER_READ_TIMEOUT_MS,
