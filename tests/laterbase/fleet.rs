@@ -280,6 +280,115 @@ async fn a_peer_table_limits_the_databases_and_the_direction_synced() {
     }
 }
 
+/// A TCP connection that counts the bytes it reads.
+struct Counted {
+    stream: tokio::net::TcpStream,
+    read: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.stream).poll_read(cx, buf);
+        let read = (buf.filled().len() - before) as u64;
+        self.read
+            .fetch_add(read, std::sync::atomic::Ordering::Relaxed);
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Plain TCP connections that add what they read to `read`.
+fn counting(read: Arc<std::sync::atomic::AtomicU64>) -> PeerConnector {
+    PeerConnector::new(move |uri| {
+        let read = read.clone();
+        Box::pin(async move {
+            let address = format!(
+                "{}:{}",
+                uri.host().unwrap_or_default(),
+                uri.port_u16().unwrap_or(80)
+            );
+            let stream = tokio::net::TcpStream::connect(address).await?;
+            stream.set_nodelay(true)?;
+            Ok(laterbase::replication::transport::BoxedIo::new(
+                hyper_util::rt::TokioIo::new(Counted { stream, read }),
+            ))
+        })
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_only_pushes_is_sent_none_of_the_peer_log() {
+    let hub = Served::start(Access::open(), None).await;
+    let yard = hub.node.create_database("yard").await.expect("create");
+    // 2 MB on the hub, which a round that pulls from nothing would be sent.
+    let value = vec![b'7'; 1_000];
+    for batch in 0..2_u128 {
+        let events = (0..1_000_u128)
+            .map(|n| {
+                let mut data = b"\"".to_vec();
+                data.extend_from_slice(&value);
+                data.extend_from_slice(b"\"");
+                NewEvent::with_id(id(100_000 + batch * 1_000 + n), data)
+            })
+            .collect();
+        yard.append(events).await.expect("write");
+    }
+    let truck = Node::open(Config::in_memory()).await.expect("open");
+    let own = truck.create_database("yard").await.expect("create");
+    let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let peer = Peer {
+        flow: Flow::Push,
+        ..Peer::new(hub.url.clone())
+    };
+    let replication = truck
+        .replicate(with_peer(peer, counting(read.clone())))
+        .await
+        .expect("replicate");
+    for n in 0..5 {
+        write(&own, id(n)).await;
+        until("the truck's write reaches the hub", || async {
+            ids(&hub.node, "yard").await.contains(&id(n))
+        })
+        .await;
+        // The hub writes too, which the truck is not sent either.
+        write(&yard, id(50_000 + n)).await;
+    }
+    let read = read.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(read < 100_000, "the truck read {read} bytes");
+    assert_eq!(ids(&truck, "yard").await.len(), 5);
+    assert_eq!(replication.peers()[0].state(), PeerState::Ok);
+    truck.shutdown().await.expect("shutdown");
+    hub.stop().await;
+}
+
 /// A CA of the fleet's own, and a certificate it signs for `localhost`.
 struct Certificates {
     ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,

@@ -181,6 +181,7 @@ mod tests {
             db: "shipments".to_owned(),
             standing: Standing {
                 incarnation: u128::MAX - 7,
+                epoch: Some(u128::MAX - 9),
                 lc: 42,
                 us: 3,
                 losers: 1,
@@ -202,6 +203,15 @@ mod tests {
         assert!(
             Message::parse("event: notice\ndata: {\"db\":1}")
                 .is_err_and(|error| error.contains("not valid"))
+        );
+        // A node of an earlier release names no epoch.
+        let earlier = "event: notice\ndata: {\"db\":\"s\",\"incarnation\":\"000000000000000000000000000000ff\",\"lc\":4,\"us\":0,\"losers\":0}";
+        let Ok(Some(Message::Notice(notice))) = Message::parse(earlier) else {
+            panic!("a notice of an earlier release reads");
+        };
+        assert_eq!(
+            (notice.standing.incarnation, notice.standing.epoch),
+            (255, None)
         );
     }
 }

@@ -80,6 +80,9 @@ pub(crate) struct WorkerState {
     /// Per database, in a round that only pushes, where the peer's head
     /// stood at its last reply: the next round asks its log from there.
     skips: std::sync::Mutex<BTreeMap<String, Cursor>>,
+    /// Passes that left out a database of a peer this node only pushes
+    /// to, waiting for its watch to say where the peer's log stands.
+    push_waits: u32,
     /// The peer as its watch shows it, kept by the watcher task.
     watch: Arc<PeerWatch>,
     watcher: tokio::task::JoinHandle<()>,
@@ -169,6 +172,7 @@ impl Actor for SyncWorker {
             url,
             configured: peer,
             skips: std::sync::Mutex::default(),
+            push_waits: 0,
             watch,
             watcher,
             synced: BTreeMap::new(),
@@ -338,6 +342,9 @@ async fn watched_pass(
             })
             .transpose()?;
         let told = view.standings.get(&name).copied().filter(|_| flow.takes());
+        if !flow.takes() {
+            seed_skip(state, &name, view.standings.get(&name));
+        }
         let current = state.synced.get(&name) == Some(&(told, local));
         if current && safety.as_ref() != Some(&name) {
             continue;
@@ -393,9 +400,14 @@ async fn full_pass(state: &mut WorkerState, report: &mut PassReport) -> Result<(
             failure.get_or_insert(error);
         }
     }
+    let mut waited = false;
     for name in synced_databases(state, |name| {
         listed.databases.iter().any(|listed| listed == name)
     }) {
+        if waits_for_watch(state, &name) {
+            waited = true;
+            continue;
+        }
         match sync_database(state, peer, &name, report).await {
             Ok(lag) => {
                 state.lags.insert(name, lag);
@@ -406,10 +418,51 @@ async fn full_pass(state: &mut WorkerState, report: &mut PassReport) -> Result<(
             }
         }
     }
+    if waited {
+        state.push_waits += 1;
+    }
     match failure {
         Some(error) => Err(error),
         None => Ok(()),
     }
+}
+
+/// How many passes a node that only pushes waits for a peer's watch before
+/// it syncs a database without knowing where the peer's log stands.
+const PUSH_WATCH_WAITS_MAX: u32 = 3;
+
+/// Whether a pass without the watch leaves the database `name` out: a
+/// node that only pushes, to a peer that has a watch, waits a few passes
+/// for it to say where the peer's log stands, rather than be sent a page
+/// of it to drop.
+fn waits_for_watch(state: &WorkerState, name: &str) -> bool {
+    !state.configured.flow.takes()
+        && state.version >= wire::VERSION
+        && state.push_waits < PUSH_WATCH_WAITS_MAX
+        && !state
+            .skips
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(name)
+}
+
+/// For a node that only pushes: where the peer's log stands, as its watch
+/// told, unless a reply said so already.
+fn seed_skip(state: &WorkerState, name: &str, told: Option<&Standing>) {
+    let Some((told, epoch)) = told.and_then(|told| Some((told, told.epoch?))) else {
+        return;
+    };
+    state
+        .skips
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(name.to_owned())
+        .or_insert(Cursor {
+            incarnation: told.incarnation,
+            epoch,
+            lc: told.lc,
+            us: told.us,
+        });
 }
 
 /// The databases of this node synced with the peer: those its table

@@ -127,6 +127,7 @@ impl Database {
         let losers = self.shared.durable.losers_listed();
         Standing {
             incarnation: self.shared.record.incarnation,
+            epoch: self.shared.history.last().map(|last| last.epoch),
             lc: self.shared.durable.lc(),
             us,
             losers,
@@ -144,12 +145,39 @@ pub(crate) struct Standing {
     /// same name is news even at the same clock.
     #[serde(with = "incarnation_hex")]
     pub(crate) incarnation: u128,
+    /// The epoch the log is in (since this node's open), so that a peer
+    /// that only pushes can ask for the log from its head; nodes of an
+    /// earlier release do not say.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "epoch_hex")]
+    pub(crate) epoch: Option<u128>,
     /// The durable logical clock.
     pub(crate) lc: u64,
     /// The durable update number.
     pub(crate) us: u64,
     /// Distinct losing values of conflicts listed.
     pub(crate) losers: u64,
+}
+
+/// An epoch, if named, as 32 hexadecimal digits.
+#[cfg(feature = "server")]
+mod epoch_hex {
+    pub(super) fn serialize<S: serde::Serializer>(
+        value: &Option<u128>,
+        out: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => super::incarnation_hex::serialize(value, out),
+            None => out.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        input: D,
+    ) -> Result<Option<u128>, D::Error> {
+        let text = <Option<std::borrow::Cow<'de, str>> as serde::Deserialize>::deserialize(input)?;
+        text.map(|text| u128::from_str_radix(&text, 16).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 /// An incarnation as 32 hexadecimal digits: JSON numbers stop at 2^53 for
