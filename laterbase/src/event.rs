@@ -341,9 +341,56 @@ pub fn validate_name(name: &str) -> Result<(), InvalidName> {
     }
 }
 
+/// Whether `name` matches `glob`, where `*` stands for any run of
+/// characters (none included) and every other character for itself.
+pub fn glob_matches(glob: &str, name: &str) -> bool {
+    let mut parts = glob.split('*');
+    let Some(first) = parts.next() else {
+        return false;
+    };
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        // No `*`: the name is the glob.
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = rest.get(at + part.len()..).unwrap_or_default(),
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs_match_names_and_runs() {
+        for (glob, name, matches) in [
+            ("*", "anything", true),
+            ("*", "", true),
+            ("truck-*", "truck-17", true),
+            ("truck-*", "truck-", true),
+            ("truck-*", "trucks", false),
+            ("truck-*", "routes", false),
+            ("routes", "routes", true),
+            ("routes", "routes2", false),
+            ("*-north", "hub-north", true),
+            ("*-north", "hub-south", false),
+            ("a*b*c", "abc", true),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxcyyb", false),
+            ("a*a", "a", false),
+            ("a*a", "aa", true),
+        ] {
+            assert_eq!(glob_matches(glob, name), matches, "{glob} against {name}");
+        }
+    }
 
     #[test]
     fn ids_parse_case_insensitively_and_print_upper_case() {

@@ -44,7 +44,7 @@ use axum::{Extension, Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 
-pub use access::{Access, Caller, Grant, Need, Scope, glob_matches};
+pub use access::{Access, Caller, Grant, Need, Scope};
 pub use backup::{BackupDir, BackupRefusal};
 pub use connection::{ConnectionSlot, Remote, StreamedConnection};
 pub use error::ApiError;

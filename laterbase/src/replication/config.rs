@@ -97,7 +97,7 @@ impl Peer {
     pub fn syncs(&self, name: &str) -> bool {
         self.databases
             .iter()
-            .any(|glob| crate::http::glob_matches(glob, name))
+            .any(|glob| crate::event::glob_matches(glob, name))
     }
 }
 
