@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::actors::Node;
 use crate::config::Config;
@@ -19,8 +19,11 @@ use crate::limits::{
     PAGE_EVENTS_DEFAULT, PAGE_EVENTS_MAX, REQUEST_TIMEOUT_MS_DEFAULT, SYNC_BACKOFF_MS_MAX,
     SYNC_INTERVAL_MS_DEFAULT,
 };
-use crate::replication::ReplicationConfig;
-use crate::replication::transport::HttpTransport;
+use crate::http::{Access, Grant};
+use crate::replication::transport::{HttpTransport, PeerConnector};
+use crate::replication::{Peer, ReplicationConfig};
+
+mod file;
 
 /// Laterbase: an offline-first event store that syncs.
 #[derive(Parser, Debug)]
@@ -64,6 +67,12 @@ pub struct BackupArgs {
 /// The flags of `laterbase serve`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
+    /// A TOML file whose keys are these flags without their dashes, with
+    /// `[[peer]]` and `[[token]]` tables (`docs/configuration.md`); a flag
+    /// given here or in the environment wins over the file.
+    #[arg(long, env = "LATERBASE_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// Where the node keeps its data (created if missing). One node per directory.
     #[arg(long, env = "LATERBASE_DATA_DIR", default_value = "./laterbase-data")]
     pub data_dir: PathBuf,
@@ -73,13 +82,31 @@ pub struct ServeArgs {
     #[arg(long, env = "LATERBASE_LISTEN", default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
 
-    /// Another node's base URL (repeatable; the variable takes a comma-separated list).
+    /// Another node's base URL (repeatable; the variable takes a
+    /// comma-separated list): every database, both ways, presenting
+    /// `--token`.
     #[arg(long = "peer", env = "LATERBASE_PEERS", value_delimiter = ',')]
     pub peers: Vec<String>,
 
-    /// Require `Authorization: Bearer <TOKEN>` on every route but /healthz.
+    /// Require `Authorization: Bearer <TOKEN>` on every route but /healthz:
+    /// a token with every scope on every database, beside the file's
+    /// `[[token]]` tables; peers given by `--peer` are presented it.
     #[arg(long, env = "LATERBASE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+
+    /// Serve HTTPS with this certificate chain (PEM), and nothing else;
+    /// with `--tls-key`.
+    #[arg(long, env = "LATERBASE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of `--tls-cert`.
+    #[arg(long, env = "LATERBASE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// A CA (PEM) that `https://` peers' certificates may be signed by,
+    /// besides the system's roots.
+    #[arg(long, env = "LATERBASE_PEER_CA")]
+    pub peer_ca: Option<PathBuf>,
 
     /// The directory (created if missing) under which `POST /admin/backup`
     /// and `laterbase backup --node` may write new copies of the node;
@@ -130,10 +157,25 @@ pub struct ServeArgs {
     /// with the storage engine's own lines from warn up).
     #[arg(long, env = "LATERBASE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// The configuration file's `[[peer]]` tables (before the `--peer`s).
+    #[arg(skip)]
+    pub peer_tables: Vec<Peer>,
+
+    /// The configuration file's `[[token]]` tables (beside `--token`).
+    #[arg(skip)]
+    pub grants: Vec<Grant>,
+
+    /// The flags (by field name, `data_dir`) given on the command line or
+    /// in the environment, which the file does not override: [`run`] fills
+    /// it; arguments made otherwise take every key the file has.
+    #[arg(skip)]
+    pub given: Vec<String>,
 }
 
 /// How log lines are written.
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// One readable line per event.
     Text,
@@ -143,18 +185,57 @@ pub enum LogFormat {
 
 /// Parses the command line and runs it; the process's exit code.
 pub fn run() -> ExitCode {
-    let Cli { command } = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let Cli { command } = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     match command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(mut args) => {
+            if let Some(("serve", serve_matches)) = matches.subcommand() {
+                args.given = given_flags(serve_matches);
+            }
+            serve(args)
+        }
         Command::Backup(args) => backup(args),
     }
+}
+
+/// The flags of `matches` given on the command line or in the environment.
+fn given_flags(matches: &clap::ArgMatches) -> Vec<String> {
+    use clap::parser::ValueSource;
+    matches
+        .ids()
+        .filter(|id| {
+            matches!(
+                matches.value_source(id.as_str()),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        })
+        .map(|id| id.as_str().to_owned())
+        .collect()
+}
+
+/// `args` with the configuration file read into them, checked.
+fn resolve(mut args: ServeArgs) -> Result<ServeArgs, String> {
+    if let Some(path) = args.config.clone() {
+        let given = args.given.clone();
+        file::apply(&mut args, &path, |flag| given.iter().any(|given| given == flag))?;
+    }
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        return Err("--tls-cert and --tls-key go together (tls-cert and tls-key in the file)".to_owned());
+    }
+    Ok(args)
 }
 
 /// Runs `laterbase serve` with `args`: exits 0 after a clean stop (a full
 /// disk's included), 1 with a one-line reason on stderr when the node cannot
 /// start or cannot stop cleanly.
 pub fn serve(args: ServeArgs) -> ExitCode {
+    let args = match resolve(args) {
+        Ok(args) => args,
+        // Before logging is set up: the reason is the one line printed.
+        Err(reason) => return fail(&reason),
+    };
     init_logging(args.log_format);
+    crate::server::tls::install_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -208,7 +289,13 @@ pub fn backup(args: BackupArgs) -> ExitCode {
 }
 
 async fn backup_through(url: &str, args: &BackupArgs) -> Result<u64, String> {
-    let transport = HttpTransport::new(url, crate::event::EventId::default(), args.token.clone());
+    let connector = PeerConnector::tls(None)?;
+    let transport = HttpTransport::with_connector(
+        connector,
+        url,
+        crate::event::EventId::default(),
+        args.token.clone(),
+    );
     let body = serde_json::json!({"to": args.to}).to_string();
     let answer = transport
         .post_json("/admin/backup", body.into())
@@ -233,6 +320,22 @@ fn fail(reason: &str) -> ExitCode {
 }
 
 async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
+    // TLS, peers and tokens are read before anything opens: a bad file
+    // stops the node before it holds its data directory.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::server::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    let connector = PeerConnector::tls(args.peer_ca.as_deref())?;
+    let mut grants = args.grants.clone();
+    if let Some(token) = &args.token {
+        grants.push(Grant::everything(token));
+    }
+    let mut peers = args.peer_tables.clone();
+    peers.extend(args.peers.iter().map(|url| Peer {
+        token: args.token.clone(),
+        ..Peer::new(url.clone())
+    }));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
@@ -264,13 +367,20 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
         })?),
         None => None,
     };
-    if backup_dir.is_some() && args.token.is_none() {
+    let open = grants.is_empty();
+    if open {
         tracing::warn!(
-            "backups are on and no --token is set: anyone who reaches the node can fill the backup directory"
+            "no token is set (--token, or [[token]] tables): every route is open to anyone who reaches the node"
         );
+        if backup_dir.is_some() {
+            tracing::warn!(
+                "backups are on and no token is set: anyone who reaches the node can fill the backup directory"
+            );
+        }
     }
+    let tokens = grants.len();
     let mut state = HttpState::new(node.clone())
-        .token(args.token.clone())
+        .access(Access::grants(grants))
         .backup_dir(backup_dir.clone())
         .metrics(metrics)
         .request_timeout(Duration::from_millis(args.request_timeout_ms))
@@ -283,23 +393,39 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
         listen = %bound,
         data_dir = %args.data_dir.display(),
         node = %node.id(),
-        auth = args.token.is_some(),
+        auth = !open,
+        tokens,
+        tls = tls.is_some(),
         backup_dir = ?backup_dir.as_ref().map(BackupDir::path),
         "serving"
     );
-    if !args.peers.is_empty() {
+    if !peers.is_empty() {
+        // Never the tokens: the URLs, databases and directions.
+        let said: Vec<String> = peers
+            .iter()
+            .map(|peer| {
+                format!(
+                    "{} ({}, {})",
+                    peer.url,
+                    peer.databases.join(","),
+                    peer.flow.as_str()
+                )
+            })
+            .collect();
         let replication = ReplicationConfig {
+            peers,
             interval: Duration::from_millis(args.sync_interval_ms),
-            token: args.token.clone(),
+            token: None,
+            connector,
             backoff_max: Duration::from_millis(args.sync_backoff_ms_max),
-            ..ReplicationConfig::new(args.peers.clone())
+            ..ReplicationConfig::new(Vec::new())
         };
         let replication = node
             .replicate(replication)
             .await
             .map_err(|error| format!("cannot start replication: {}", chain(&error)))?;
         state = state.replication(replication);
-        tracing::info!(peers = ?args.peers, "replicating");
+        tracing::info!(peers = ?said, "replicating");
     }
     // Live streams do not end by themselves: the stop ends them, so that
     // the drain waits only for ordinary requests.
@@ -308,7 +434,13 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
         shutdown.await;
         streams.end_live_streams();
     };
-    crate::server::serve(listener, router(state), shutdown).await;
+    match tls {
+        Some(config) => {
+            let listener = crate::server::tls::TlsListener::new(listener, config);
+            crate::server::serve(listener, router(state), shutdown).await;
+        }
+        None => crate::server::serve(listener, router(state), shutdown).await,
+    }
     tracing::info!("stopped accepting; flushing");
     node.shutdown()
         .await
