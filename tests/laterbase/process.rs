@@ -14,6 +14,7 @@ use serde_json::Value;
 
 mod backup;
 mod compat;
+mod config;
 mod full_disk;
 mod kills;
 mod lifecycle;
@@ -115,15 +116,28 @@ impl Server {
         listen: &str,
         extra: &[&str],
     ) -> Result<Server, Refusal> {
-        let mut child = Command::new(program)
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--listen")
-            .arg(listen)
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .env_remove("LATERBASE_TOKEN")
+        let data_dir = data_dir.to_str().expect("a UTF-8 path");
+        let mut args = vec!["serve", "--data-dir", data_dir, "--listen", listen];
+        args.extend(extra);
+        Server::try_start_with(program, &args, &[])
+    }
+
+    /// Starts `program` with `args` (the subcommand first) and the
+    /// environment `env`, without any other `LATERBASE_` variable.
+    fn try_start_with(
+        program: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Server, Refusal> {
+        let mut command = Command::new(program);
+        command.args(args).env("RUST_LOG", "info");
+        for (name, _) in
+            std::env::vars_os().filter(|(name, _)| name.to_string_lossy().starts_with("LATERBASE_"))
+        {
+            command.env_remove(name);
+        }
+        command.envs(env.iter().copied());
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -80,8 +80,7 @@ pub(super) fn apply(
     let file = parse(&text).map_err(|error| format!("{}: {error}", path.display()))?;
     let base = path.parent().unwrap_or_else(|| Path::new("."));
     let within = |relative: PathBuf| base.join(relative);
-    let (peers, grants) =
-        tables(&file).map_err(|error| format!("{}: {error}", path.display()))?;
+    let (peers, grants) = tables(&file).map_err(|error| format!("{}: {error}", path.display()))?;
     macro_rules! take {
         ($($field:ident),* $(,)?) => {$(
             if let Some(value) = file.$field {
@@ -151,7 +150,8 @@ fn parse(text: &str) -> Result<File, String> {
 fn tables(file: &File) -> Result<(Vec<Peer>, Vec<Grant>), String> {
     let mut peers = Vec::with_capacity(file.peer.len());
     for (index, table) in file.peer.iter().enumerate() {
-        let at = |key: &str, problem: String| format!("[[peer]] {}, key {key}: {problem}", index + 1);
+        let at =
+            |key: &str, problem: String| format!("[[peer]] {}, key {key}: {problem}", index + 1);
         if !(table.url.starts_with("http://") || table.url.starts_with("https://")) {
             return Err(at(
                 "url",
@@ -177,7 +177,8 @@ fn tables(file: &File) -> Result<(Vec<Peer>, Vec<Grant>), String> {
     }
     let mut grants = Vec::with_capacity(file.token.len());
     for (index, table) in file.token.iter().enumerate() {
-        let at = |key: &str, problem: &str| format!("[[token]] {}, key {key}: {problem}", index + 1);
+        let at =
+            |key: &str, problem: &str| format!("[[token]] {}, key {key}: {problem}", index + 1);
         let grant = match (&table.token, &table.sha256) {
             (Some(token), None) => {
                 if token.is_empty() {
@@ -185,7 +186,9 @@ fn tables(file: &File) -> Result<(Vec<Peer>, Vec<Grant>), String> {
                 }
                 Grant::token(token)
             }
-            (None, Some(hash)) => Grant::sha256_hex(hash).map_err(|problem| at("sha256", &problem))?,
+            (None, Some(hash)) => {
+                Grant::sha256_hex(hash).map_err(|problem| at("sha256", &problem))?
+            }
             (Some(_), Some(_)) => return Err(at("token", "give token or sha256, not both")),
             (None, None) => return Err(at("token", "give token = \"...\" or sha256 = \"<hex>\"")),
         };
@@ -199,9 +202,10 @@ fn tables(file: &File) -> Result<(Vec<Peer>, Vec<Grant>), String> {
             }
         };
         let node = match &table.node {
-            Some(text) => Some(text.parse::<EventId>().map_err(|_| {
-                at("node", &format!("{text:?} is not a node id (a ULID)"))
-            })?),
+            Some(text) => Some(
+                text.parse::<EventId>()
+                    .map_err(|_| at("node", &format!("{text:?} is not a node id (a ULID)")))?,
+            ),
             None => None,
         };
         let databases = table
@@ -242,7 +246,10 @@ scopes = ["admin"]
     #[test]
     fn the_example_reads_as_peers_and_grants() {
         let file = parse(EXAMPLE).expect("the example");
-        assert_eq!(file.listen, Some("0.0.0.0:7443".parse().expect("an address")));
+        assert_eq!(
+            file.listen,
+            Some("0.0.0.0:7443".parse().expect("an address"))
+        );
         assert_eq!(file.tls_cert, Some(PathBuf::from("hub.crt")));
         let (peers, grants) = tables(&file).expect("tables");
         assert_eq!(
@@ -317,7 +324,10 @@ peer-ca = "ca"
         );
         error("sync-interval-ms = -4", &["key sync-interval-ms"]);
         error("log-format = \"xml\"", &["key log-format", "xml"]);
-        error("[[token]]\ntoken = \"t\"", &["[[token]] 1", "scopes are required"]);
+        error(
+            "[[token]]\ntoken = \"t\"",
+            &["[[token]] 1", "scopes are required"],
+        );
         error(
             "[[token]]\ntoken = \"t\"\nscopes = []",
             &["[[token]] 1", "scopes are required"],
@@ -338,7 +348,10 @@ peer-ca = "ca"
             "[[token]]\ntoken = \"a\"\nscopes = [\"read\"]\n[[token]]\ntoken = \"t\"\nscopes = [\"read\"]\nnode = \"truck\"",
             &["[[token]] 2", "key node", "not a node id"],
         );
-        error("[[token]]\ntoken = \"t\"\nscope = [\"read\"]", &["line 3", "scope"]);
+        error(
+            "[[token]]\ntoken = \"t\"\nscope = [\"read\"]",
+            &["line 3", "scope"],
+        );
         error("[[peer]]\ndatabases = [\"a\"]", &["url"]);
         error(
             "[[peer]]\nurl = \"hub:7070\"",

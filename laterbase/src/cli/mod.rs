@@ -13,13 +13,13 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::actors::Node;
 use crate::config::Config;
+use crate::http::{Access, Grant};
 use crate::http::{BackupDir, HttpState, router};
 use crate::limits::{
     BATCH_EVENTS_MAX, BODY_BYTES_MAX, CLOCK_SKEW_MS_DEFAULT, LIVE_STREAMS_MAX_DEFAULT, Limits,
     PAGE_EVENTS_DEFAULT, PAGE_EVENTS_MAX, REQUEST_TIMEOUT_MS_DEFAULT, SYNC_BACKOFF_MS_MAX,
     SYNC_INTERVAL_MS_DEFAULT,
 };
-use crate::http::{Access, Grant};
 use crate::replication::transport::{HttpTransport, PeerConnector};
 use crate::replication::{Peer, ReplicationConfig};
 
@@ -217,10 +217,14 @@ fn given_flags(matches: &clap::ArgMatches) -> Vec<String> {
 fn resolve(mut args: ServeArgs) -> Result<ServeArgs, String> {
     if let Some(path) = args.config.clone() {
         let given = args.given.clone();
-        file::apply(&mut args, &path, |flag| given.iter().any(|given| given == flag))?;
+        file::apply(&mut args, &path, |flag| {
+            given.iter().any(|given| given == flag)
+        })?;
     }
     if args.tls_cert.is_some() != args.tls_key.is_some() {
-        return Err("--tls-cert and --tls-key go together (tls-cert and tls-key in the file)".to_owned());
+        return Err(
+            "--tls-cert and --tls-key go together (tls-cert and tls-key in the file)".to_owned(),
+        );
     }
     Ok(args)
 }
