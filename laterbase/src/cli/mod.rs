@@ -400,7 +400,9 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
         auth = !open,
         tokens,
         tls = tls.is_some(),
-        backup_dir = ?backup_dir.as_ref().map(BackupDir::path),
+        backup_dir = %backup_dir
+            .as_ref()
+            .map_or_else(|| "off".into(), |dir| dir.path().display().to_string()),
         "serving"
     );
     if !peers.is_empty() {
@@ -429,7 +431,7 @@ async fn serve_until_signal(args: ServeArgs) -> Result<(), String> {
             .await
             .map_err(|error| format!("cannot start replication: {}", chain(&error)))?;
         state = state.replication(replication);
-        tracing::info!(peers = ?said, "replicating");
+        tracing::info!(peers = %said.join("; "), "replicating");
     }
     // Live streams do not end by themselves: the stop ends them, so that
     // the drain waits only for ordinary requests.
