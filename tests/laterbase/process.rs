@@ -28,6 +28,9 @@ const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// What [`Server::request`] presents as `Authorization: Bearer`, if
+    /// the node wants a token.
+    token: Option<String>,
     /// Keeps the thread that drains its stderr running (a full pipe would
     /// block the node's logging).
     _log: mpsc::Receiver<String>,
@@ -158,6 +161,7 @@ impl Server {
                     return Ok(Server {
                         child,
                         addr: serving_address(&line),
+                        token: None,
                         _log: log,
                     });
                 }
@@ -180,8 +184,19 @@ impl Server {
         }
     }
 
+    /// This node, its requests presenting `token`.
+    fn presenting(mut self, token: &str) -> Server {
+        self.token = Some(token.to_owned());
+        self
+    }
+
     fn request(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
-        let (status, body) = request(self.addr, method, path, &[], body.as_bytes());
+        let bearer = self.token.as_ref().map(|token| format!("Bearer {token}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .iter()
+            .map(|value| ("authorization", value.as_str()))
+            .collect();
+        let (status, body) = request(self.addr, method, path, &headers, body.as_bytes());
         let value = serde_json::from_slice(&body).unwrap_or_else(|_| {
             panic!(
                 "{method} {path}: not JSON: {}",

@@ -1,7 +1,8 @@
 //! A node of this build beside a node of the first release (commit 70bd2e3:
 //! sync wire version 2, storage format 1): the new one opens the data
 //! directory the old one wrote, and both sync both ways, conflict lists
-//! included.
+//! included, with the one token of that release or, on the new side, a
+//! configuration file's scoped tokens.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -96,8 +97,14 @@ fn listening_port(pid: u32) -> u16 {
 
 /// Starts `program` on `data_dir`, peered with `peer` if given.
 fn start(program: &Path, data_dir: &Path, peer: Option<&Relay>) -> Server {
+    start_with(program, data_dir, peer, &[])
+}
+
+/// [`start`], with `more` flags.
+fn start_with(program: &Path, data_dir: &Path, peer: Option<&Relay>, more: &[&str]) -> Server {
     let peer_url = peer.map(|relay| format!("http://{}", relay.addr));
     let mut extra = vec!["--sync-interval-ms", "50"];
+    extra.extend(more);
     if let Some(url) = &peer_url {
         extra.extend(["--peer", url.as_str()]);
     }
@@ -259,4 +266,94 @@ fn an_event_a_first_release_node_cannot_take_is_named_and_the_rest_flows() {
     holds(&old, "yard", 8);
     assert_eq!(new.terminate().code(), Some(0));
     assert_eq!(old.terminate().code(), Some(0));
+}
+
+#[test]
+fn a_first_release_node_and_this_one_sync_under_one_token() {
+    let release = release_binary();
+    let current = Path::new(env!("CARGO_BIN_EXE_laterbase"));
+    let dirs = [
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    ];
+    let token = ["--token", "the-fleet-token"];
+    let relays = [Relay::start(), Relay::start()];
+    let new = start_with(current, dirs[0].path(), Some(&relays[1]), &token);
+    let old = start_with(&release, dirs[1].path(), Some(&relays[0]), &token);
+    relays[0].forward_to(new.addr);
+    relays[1].forward_to(old.addr);
+    for server in [&new, &old] {
+        assert_eq!(
+            server.request("GET", "/db", "").0,
+            401,
+            "no token, no entry"
+        );
+    }
+    let new = new.presenting("the-fleet-token");
+    let old = old.presenting("the-fleet-token");
+    for server in [&new, &old] {
+        assert_eq!(server.request("PUT", "/db/yard", "").0, 201);
+    }
+    write(&new, "yard", &events(40, "new"));
+    write(&old, "yard", &events(40, "old"));
+    assert_eq!(converged(&[&new, &old], "yard").len(), 80);
+    for server in [&new, &old] {
+        let (_, peers) = server.request("GET", "/peers", "");
+        assert_eq!(peers["peers"][0]["last_error"], Value::Null, "{peers}");
+    }
+    assert_eq!(new.terminate().code(), Some(0));
+    assert_eq!(old.terminate().code(), Some(0));
+}
+
+#[test]
+fn a_hub_with_scoped_tokens_serves_a_first_release_truck_within_them() {
+    let release = release_binary();
+    let current = Path::new(env!("CARGO_BIN_EXE_laterbase"));
+    let dirs = [
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    ];
+    // The hub: this build, dialled by the truck; the truck's token may
+    // sync `yard` and nothing else.
+    let config = dirs[0].path().join("hub.toml");
+    std::fs::write(
+        &config,
+        "[[token]]\ntoken = \"truck\"\ndatabases = [\"yard\"]\nscopes = [\"sync\"]\n\n\
+         [[token]]\ntoken = \"dispatch\"\nscopes = [\"read\", \"write\", \"admin\"]\n",
+    )
+    .expect("the hub's file");
+    let hub = start_with(
+        current,
+        &dirs[0].path().join("data"),
+        None,
+        &["--config", config.to_str().expect("UTF-8")],
+    )
+    .presenting("dispatch");
+    assert_eq!(hub.request("PUT", "/db/yard", "").0, 201);
+    assert_eq!(hub.request("PUT", "/db/payroll", "").0, 201);
+    write(&hub, "yard", &events(30, "hub"));
+    write(&hub, "payroll", &events(5, "hub"));
+    // The truck: the first release, dialling the hub with its one token.
+    let relay = Relay::start();
+    relay.forward_to(hub.addr);
+    let truck = start_with(
+        &release,
+        dirs[1].path(),
+        Some(&relay),
+        &["--token", "truck"],
+    )
+    .presenting("truck");
+    assert_eq!(truck.request("PUT", "/db/yard", "").0, 201);
+    write(&truck, "yard", &events(20, "truck"));
+    assert_eq!(converged(&[&hub, &truck], "yard").len(), 50);
+    let (_, listed) = truck.request("GET", "/db", "");
+    assert_eq!(
+        listed["databases"],
+        serde_json::json!(["yard"]),
+        "the truck is not sent what its token may not sync"
+    );
+    let (_, peers) = truck.request("GET", "/peers", "");
+    assert_eq!(peers["peers"][0]["last_error"], Value::Null, "{peers}");
+    assert_eq!(hub.terminate().code(), Some(0));
+    assert_eq!(truck.terminate().code(), Some(0));
 }
