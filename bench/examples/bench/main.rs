@@ -75,7 +75,7 @@ enum Workload {
     },
     /// A node, for `sync --processes` (this program's `laterbase serve`).
     #[command(hide = true)]
-    Node(laterbase::cli::ServeArgs),
+    Node(Box<laterbase::cli::ServeArgs>),
     /// The anchors' workloads A (ingest) and C (changes feed) over HTTP.
     Http {
         /// Events per workload.
@@ -125,7 +125,7 @@ fn main() -> std::process::ExitCode {
         } => sync::run_processes(events, dir.as_deref(), both_ways),
         Workload::Views { events, dir } => views::run(events, dir.as_deref()),
         Workload::Live { dir } => live::run(dir.as_deref()),
-        Workload::Node(args) => return laterbase::cli::serve(args),
+        Workload::Node(args) => return laterbase::cli::serve(*args),
     }
     std::process::ExitCode::SUCCESS
 }

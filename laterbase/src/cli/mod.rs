@@ -36,7 +36,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a node: serve the HTTP API until SIGINT or SIGTERM.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Copy a consistent snapshot of a node's data into a new directory.
     Backup(BackupArgs),
 }
@@ -192,7 +192,7 @@ pub fn run() -> ExitCode {
             if let Some(("serve", serve_matches)) = matches.subcommand() {
                 args.given = given_flags(serve_matches);
             }
-            serve(args)
+            serve(*args)
         }
         Command::Backup(args) => backup(args),
     }
