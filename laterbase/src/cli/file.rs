@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use super::{LogFormat, ServeArgs};
+use super::args::{LogFormat, ServeArgs};
 use crate::event::EventId;
 use crate::http::{Grant, Scope};
 use crate::replication::{Flow, Peer};
