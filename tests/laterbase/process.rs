@@ -15,6 +15,7 @@ use serde_json::Value;
 mod backup;
 mod compat;
 mod config;
+mod fixtures;
 mod full_disk;
 mod kills;
 mod lifecycle;
