@@ -221,6 +221,7 @@ async fn peers(State(state): State<HttpState>) -> Result<Json<serde_json::Value>
             "last_refused": refused.last,
             "unsent": peer.unsent,
             "last_unsent": peer.last_unsent,
+            "wire_version": peer.wire_version,
         }));
     }
     let callers: Vec<_> = refusals

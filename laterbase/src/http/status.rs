@@ -74,6 +74,7 @@ pub(super) fn peer_json(peer: &PeerStatus) -> Result<Value, ApiError> {
         "failures": peer.failures,
         "lag": peer.lag.map(|lag| json!({"in": lag.to_pull, "out": lag.to_push})),
         "watching": peer.watching,
+        "wire_version": peer.wire_version,
     }))
 }
 

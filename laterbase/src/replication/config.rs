@@ -203,6 +203,9 @@ pub struct PeerStatus {
     /// The last of them, said for a person: the database, the event, its
     /// size and the limit.
     pub last_unsent: Option<String>,
+    /// The sync wire version spoken with it, once a pass has met it (a peer
+    /// of the first release speaks 2).
+    pub wire_version: Option<u8>,
 }
 
 impl PeerStatus {
@@ -219,6 +222,7 @@ impl PeerStatus {
             watching: false,
             unsent: 0,
             last_unsent: None,
+            wire_version: None,
         }
     }
 

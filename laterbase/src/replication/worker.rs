@@ -625,6 +625,7 @@ fn record(state: &mut WorkerState, report: PassReport, outcome: Result<()>) {
     )]
     let status = &mut statuses[state.index];
     status.node = state.peer;
+    status.wire_version = state.peer.map(|_| state.version);
     status.watching = state.watch.is_open();
     if report.unsent > 0 {
         status.unsent += report.unsent;

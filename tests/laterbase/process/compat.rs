@@ -192,6 +192,10 @@ fn a_first_release_node_and_this_one_share_a_fleet() {
         let (_, peers) = server.request("GET", "/peers", "");
         assert_eq!(peers["peers"][0]["last_error"], Value::Null, "{peers}");
     }
+    let (_, peers) = new.request("GET", "/peers", "");
+    assert_eq!(peers["peers"][0]["wire_version"], 2, "{peers}");
+    let (_, status) = new.request("GET", "/status", "");
+    assert_eq!(status["peers"][0]["wire_version"], 2, "{status}");
     assert_eq!(new.terminate().code(), Some(0));
     assert_eq!(old.terminate().code(), Some(0));
 }
