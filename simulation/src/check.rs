@@ -43,14 +43,22 @@ struct FeedPage {
     more: bool,
 }
 
-/// Reads everything `host` holds, or `None` if it does not answer.
-pub async fn read(host: &str) -> Option<Holding> {
-    let timeout = Duration::from_secs(10);
+/// How long the checker waits for one answer.
+const CHECKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Every event of `database` on `host`, in `lc` order, read through its
+/// changes feed under `token`; `None` if it does not answer.
+pub async fn read_events(
+    host: &str,
+    database: &str,
+    token: Option<&str>,
+) -> Option<Vec<HeldEvent>> {
     let mut events = Vec::new();
     let mut lc = 0;
     loop {
-        let path = format!("/db/{DATABASE}/e?lc={lc}&limit=1000");
-        let (status, body) = net::request(host, "GET", &path, Bytes::new(), timeout).await?;
+        let path = format!("/db/{database}/e?lc={lc}&limit=1000");
+        let (status, body) =
+            net::request_as(host, "GET", &path, Bytes::new(), CHECKER_TIMEOUT, token).await?;
         if status != 200 {
             return None;
         }
@@ -58,9 +66,31 @@ pub async fn read(host: &str) -> Option<Holding> {
         events.extend(page.events);
         lc = page.lc;
         if !page.more {
-            break;
+            return Some(events);
         }
     }
+}
+
+/// The databases `host` lists (`GET /db`) to `token`; `None` if it does
+/// not answer.
+pub async fn read_databases(host: &str, token: Option<&str>) -> Option<Vec<String>> {
+    let (status, body) =
+        net::request_as(host, "GET", "/db", Bytes::new(), CHECKER_TIMEOUT, token).await?;
+    if status != 200 {
+        return None;
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    answer["databases"]
+        .as_array()?
+        .iter()
+        .map(|name| name.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Reads everything `host` holds, or `None` if it does not answer.
+pub async fn read(host: &str) -> Option<Holding> {
+    let timeout = CHECKER_TIMEOUT;
+    let events = read_events(host, DATABASE, None).await?;
     let mut views = Vec::new();
     for view in ["tally", "recent"] {
         let path = format!("/{DATABASE}/{view}");
@@ -171,7 +201,7 @@ fn views_match(node: usize, holding: &Holding) -> Result<(), String> {
 /// taken it), with the smallest of the values acknowledged for it or a
 /// smaller one (the smaller bytes win a conflict).
 fn acknowledged_kept(record: &Record, held: &[(EventId, String, String)]) -> Result<(), String> {
-    for (id, values) in &record.acknowledged {
+    for (id, values) in record.acknowledged.get(DATABASE).into_iter().flatten() {
         let found = held
             .binary_search_by_key(id, |(held_id, _, _)| *held_id)
             .ok()

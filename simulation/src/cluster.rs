@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use laterbase::http::{HttpState, router};
-use laterbase::{Config, EventId, MemoryStorage, Node, ReplicationConfig};
+use laterbase::http::{Access, Grant, HttpState, router};
+use laterbase::{Config, EventId, MemoryStorage, Node, Peer, ReplicationConfig};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -30,16 +30,16 @@ pub const EPOCH_MS: u64 = 1_767_225_600_000;
 pub const DATABASE: &str = "sim";
 
 /// How long a client waits for an answer before it gives up (and retries).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The sync interval and backoff cap of simulated nodes: short, so that a
 /// cluster heals within a few simulated seconds.
 const SYNC_INTERVAL: Duration = Duration::from_millis(100);
-const SYNC_BACKOFF_MAX: Duration = Duration::from_secs(2);
+pub(crate) const SYNC_BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Safety-net rounds while a watch is open: notices here are lost and
 /// repeated on purpose (`net::unreliable_notices`).
 const SYNC_SAFETY_NET: Duration = Duration::from_secs(1);
-const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A simulated node's clock: the simulation's time plus a skew.
 #[derive(Clone)]
@@ -57,10 +57,19 @@ impl laterbase::clock::Clock for SimClock {
     }
 }
 
+/// What a node is set up with at each start: the databases it makes sure
+/// of, the peers it dials and the tokens it knows (none: it is open).
+#[derive(Clone, Debug)]
+pub(crate) struct Plan {
+    pub(crate) databases: Vec<String>,
+    pub(crate) peers: Vec<Peer>,
+    pub(crate) grants: Vec<Grant>,
+}
+
 /// What outlives a node's software: its disk, its backups and its clock.
 struct Machine {
     name: String,
-    storage: MemoryStorage,
+    pub(crate) storage: MemoryStorage,
     backups: Vec<MemoryStorage>,
     skew_ms: Arc<AtomicI64>,
     /// Starts so far, which varies the node's seed from one start to the next.
@@ -72,16 +81,17 @@ struct Machine {
 /// everything that happened, for the digest.
 #[derive(Default)]
 pub(crate) struct Record {
-    /// Each acknowledged id and the values acknowledged for it.
-    pub(crate) acknowledged: BTreeMap<EventId, BTreeSet<Vec<u8>>>,
-    /// The nodes that acknowledged each id.
-    acked_by: BTreeMap<EventId, BTreeSet<usize>>,
+    /// Per database, each acknowledged id and the values acknowledged for
+    /// it.
+    pub(crate) acknowledged: BTreeMap<String, BTreeMap<EventId, BTreeSet<Vec<u8>>>>,
+    /// The nodes that acknowledged each id, by database.
+    acked_by: BTreeMap<(String, EventId), BTreeSet<usize>>,
     /// Acknowledged ids that a simulated disk loss may have taken with it.
     pub(crate) may_be_lost: BTreeSet<EventId>,
     /// What happened, in order, with the simulated time.
     pub(crate) log: Vec<String>,
     /// Set when the clients are to stop.
-    stop: bool,
+    pub(crate) stop: bool,
     /// Each node's disk losses so far (wipes and restores): an answer that
     /// arrives after its node lost its disk may speak of lost writes.
     disk_losses: BTreeMap<usize, u64>,
@@ -118,9 +128,9 @@ pub enum Topology {
 
 /// A simulated cluster and its script's handles.
 pub struct Cluster {
-    sim: turmoil::Sim<'static>,
+    pub(crate) sim: turmoil::Sim<'static>,
     machines: Vec<Rc<RefCell<Machine>>>,
-    record: Rc<RefCell<Record>>,
+    pub(crate) record: Rc<RefCell<Record>>,
     rng: StdRng,
     options: Options,
     /// What the nodes' servers read, for the digest.
@@ -131,6 +141,28 @@ impl Cluster {
     /// Starts `options.nodes` nodes, each with every other as a peer, and
     /// one writing client per node.
     pub fn new(options: Options) -> Cluster {
+        let plans = (0..options.nodes)
+            .map(|index| Plan {
+                databases: vec![DATABASE.to_owned()],
+                peers: (0..options.nodes)
+                    .filter(|peer| match options.topology {
+                        Topology::Mesh => *peer != index,
+                        Topology::Hub => index != 0 && *peer == 0,
+                    })
+                    .map(|peer| Peer::new(format!("http://n{peer}:{PORT}")))
+                    .collect(),
+                grants: Vec::new(),
+            })
+            .collect();
+        let mut cluster = Cluster::with_plans(options, plans);
+        for index in 0..options.nodes {
+            cluster.client(index);
+        }
+        cluster
+    }
+
+    /// Starts one node per plan, named `n0`, `n1`…, and no client.
+    pub(crate) fn with_plans(options: Options, plans: Vec<Plan>) -> Cluster {
         align_task_ids();
         let sim = turmoil::Builder::new()
             .rng_seed(options.seed)
@@ -148,37 +180,22 @@ impl Cluster {
             options,
             deliveries: net::Deliveries::default(),
         };
-        let names: Vec<String> = (0..options.nodes)
-            .map(|index| format!("n{index}"))
-            .collect();
-        for (index, name) in names.iter().enumerate() {
+        for (index, plan) in plans.into_iter().enumerate() {
             let machine = Rc::new(RefCell::new(Machine {
-                name: name.clone(),
+                name: format!("n{index}"),
                 storage: MemoryStorage::new(),
                 backups: Vec::new(),
                 skew_ms: Arc::default(),
                 starts: 0,
                 running: true,
             }));
-            let peers: Vec<String> = names
-                .iter()
-                .enumerate()
-                .filter(|(peer, _)| match options.topology {
-                    Topology::Mesh => *peer != index,
-                    Topology::Hub => index != 0 && *peer == 0,
-                })
-                .map(|(_, peer)| format!("http://{peer}:{PORT}"))
-                .collect();
-            cluster.host(index, machine.clone(), peers);
+            cluster.host(index, machine.clone(), plan);
             cluster.machines.push(machine);
-        }
-        for index in 0..options.nodes {
-            cluster.client(index);
         }
         cluster
     }
 
-    fn host(&mut self, index: usize, machine: Rc<RefCell<Machine>>, peers: Vec<String>) {
+    fn host(&mut self, index: usize, machine: Rc<RefCell<Machine>>, plan: Plan) {
         let seed = self.options.seed;
         let deliveries = self.deliveries.clone();
         let name = machine.borrow().name.clone();
@@ -192,15 +209,18 @@ impl Cluster {
                     machine.starts,
                 )
             };
-            let peers = peers.clone();
+            let plan = plan.clone();
             let deliveries = deliveries.clone();
             async move {
                 let config = Config::memory(storage)
                     .clock(SimClock { skew_ms })
                     .seed(seed ^ ((index as u64) << 40) ^ starts);
                 let node = Node::open(config).await?;
-                node.ensure_database(DATABASE).await?;
-                let mut replication = ReplicationConfig::new(peers);
+                for database in &plan.databases {
+                    node.ensure_database(database).await?;
+                }
+                let mut replication = ReplicationConfig::new(Vec::new());
+                replication.peers = plan.peers;
                 replication.interval = SYNC_INTERVAL;
                 replication.backoff_max = SYNC_BACKOFF_MAX;
                 replication.request_timeout = SYNC_REQUEST_TIMEOUT;
@@ -208,7 +228,10 @@ impl Cluster {
                 replication.connector = net::connector();
                 let replication = node.replicate(replication).await?;
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
-                let app = router(HttpState::new(node).replication(replication));
+                let state = HttpState::new(node)
+                    .access(Access::grants(plan.grants))
+                    .replication(replication);
+                let app = router(state);
                 let app = net::unreliable_notices(
                     app,
                     seed ^ 0x0071_ce00 ^ ((index as u64) << 32) ^ starts,
@@ -251,12 +274,12 @@ impl Cluster {
                 } else {
                     rng.random_range(0..nodes)
                 };
-                let acked = write(&record, node, &events).await;
+                let acked = write(&record, node, DATABASE, None, &events).await;
                 if acked.is_none() && own_ids {
                     // Timed out: the batch may or may not be stored. With
                     // its own ids it is safe to send again, elsewhere.
                     let other = (node + 1 + rng.random_range(0..nodes.max(2) - 1)) % nodes;
-                    write(&record, other, &events).await;
+                    write(&record, other, DATABASE, None, &events).await;
                 }
                 if rng.random_bool(0.2) {
                     let key = format!("k{}", rng.random_range(0..4));
@@ -286,13 +309,23 @@ impl Cluster {
         Ok(())
     }
 
-    fn name(&self, node: usize) -> String {
+    pub(crate) fn name(&self, node: usize) -> String {
         self.machines[node].borrow().name.clone()
     }
 
-    fn note(&self, what: String) {
+    pub(crate) fn note(&self, what: String) {
         let at = self.sim.elapsed().as_millis();
         self.record.borrow_mut().log.push(format!("{at} {what}"));
+    }
+
+    /// What `node`'s disk holds now (written, durable or not).
+    pub(crate) fn storage(&self, node: usize) -> MemoryStorage {
+        self.machines[node].borrow().storage.clone()
+    }
+
+    /// The simulated time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.sim.elapsed()
     }
 
     /// Cuts both directions between `a` and `b`.
@@ -305,6 +338,12 @@ impl Cluster {
     pub fn partition_oneway(&mut self, from: usize, to: usize) {
         self.note(format!("partition n{from} -> n{to}"));
         self.sim.partition_oneway(self.name(from), self.name(to));
+    }
+
+    /// Repairs the link between `a` and `b`, both ways.
+    pub fn repair(&mut self, a: usize, b: usize) {
+        self.note(format!("repair n{a} n{b}"));
+        self.sim.repair(self.name(a), self.name(b));
     }
 
     /// Repairs every link and takes away latency and loss.
@@ -350,22 +389,24 @@ impl Cluster {
         use laterbase::storage::Storage;
         let at = self.sim.elapsed().as_millis();
         let mut record = self.record.borrow_mut();
-        let store = disk.open_database(DATABASE).ok();
-        let lost: Vec<EventId> = record
+        let mut stores = BTreeMap::new();
+        let lost: Vec<(String, EventId)> = record
             .acked_by
             .iter()
-            .filter(|(id, nodes)| nodes.contains(&node) && !record.may_be_lost.contains(id))
-            .map(|(id, _)| *id)
-            .filter(|id| {
-                store
+            .filter(|((_, id), nodes)| nodes.contains(&node) && !record.may_be_lost.contains(id))
+            .map(|(key, _)| key.clone())
+            .filter(|(database, id)| {
+                stores
+                    .entry(database.clone())
+                    .or_insert_with(|| disk.open_database(database).ok())
                     .as_ref()
                     .and_then(|store| store.lc_of(*id).ok().flatten())
                     .is_none()
             })
             .collect();
-        for id in lost {
+        for (database, id) in lost {
             record.violations.push(format!(
-                "{at} ms: n{node} lost acknowledged event {id} in a crash"
+                "{at} ms: n{node} lost acknowledged event {id} of {database} in a crash"
             ));
         }
     }
@@ -440,7 +481,7 @@ impl Cluster {
             self.sim.client(
                 format!("conflict{}-{node}", self.record.borrow().log.len()),
                 async move {
-                    write(&record, node, &[(Some(id), data)]).await;
+                    write(&record, node, DATABASE, None, &[(Some(id), data)]).await;
                     Ok(())
                 },
             );
@@ -455,7 +496,7 @@ impl Cluster {
             .acked_by
             .iter()
             .filter(|(_, nodes)| nodes.contains(&node))
-            .map(|(id, _)| *id)
+            .map(|((_, id), _)| *id)
             .collect();
         record.may_be_lost.extend(lost);
     }
@@ -493,13 +534,23 @@ impl Cluster {
         let nodes = self.machines.len();
         let record = self.record.clone();
         record.borrow_mut().holdings = vec![None; nodes];
-        self.sim.client("checker", async move {
+        self.run_to_end("checker", async move {
             for node in 0..nodes {
                 let holding = crate::check::read(&format!("n{node}")).await;
                 record.borrow_mut().holdings[node] = holding;
             }
             Ok(())
-        });
+        })
+    }
+
+    /// Runs the client `client` (once every other client has finished)
+    /// until it finishes.
+    pub(crate) fn run_to_end(
+        &mut self,
+        name: &str,
+        client: impl std::future::Future<Output = turmoil::Result> + 'static,
+    ) -> Result<(), String> {
+        self.sim.client(name, client);
         for _ in 0..100_000 {
             if self
                 .sim
@@ -544,7 +595,11 @@ impl Cluster {
         format!(
             "{} batches acknowledged, {} events, {} requests timed out, {} faults",
             record.batches_acknowledged,
-            record.acknowledged.len(),
+            record
+                .acknowledged
+                .values()
+                .map(BTreeMap::len)
+                .sum::<usize>(),
             record.timeouts,
             record
                 .log
@@ -603,9 +658,11 @@ const TASK_ID_ALIGNMENT: u64 = 64;
 
 /// Posts `events` to node `node`; records the acknowledged ones. `None` if
 /// the write was not acknowledged.
-async fn write(
+pub(crate) async fn write(
     record: &Rc<RefCell<Record>>,
     node: usize,
+    database: &str,
+    token: Option<&str>,
     events: &[(Option<EventId>, Vec<u8>)],
 ) -> Option<()> {
     let mut body = Vec::from(&b"["[..]);
@@ -622,10 +679,10 @@ async fn write(
     }
     body.push(b']');
     let host = format!("n{node}");
-    let path = format!("/db/{DATABASE}/e");
+    let path = format!("/db/{database}/e");
     let losses_before = record.borrow().disk_losses.get(&node).copied();
     let Some((status, answer)) =
-        net::request(&host, "POST", &path, body.into(), REQUEST_TIMEOUT).await
+        net::request_as(&host, "POST", &path, body.into(), REQUEST_TIMEOUT, token).await
     else {
         record.borrow_mut().timeouts += 1;
         return None;
@@ -643,7 +700,7 @@ async fn write(
     let mut record = record.borrow_mut();
     record.batches_acknowledged += 1;
     record.log.push(format!(
-        "{at} ack n{node} {}",
+        "{at} ack n{node} {database} {}",
         ids.iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
@@ -653,10 +710,16 @@ async fn write(
     for (id, (_, data)) in ids.iter().zip(events) {
         record
             .acknowledged
+            .entry(database.to_owned())
+            .or_default()
             .entry(*id)
             .or_default()
             .insert(data.clone());
-        record.acked_by.entry(*id).or_default().insert(node);
+        record
+            .acked_by
+            .entry((database.to_owned(), *id))
+            .or_default()
+            .insert(node);
         if lost_since {
             record.may_be_lost.insert(*id);
         }

@@ -22,9 +22,11 @@
 
 pub mod check;
 pub mod cluster;
+pub mod fleet;
 pub mod net;
 pub mod random;
 pub mod views;
 
 pub use cluster::{Cluster, Options, Topology};
+pub use fleet::{FleetOptions, FleetOutcome, run_fleet};
 pub use random::{Mix, Outcome, run};

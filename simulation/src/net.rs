@@ -131,25 +131,45 @@ pub async fn request(
     body: Bytes,
     timeout: Duration,
 ) -> Option<Answer> {
-    tokio::time::timeout(timeout, exchange(host, method, path, body))
+    request_as(host, method, path, body, timeout, None).await
+}
+
+/// [`request`], presenting `token` (a bearer token) if one is given.
+pub async fn request_as(
+    host: &str,
+    method: &str,
+    path: &str,
+    body: Bytes,
+    timeout: Duration,
+    token: Option<&str>,
+) -> Option<Answer> {
+    tokio::time::timeout(timeout, exchange(host, method, path, body, token))
         .await
         .ok()
         .flatten()
 }
 
-async fn exchange(host: &str, method: &str, path: &str, body: Bytes) -> Option<Answer> {
+async fn exchange(
+    host: &str,
+    method: &str,
+    path: &str,
+    body: Bytes,
+    token: Option<&str>,
+) -> Option<Answer> {
     let stream = turmoil::net::TcpStream::connect((host, PORT)).await.ok()?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .ok()?;
     tokio::spawn(connection);
-    let request = hyper::Request::builder()
+    let mut request = hyper::Request::builder()
         .method(method)
         .uri(path)
         .header("host", host)
-        .header("content-type", "application/json")
-        .body(Full::new(body))
-        .ok()?;
+        .header("content-type", "application/json");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request.body(Full::new(body)).ok()?;
     let response = sender.send_request(request).await.ok()?;
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.ok()?.to_bytes();

@@ -7,6 +7,8 @@
 //! was acknowledged, with contiguous logical clocks and views equal to the
 //! fold of its events in id order.
 
+mod fleet;
+
 use std::time::Duration;
 
 use laterbase_simulation::{Cluster, Mix, Options, Topology, run};
